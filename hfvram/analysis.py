@@ -1,0 +1,149 @@
+"""The public API: `analyze(model, **settings)` -> Analysis, whose `.to_dict()` is the `--json` document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .errors import UsageError
+from .introspect import ModelFacts, introspect
+from .sources import open_model, parse_ref
+from .specs import count_kinds
+
+SCHEMA = "hfvram/1"
+
+# --kv-dtype names -> bytes per element. "auto" = the model's dtype (vLLM `cache_dtype="auto"`,
+# transformers DynamicCache in the model dtype).
+KV_DTYPES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0}
+_DTYPE_SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp32"}
+
+DEFAULT_CONTEXT = 4096
+DEFAULT_BATCH = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    context: int | None = None  # None: DEFAULT_CONTEXT
+    batch: int = DEFAULT_BATCH
+    kv_dtype: str = "auto"
+
+    def validated(self) -> "Settings":
+        if self.context is not None and self.context < 1:
+            raise UsageError(f"--context must be a positive number of tokens, not {self.context}")
+        if self.batch < 1:
+            raise UsageError(f"--batch must be at least 1, not {self.batch}")
+        if self.kv_dtype != "auto" and self.kv_dtype not in KV_DTYPES:
+            raise UsageError(f"--kv-dtype must be auto or one of {', '.join(KV_DTYPES)}, not {self.kv_dtype!r}")
+        return self
+
+
+@dataclass
+class KVCache:
+    dtype: str
+    context: int
+    batch: int
+    bytes: int
+    per_token_bytes: int
+    state_bytes: int
+    by_kind: dict[str, dict] = field(default_factory=dict)
+
+
+def kv_cache(facts: ModelFacts, context: int, batch: int, kv_dtype: str = "auto") -> KVCache:
+    """The model's own minimum cache: full-attention and MLA layers hold `context` tokens, sliding/chunked layers
+    min(context, window), linear/Mamba layers their fixed state (in the model dtype)."""
+    name = _DTYPE_SHORT.get(facts.dtype, "fp16") if kv_dtype == "auto" else kv_dtype
+    kv_bytes = KV_DTYPES[name]
+    state_dtype_bytes = float(facts.dtype_bytes)
+    by_kind: dict[str, dict] = {}
+    total = per_token = state = 0.0
+    for layer in facts.arch.layers:
+        if layer.kind == "none":
+            continue
+        entry = by_kind.setdefault(layer.kind, {"layers": 0, "per_token_bytes": 0, "tokens_held": 0, "bytes": 0})
+        entry["layers"] += 1
+        entry["per_token_bytes"] += int(layer.per_token_bytes(kv_bytes))
+        entry["tokens_held"] = layer.tokens_held(context)
+        layer_bytes = layer.cache_bytes(context, batch, kv_bytes, state_dtype_bytes)
+        entry["bytes"] += int(layer_bytes)
+        total += layer_bytes
+        per_token += layer.per_token_bytes(kv_bytes)
+        state += batch * layer.state_bytes(state_dtype_bytes)
+    return KVCache(dtype=name, context=context, batch=batch, bytes=int(total), per_token_bytes=int(per_token),
+                   state_bytes=int(state), by_kind=by_kind)
+
+
+@dataclass
+class Analysis:
+    facts: ModelFacts
+    settings: Settings
+    kv: KVCache
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def context(self) -> int:
+        return self.kv.context
+
+    def to_dict(self) -> dict:
+        f, a, w = self.facts, self.facts.arch, self.facts.weights
+        q = f.quant
+        return {
+            "schema": SCHEMA,
+            "model": {"id": f.repo.id, "revision": f.repo.sha or f.repo.revision, "source": f.repo.source,
+                      "requested_revision": f.repo.revision},
+            "architecture": {
+                "model_type": a.model_type,
+                "architectures": a.architectures,
+                "num_layers": a.num_layers,
+                "hidden_size": a.hidden_size,
+                "num_attention_heads": a.num_attention_heads,
+                "num_kv_heads": a.num_kv_heads,
+                "head_dim": a.head_dim,
+                "vocab_size": a.vocab_size,
+                "intermediate_size": a.intermediate_size,
+                "max_context": a.max_context,
+                "sliding_window": a.sliding_window,
+                "layer_kinds": count_kinds(a.layers),
+                "moe": None if a.moe is None else {
+                    "num_experts": a.moe.num_experts,
+                    "experts_per_token": a.moe.experts_per_token,
+                    "shared_experts": a.moe.shared_experts,
+                },
+                "quantization": None if q is None else {
+                    "method": q.method,
+                    "bits": q.bits,
+                    "group_size": q.group_size,
+                    "format": q.format,
+                    "unquantized_modules": q.unquantized_modules,
+                    "kv_cache_scheme": q.kv_cache_scheme,
+                },
+                "dtype": f.dtype,
+                "tied_embeddings": a.tie_word_embeddings,
+                "mtp_layers": a.mtp_layers,
+                "config_reader": a.config_reader,
+            },
+            "parameters": {"total": f.params_total, "active": f.params_active, "exact": w.parameters_exact,
+                           "by_component": w.component_params},
+            "weights": {"bytes": w.bytes, "by_dtype": w.by_dtype, "exact": w.exact, "source": w.source,
+                        "by_component": w.component_bytes, "files": len(w.files), "tensors": w.tensor_count},
+            "kv_cache": {"dtype": self.kv.dtype, "context": self.kv.context, "batch": self.kv.batch,
+                         "bytes": self.kv.bytes, "per_token_bytes": self.kv.per_token_bytes,
+                         "state_bytes": self.kv.state_bytes, "by_kind": self.kv.by_kind},
+            "notes": self.notes,
+        }
+
+
+def analyze(model, *, revision: str | None = None, context: int | None = None, batch: int = DEFAULT_BATCH,
+            kv_dtype: str = "auto", offline: bool = False, token=None, hub=None, repo=None) -> Analysis:
+    """Analyse one model: a Hub id (`org/name`, `org/name@rev`), a local folder or a config.json path."""
+    settings = Settings(context=context, batch=batch, kv_dtype=kv_dtype).validated()
+    if repo is None:
+        ref = parse_ref(model)
+        if revision:
+            ref = replace(ref, revision=revision)
+        repo = open_model(ref, offline=offline, token=token, hub=hub)
+    facts = introspect(repo)
+    ctx = settings.context or DEFAULT_CONTEXT
+    notes = list(facts.notes)
+    if facts.arch.max_context and ctx > facts.arch.max_context:
+        notes.append(f"context {ctx:,} is beyond the model's maximum {facts.arch.max_context:,}")
+    return Analysis(facts=facts, settings=settings, kv=kv_cache(facts, ctx, settings.batch, settings.kv_dtype),
+                    notes=notes)

@@ -1,0 +1,121 @@
+"""Introspector: turns a RepoData (config + tensor tables + file listing) into exact model facts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..errors import MalformedInput, NothingToRead
+from ..repodata import RepoData
+from ..sources.select import weight_files
+from ..stformat import Tensor
+from . import config as cfg
+from . import estimate_params
+from .arch import DTYPES, Architecture, build, dtype_name
+from .quant import QuantFacts, detect
+from .weights import WeightFacts, analyse
+
+
+@dataclass
+class ModelFacts:
+    repo: RepoData
+    raw_config: dict
+    arch: Architecture
+    weights: WeightFacts
+    quant: QuantFacts | None
+    params_total: int
+    params_active: int
+    dtype: str  # torch dtype name of the unquantised weights (bfloat16, float16, float32)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def dtype_bytes(self) -> int:
+        return DTYPES[self.dtype][1]
+
+    @property
+    def tensors(self) -> list[Tensor]:
+        return [t for _, tensors in self.repo.safetensors.values() for t in tensors]
+
+
+def introspect(repo: RepoData) -> ModelFacts:
+    notes = list(repo.notes)
+    raw, reader_hint = _raw_config(repo)
+    top, text, reader = cfg.load(raw)
+    if reader_hint:
+        reader = reader_hint
+    arch = build(top, text, reader)
+    if arch.num_layers <= 0:
+        raise MalformedInput(f"{repo.id}: the config gives no layer count (num_hidden_layers or equivalent)")
+    notes.extend(arch.notes)
+
+    kind, files = weight_files(repo.files, repo.texts)
+    tensors = [t for f in files if f in repo.safetensors for t in repo.safetensors[f][1]] if kind == "safetensors" else []
+    quant = detect(raw, repo.texts, tensors, cfg.parse_json)
+    decoder_layers = sum(1 for _ in arch.layers) - _encoder_layers(arch)
+
+    if tensors:
+        weights = analyse(tensors, decoder_layers, int(quant.bits) if quant and quant.bits else None)
+    else:
+        weights = _weights_without_headers(repo, kind, files, arch, raw, notes)
+
+    dtype = arch.dtype or _dominant_float(weights.by_dtype) or "float16"
+    if not weights.parameters_exact and weights.bytes and weights.source != "config":
+        weights.parameters = int(weights.bytes / DTYPES[dtype][1])
+    total = weights.parameters
+    active = total
+    if arch.moe and weights.component_params.get("experts"):
+        experts = weights.component_params["experts"]
+        active = total - experts + experts * arch.moe.experts_per_token // arch.moe.num_experts
+    return ModelFacts(repo=repo, raw_config=raw, arch=arch, weights=weights, quant=quant,
+                      params_total=total, params_active=active, dtype=dtype, notes=notes)
+
+
+def _raw_config(repo: RepoData) -> tuple[dict, str | None]:
+    if "config.json" in repo.texts:
+        return cfg.parse_json(repo.texts["config.json"], f"{repo.id}: config.json"), None
+    if "params.json" in repo.texts:
+        params = cfg.parse_json(repo.texts["params.json"], f"{repo.id}: params.json")
+        return cfg.from_params_json(params), "params.json"
+    raise NothingToRead(f"{repo.id} has no config.json or params.json")
+
+
+def _encoder_layers(arch: Architecture) -> int:
+    if not arch.is_encoder_decoder:
+        return 0
+    return sum(1 for layer in arch.layers if layer.kind == "none")
+
+
+def _dominant_float(by_dtype: dict[str, int]) -> str | None:
+    names = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
+    floats = Counter({names[d]: b for d, b in by_dtype.items() if d in names})
+    return floats.most_common(1)[0][0] if floats else None
+
+
+def _weights_without_headers(repo, kind, files, arch, raw, notes) -> WeightFacts:
+    dtype = arch.dtype or "float16"
+    st_dtype = DTYPES.get(dtype, ("F16", 2))[0]
+    if kind in ("bin", "pth"):
+        index_name = "pytorch_model.bin.index.json"
+        total = None
+        if kind == "bin" and index_name in repo.texts:
+            try:
+                total = int(json.loads(repo.texts[index_name])["metadata"]["total_size"])
+            except (ValueError, KeyError, TypeError):
+                total = None
+        if total:
+            source = "index-total-size"
+            notes.append(f"no safetensors: weight bytes from {index_name} metadata.total_size")
+        else:
+            sizes = [repo.files.get(f) or 0 for f in files]
+            total = sum(sizes)
+            source = "file-sizes"
+            notes.append(f"no safetensors headers: weight bytes are the sizes of {', '.join(files)} "
+                         f"(pickle framing included)")
+        return WeightFacts(bytes=total, by_dtype={st_dtype: total}, exact=False, source=source, files=list(files))
+    # Nothing to measure: count from the architecture.
+    params = estimate_params.from_config(arch, raw)
+    notes.append("no weight files: parameters and bytes estimated from the config")
+    nbytes = params * DTYPES.get(dtype, ("F16", 2))[1]
+    return WeightFacts(bytes=nbytes, by_dtype={st_dtype: nbytes}, exact=False, source="config",
+                       parameters=params, parameters_exact=False)

@@ -1,0 +1,134 @@
+"""Reading a model's configuration with the semantics its authors meant.
+
+When `model_type` is one transformers knows, the JSON goes through that config class (`from_dict`, never
+`trust_remote_code`): its defaults, attribute maps (`n_layer` -> `num_hidden_layers`, ...), derived
+`layer_types` and `get_text_config()` for multimodal models. Otherwise (remote-code or newer types) the raw JSON
+is read with the conventional key names. transformers is imported lazily, only here.
+
+Meta's original format (`params.json`, no config.json) is mapped onto the same names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from typing import Any
+
+from ..errors import MalformedInput
+
+_TRANSFORMERS = None
+
+
+def _config_mapping():
+    """transformers' CONFIG_MAPPING, imported on first use (about 0.8 s), or None if transformers is missing."""
+    global _TRANSFORMERS
+    if _TRANSFORMERS is None:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.set_verbosity_error()
+            _TRANSFORMERS = CONFIG_MAPPING
+        except Exception:  # transformers absent or broken: the raw JSON path still works
+            _TRANSFORMERS = False
+    return None if _TRANSFORMERS is False else _TRANSFORMERS
+
+
+def parse_json(text: str, what: str) -> dict:
+    """Parse a config file. Python's json accepts `Infinity`/`NaN` (Nemotron-H ships `Infinity`) and CRLF."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise MalformedInput(f"{what} is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise MalformedInput(f"{what} is not a JSON object")
+    return data
+
+
+class View:
+    """Attribute lookup over a transformers config object (defaults and attribute maps) with the raw JSON dict
+    as fallback."""
+
+    def __init__(self, obj: Any, raw: dict):
+        self.obj = obj
+        self.raw = raw
+
+    def get(self, *names: str, default: Any = None) -> Any:
+        for name in names:
+            value = None
+            if self.obj is not None:
+                try:
+                    value = getattr(self.obj, name, None)
+                except Exception:
+                    value = None
+            if value is None:
+                value = self.raw.get(name)
+            if value is not None:
+                return value
+        return default
+
+    def int(self, *names: str, default: int | None = None) -> int | None:
+        value = self.get(*names)
+        if isinstance(value, bool) or value is None:
+            return default
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return int(value)
+        return default
+
+    def has(self, name: str) -> bool:
+        return self.get(name) is not None
+
+
+# Keys under which composite (multimodal / wrapper) configs keep their language model.
+TEXT_CONFIG_KEYS = ("text_config", "language_config", "llm_config", "text_model", "decoder")
+
+
+def load(raw: dict) -> tuple[View, View, str]:
+    """Return (top-level view, text-model view, how it was read: "transformers" | "raw")."""
+    model_type = raw.get("model_type")
+    mapping = _config_mapping() if model_type else None
+    if mapping is not None and model_type in mapping:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                config = mapping[model_type].from_dict(dict(raw))
+                text = _text_config(config, raw)
+            top = View(config, raw)
+            return top, View(text, _raw_text(raw) if text is not config else raw), "transformers"
+        except Exception:
+            pass  # fall through to the raw JSON: a config transformers rejects is still readable
+    return View(None, raw), View(None, _raw_text(raw)), "raw"
+
+
+def _raw_text(raw: dict) -> dict:
+    for key in TEXT_CONFIG_KEYS:
+        sub = raw.get(key)
+        if isinstance(sub, dict) and sub:
+            merged = dict(sub)
+            # Sub-configs usually leave the dtype to the top level (transformers: text_config.dtype is None).
+            for k in ("torch_dtype", "dtype", "quantization_config"):
+                if merged.get(k) is None and raw.get(k) is not None:
+                    merged[k] = raw[k]
+            return merged
+    return raw
+
+
+def _text_config(config: Any, raw: dict) -> Any:
+    try:
+        text = config.get_text_config(decoder=True)
+    except Exception:
+        text = config
+    # A multimodal class given a flat JSON (original LLaVA repos: model_type "llava" with the Llama keys at the top
+    # level) answers with the class defaults of an empty text_config; transformers maps some legacy flat configs
+    # itself (Qwen2.5-VL). Trust it only when it kept the JSON's own sizes.
+    if not any(isinstance(raw.get(k), dict) for k in TEXT_CONFIG_KEYS):
+        for key in ("num_hidden_layers", "hidden_size"):
+            if key in raw and getattr(text, key, raw[key]) != raw[key]:
+                raise ValueError("flat JSON for a composite config")
+    return text

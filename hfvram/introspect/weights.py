@@ -1,0 +1,118 @@
+"""What the stored tensors say: exact bytes, logical parameters, and which part of the model each one is.
+
+Bytes are the tensors' stored byte spans (`data_offsets`), exact for any dtype. Parameters are *logical*
+weights: packed 4-bit storage is unpacked (GPTQ/AWQ `qweight`, bitsandbytes NF4/FP4, MXFP4 `_blocks`,
+compressed-tensors `weight_packed`), and quantisation side tensors (scales, zero points, group indices,
+bitsandbytes quant state) and non-trainable buffers are not parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..stformat import DTYPE_BITS, Tensor
+from .arch import layer_index
+
+# Which component a tensor belongs to, by name. Order matters: the first match wins.
+_VISION = re.compile(
+    r"(^|\.)(vision_tower|vision_model|visual|vision_encoder|vision_backbone|image_encoder|mm_projector|"
+    r"multi_modal_projector|vision_embed_tokens|img_processor|image_newline|vision_proj|audio_tower|audio_model|"
+    r"audio_encoder|speech_encoder|embed_vision|embed_audio|vpm|resampler)(\.|$)"
+)
+_MTP = re.compile(r"(^|\.)(mtp|nextn)(\.|_|$)")
+_EXPERT = re.compile(
+    r"(\.experts\.\d+\.|\.local_experts\.\d+\.|"  # unfused: Mixtral, DeepSeek, Qwen-MoE
+    r"\.experts\.(gate_up_proj|down_proj|gate_proj|up_proj|w1|w2|w3)(_blocks|_scales|_bias|_weight)?($|\.))"  # fused
+)
+_SHARED_EXPERT = re.compile(r"\.shared_experts?\.")
+_EMBED = re.compile(r"(embed_tokens|\.wte\.|^wte\.|word_embeddings|tok_embeddings|embeddings\.word|"
+                    r"transformer\.wte|\.embed_in\.)")
+_LM_HEAD = re.compile(r"(^|\.)(lm_head|embed_out|output)\.(weight|qweight)$|^lm_head\.")
+
+# Quantisation side tensors and buffers: stored bytes, not parameters.
+_NOT_PARAMS = re.compile(
+    r"(\.(qzeros|scales|g_idx|absmax|quant_map|nested_absmax|nested_quant_map|quant_state\..*|weight_scale|"
+    r"weight_scale_inv|weight_scale_2|input_scale|input_scale_inv|output_scale|k_scale|v_scale|q_scale|"
+    r"weight_zero_point|weight_g_idx|weight_shape|SCB|weight_format|zeros|q_scale_max|q_groups|q_perm|"
+    r"q_invperm|inv_freq|position_ids|masked_bias)$|_scales$|\.rotary_emb\.inv_freq$|\.attn\.bias$)"
+)
+
+
+@dataclass
+class WeightFacts:
+    bytes: int = 0
+    by_dtype: dict[str, int] = field(default_factory=dict)
+    exact: bool = False
+    source: str = "none"  # safetensors-headers | index-total-size | file-sizes | none
+    files: list[str] = field(default_factory=list)
+    tensor_count: int = 0
+    parameters: int = 0
+    parameters_exact: bool = False
+    # bytes and parameters per component: language (dense), experts, embeddings, lm_head, vision, mtp
+    component_bytes: dict[str, int] = field(default_factory=dict)
+    component_params: dict[str, int] = field(default_factory=dict)
+    lm_head_tied: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def classify(name: str, num_layers: int | None) -> str:
+    if _VISION.search(name):
+        return "vision"
+    if _MTP.search(name):
+        return "mtp"
+    if num_layers is not None and name.startswith(("model.layers.", "layers.", "model.language_model.layers.")):
+        idx = layer_index(name)
+        if idx is not None and idx >= num_layers:
+            return "mtp"  # DeepSeek-V3/R1 keep the MTP block as layer num_hidden_layers
+    if _EXPERT.search(name) and not _SHARED_EXPERT.search(name):
+        return "experts"
+    if _LM_HEAD.search(name):
+        return "lm_head"
+    if _EMBED.search(name):
+        return "embeddings"
+    return "dense"
+
+
+def logical_params(t: Tensor, names: set[str], quant_bits: int | None) -> int:
+    """Logical weights stored in tensor `t` (0 for quantisation side tensors and buffers)."""
+    if _NOT_PARAMS.search(t.name):
+        return 0
+    bits = DTYPE_BITS[t.dtype]
+    if t.name.endswith(".qweight") or t.name.endswith(".weight_packed"):
+        # GPTQ / AWQ / compressed-tensors pack 32/bits weights per int32 (AutoGPTQ, AutoAWQ packing).
+        return t.numel * (bits // (quant_bits or 4))
+    if t.name.endswith("_blocks") and t.dtype == "U8":
+        return t.numel * 2  # MXFP4: two 4-bit values per byte (gpt-oss, OCP MX spec)
+    if t.dtype == "U8" and any(n.startswith(t.name + ".quant_state.bitsandbytes__") for n in names):
+        return t.numel * 2  # bitsandbytes 4-bit: two values per uint8
+    if t.dtype == "U8" and t.name.endswith(".weight") and quant_bits == 4 and t.name + "_scale" in names:
+        return t.numel * 2  # ModelOpt NVFP4: packed uint8 weight with weight_scale
+    return t.numel
+
+
+def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | None) -> WeightFacts:
+    facts = WeightFacts(exact=True, source="safetensors-headers")
+    names = {t.name for t in tensors}
+    by_dtype: Counter[str] = Counter()
+    comp_bytes: Counter[str] = Counter()
+    comp_params: Counter[str] = Counter()
+    total_params = 0
+    for t in tensors:
+        by_dtype[t.dtype] += t.nbytes
+        comp = classify(t.name, num_layers)
+        comp_bytes[comp] += t.nbytes
+        p = logical_params(t, names, quant_bits)
+        comp_params[comp] += p
+        total_params += p
+    facts.bytes = sum(by_dtype.values())
+    facts.by_dtype = dict(sorted(by_dtype.items(), key=lambda kv: -kv[1]))
+    facts.tensor_count = len(tensors)
+    facts.files = sorted({t.file for t in tensors})
+    facts.parameters = total_params
+    facts.parameters_exact = True
+    facts.component_bytes = dict(comp_bytes)
+    facts.component_params = dict(comp_params)
+    facts.lm_head_tied = comp_bytes.get("lm_head", 0) == 0
+    return facts

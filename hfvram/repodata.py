@@ -1,0 +1,132 @@
+"""What hfvram knows about one repo revision, in one plain, serialisable shape.
+
+Every source (the Hub, a local folder, our metadata cache, the bundled snapshot, a test fixture) produces a
+`RepoData`. It holds the repo's file listing with sizes, the text of the small files we read (config.json,
+params.json, quantization side files, index files) and the tensor tables of the safetensors files whose headers we
+read. The introspector works from this alone.
+
+Serialised form (cache entries, snapshot files, fixture `tensors.json.gz`):
+    {"id", "sha", "files": {path: size|null}, "texts": {path: text},
+     "safetensors": {path: {"metadata": {...}, "tensors": [[name, dtype, shape], ...]}}}
+Tensors are listed in storage order; offsets are contiguous, so each tensor's byte span is dtype bits x numel / 8
+(the safetensors format requires exactly that, and `stformat.parse_header` checks it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import stformat
+from .stformat import Tensor
+
+# Small files worth reading when a repo has them; everything else is known by name and size only.
+TEXT_FILES = (
+    "config.json",
+    "params.json",
+    "quantize_config.json",
+    "quant_config.json",
+    "hf_quant_config.json",
+    "adapter_config.json",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+
+
+@dataclass
+class RepoData:
+    id: str
+    sha: str | None = None
+    source: str = "hub"  # hub | cache | snapshot | local
+    revision: str | None = None
+    files: dict[str, int | None] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    # path -> (metadata, tensors in storage order)
+    safetensors: dict[str, tuple[dict, list[Tensor]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    # -- serialisation -------------------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "sha": self.sha,
+            "files": self.files,
+            "texts": self.texts,
+            "safetensors": {
+                path: {"metadata": meta, "tensors": [[t.name, t.dtype, list(t.shape)] for t in tensors]}
+                for path, (meta, tensors) in self.safetensors.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, source: str) -> "RepoData":
+        return cls(
+            id=data["id"],
+            sha=data.get("sha"),
+            source=source,
+            files=dict(data.get("files") or {}),
+            texts=dict(data.get("texts") or {}),
+            safetensors=tensor_tables(data.get("safetensors") or {}),
+        )
+
+    def dumps(self) -> bytes:
+        return gzip.compress(json.dumps(self.to_json(), separators=(",", ":")).encode(), mtime=0)
+
+    @classmethod
+    def loads(cls, blob: bytes, source: str) -> "RepoData":
+        return cls.from_json(json.loads(gzip.decompress(blob)), source)
+
+    # -- views -----------------------------------------------------------------------------------------------
+    def header_bytes(self, path: str) -> bytes:
+        meta, tensors = self.safetensors[path]
+        return stformat.build_header([(t.name, t.dtype, t.shape) for t in tensors], meta or None)
+
+    def safetensors_size(self, path: str) -> int:
+        _, tensors = self.safetensors[path]
+        return len(self.header_bytes(path)) + sum(t.nbytes for t in tensors)
+
+
+def tensor_tables(raw: dict) -> dict[str, tuple[dict, list[Tensor]]]:
+    out = {}
+    for path, entry in raw.items():
+        tensors = [
+            Tensor(name, dtype, tuple(shape), stformat.dtype_nbytes(dtype, shape), path)
+            for name, dtype, shape in entry["tensors"]
+        ]
+        out[path] = (entry.get("metadata") or {}, tensors)
+    return out
+
+
+# -- fixtures on disk -------------------------------------------------------------------------------------------
+# fixtures/<org>--<name>/
+#   repo.json          {"id", "sha", "gated", "refs", "files": {path: size} (large files we do not store),
+#                       "provenance": {...}}
+#   tensors.json.gz    {path: {"metadata", "tensors"}} for every safetensors file of the repo
+#   anything else      a verbatim repo file (config.json, params.json, index files, ...)
+
+FIXTURE_META_FILES = {"repo.json", "tensors.json.gz", "PROVENANCE.md"}
+
+
+def load_fixture(directory: Path) -> tuple[RepoData, dict]:
+    """Read a fixture directory into a RepoData (source "fixture") and its repo.json."""
+    directory = Path(directory)
+    meta = json.loads((directory / "repo.json").read_text())
+    tables_path = directory / "tensors.json.gz"
+    tables = json.loads(gzip.decompress(tables_path.read_bytes())) if tables_path.exists() else {}
+    repo = RepoData(id=meta["id"], sha=meta["sha"], source="fixture", safetensors=tensor_tables(tables))
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory).as_posix()
+        if path.is_file() and rel not in FIXTURE_META_FILES:
+            data = path.read_bytes()
+            repo.files[rel] = len(data)
+            try:
+                repo.texts[rel] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+    for rel, size in (meta.get("files") or {}).items():
+        repo.files[rel] = size
+    for rel in repo.safetensors:
+        repo.files[rel] = repo.safetensors_size(rel)
+    return repo, meta

@@ -1,0 +1,1 @@
+"""Formatters: a rich summary for people; JSON, CSV and Markdown for machines."""

@@ -1,0 +1,68 @@
+"""Reading a model from a local folder (a downloaded snapshot, a training output) or a bare config.json."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import MalformedInput, NothingToRead
+from ..repodata import TEXT_FILES, RepoData
+from ..stformat import header_length, parse_header
+from .select import safetensors_candidates
+
+
+def read_local(path: str | os.PathLike) -> RepoData:
+    target = Path(path).expanduser()
+    if target.is_file():
+        if not target.name.endswith(".json"):
+            raise NothingToRead(f"{target}: expected a model folder or a config.json/params.json file")
+        folder, only = target.parent, target.name
+    elif target.is_dir():
+        folder, only = target, None
+    else:
+        raise NothingToRead(f"{target}: no such file or folder")
+
+    repo = RepoData(id=str(target), sha=None, source="local")
+    if only is not None:
+        # A bare config file: just that file (named as what it is).
+        name = "params.json" if only == "params.json" else "config.json"
+        repo.files[name] = target.stat().st_size
+        repo.texts[name] = _read_text(target)
+        repo.notes.append("config only: weights estimated from the architecture, not read from files")
+        return repo
+
+    for entry in sorted(folder.rglob("*")):
+        if entry.is_file() and ".git" not in entry.parts and ".cache" not in entry.parts:
+            repo.files[entry.relative_to(folder).as_posix()] = entry.stat().st_size
+    for name in TEXT_FILES:
+        if name in repo.files:
+            repo.texts[name] = _read_text(folder / name)
+    candidates = safetensors_candidates(repo.files)
+    if not repo.texts and not candidates:
+        raise NothingToRead(f"{folder}: no config.json, params.json or *.safetensors to read")
+    for name in candidates:
+        repo.safetensors[name] = _read_header(folder / name, name)
+    return repo
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedInput(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise NothingToRead(f"{path}: {exc.strerror}") from None
+
+
+def _read_header(path: Path, name: str):
+    try:
+        with open(path, "rb") as fh:
+            n = header_length(fh.read(8), str(path))
+            size = path.stat().st_size
+            if 8 + n > size:
+                raise MalformedInput(f"{path}: header claims {n:,} bytes but the file has {size:,}")
+            raw = fh.read(n)
+    except OSError as exc:
+        raise NothingToRead(f"{path}: {exc.strerror}") from None
+    tensors, metadata = parse_header(raw, file=name, what=str(path))
+    return metadata, tensors

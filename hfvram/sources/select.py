@@ -1,0 +1,56 @@
+"""Which files of a repo hold its weights.
+
+Rules (shared by the fetcher, which must decide which headers to read before it has the index, and the
+introspector, which counts bytes):
+- Safetensors at the repo root win. With a `model.safetensors.index.json`, exactly the shards its weight_map names.
+  Without one, every root `*.safetensors` except Mistral's `consolidated*.safetensors` when HF-format files sit next
+  to it (Mistral repos carry both layouts; never count both) and LoRA `adapter_model.safetensors`.
+- Otherwise PyTorch pickles: `pytorch_model*.bin`, then Meta's original `consolidated.*.pth` (root, else
+  `original/`). Their bytes come from file sizes (or the index's total_size), not headers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+_BIN = re.compile(r"^pytorch_model(-\d+-of-\d+)?\.bin$")
+_PTH = re.compile(r"^(original/)?consolidated(\.\d+)?\.pth$")
+_NOT_WEIGHTS = {"adapter_model.safetensors"}
+
+
+def safetensors_candidates(files) -> list[str]:
+    root = [f for f in files if f.endswith(".safetensors") and "/" not in f and f not in _NOT_WEIGHTS]
+    hf = [f for f in root if not f.startswith("consolidated")]
+    return sorted(hf or root)
+
+
+def from_index(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    try:
+        weight_map = json.loads(text).get("weight_map")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(weight_map, dict) or not weight_map:
+        return None
+    return sorted(set(weight_map.values()))
+
+
+def weight_files(files, texts) -> tuple[str, list[str]]:
+    """Return (kind, files): kind is "safetensors", "bin", "pth" or "none"."""
+    candidates = safetensors_candidates(files)
+    if candidates:
+        indexed = from_index(texts.get("model.safetensors.index.json"))
+        if indexed and all(f in files for f in indexed):
+            return "safetensors", indexed
+        return "safetensors", candidates
+    bins = sorted(f for f in files if _BIN.match(f))
+    if bins:
+        indexed = from_index(texts.get("pytorch_model.bin.index.json"))
+        return "bin", indexed if indexed and all(f in files for f in indexed) else bins
+    pths = sorted(f for f in files if _PTH.match(f))
+    root_pths = [f for f in pths if "/" not in f]
+    if root_pths or pths:
+        return "pth", root_pths or pths
+    return "none", []

@@ -1,0 +1,32 @@
+"""The bundled snapshot: metadata (config + tensor tables) of every fixture model, shipped in the package, so the
+common models answer with no network. Built from `fixtures/` by `tools/build_snapshot.py`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from ..repodata import RepoData
+
+SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "snapshot"
+
+
+@lru_cache(maxsize=1)
+def _index() -> dict[str, Path]:
+    index = {}
+    if SNAPSHOT_DIR.is_dir():
+        for path in SNAPSHOT_DIR.glob("*.json.gz"):
+            repo_id = path.name[: -len(".json.gz")].replace("--", "/", 1)
+            index[repo_id.lower()] = path
+    return index
+
+
+def ids() -> list[str]:
+    return sorted(p.name[: -len(".json.gz")].replace("--", "/", 1) for p in _index().values())
+
+
+def lookup(repo_id: str) -> RepoData | None:
+    path = _index().get(repo_id.lower())
+    if path is None:
+        return None
+    return RepoData.loads(path.read_bytes(), source="snapshot")
