@@ -132,3 +132,41 @@ def _text_config(config: Any, raw: dict) -> Any:
             if key in raw and getattr(text, key, raw[key]) != raw[key]:
                 raise ValueError("flat JSON for a composite config")
     return text
+
+
+def from_params_json(params: dict) -> dict:
+    """Meta/Mistral original `params.json` in config.json terms (names from Meta's llama `ModelArgs`)."""
+    dim = params.get("dim")
+    n_heads = params.get("n_heads")
+    out = {
+        "model_type": "llama",
+        "hidden_size": dim,
+        "num_hidden_layers": params.get("n_layers"),
+        "num_attention_heads": n_heads,
+        "num_key_value_heads": params.get("n_kv_heads") or n_heads,
+        "rms_norm_eps": params.get("norm_eps"),
+        "rope_theta": params.get("rope_theta"),
+    }
+    if params.get("head_dim"):
+        out["head_dim"] = params["head_dim"]
+    if (params.get("vocab_size") or -1) > 0:  # Llama-2's params.json says -1: the tokenizer decides
+        out["vocab_size"] = params["vocab_size"]
+    if params.get("hidden_dim"):
+        out["intermediate_size"] = params["hidden_dim"]
+    elif dim and params.get("multiple_of"):
+        # Meta llama/model.py FeedForward: hidden = int(2 * 4*dim / 3), times ffn_dim_multiplier, rounded up to
+        # a multiple of multiple_of.
+        hidden = int(2 * 4 * dim / 3)
+        if params.get("ffn_dim_multiplier"):
+            hidden = int(params["ffn_dim_multiplier"] * hidden)
+        m = params["multiple_of"]
+        out["intermediate_size"] = m * ((hidden + m - 1) // m)
+    if params.get("sliding_window"):
+        out["sliding_window"] = params["sliding_window"]
+    if params.get("max_seq_len"):
+        out["max_position_embeddings"] = params["max_seq_len"]
+    moe = params.get("moe")
+    if isinstance(moe, dict):
+        out["num_local_experts"] = moe.get("num_experts")
+        out["num_experts_per_tok"] = moe.get("num_experts_per_tok")
+    return {k: v for k, v in out.items() if v is not None}

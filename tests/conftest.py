@@ -1,0 +1,78 @@
+"""Shared pytest fixtures. Each section is independent; add new ones in a section of their own."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+# ---------------------------------------------------------------------------------------------------------------
+# Import path: make `import hfvram` work from a plain checkout (harmless once the package is installed).
+# ---------------------------------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fake Hub (hfvram/fakehub.py)
+#
+#   hf_isolated       empty HF_HOME in tmp, no ambient token (env or token file), for anything using huggingface_hub
+#   fake_hub_factory  make(fixtures_dir=None, **FakeHub kwargs) -> started FakeHub; also points huggingface_hub's
+#                     import-time constants (ENDPOINT and the /resolve/ URL template) and HF_ENDPOINT at it, so
+#                     hf_hub_download(...) without endpoint= works. HfApi() instances made *before* this fixture
+#                     (e.g. huggingface_hub's module-level functions) keep their old endpoint: use
+#                     HfApi(endpoint=hub.url). Stopped at teardown.
+#   fake_hub          a started FakeHub over the repo's fixtures/ (skips if there are none)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hf_isolated(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    home = tmp_path / "hf_home"
+    home.mkdir()
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(home / ".agent_harnesses.json"))
+    return home
+
+
+@pytest.fixture
+def fake_hub_factory(hf_isolated, monkeypatch):
+    from huggingface_hub import constants
+
+    from hfvram.fakehub import FakeHub
+
+    hubs = []
+
+    def make(fixtures_dir=None, **kwargs):
+        hub = FakeHub(fixtures_dir, **kwargs).start()
+        hubs.append(hub)
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        template = hub.url + "/{repo_id}/resolve/{revision}/{filename}"
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+        return hub
+
+    yield make
+    for hub in hubs:
+        hub.stop()
+
+
+@pytest.fixture
+def fake_hub(fake_hub_factory):
+    from hfvram.fakehub import default_fixtures_dir
+
+    root = default_fixtures_dir()
+    if root is None or not any((p / "repo.json").is_file() for p in root.iterdir()):
+        pytest.skip("no fixtures in fixtures/")
+    return fake_hub_factory(root)

@@ -1,0 +1,270 @@
+"""The fetcher through the real huggingface_hub client against the fake Hub: round trips, caching, offline,
+the repo layouts that have no config.json or no safetensors, and every user error as one line with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hfvram import stformat
+from hfvram.cli import main
+from hfvram.fakehub import write_fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+LLAMA_CFG = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+    "max_position_embeddings": 2048, "torch_dtype": "bfloat16", "tie_word_embeddings": False,
+}
+
+
+def llama_layer(i: int) -> list[tuple[str, str, list[int]]]:
+    p = f"model.layers.{i}."
+    return [
+        (p + "self_attn.q_proj.weight", "BF16", [64, 64]),
+        (p + "self_attn.k_proj.weight", "BF16", [32, 64]),
+        (p + "self_attn.v_proj.weight", "BF16", [32, 64]),
+        (p + "self_attn.o_proj.weight", "BF16", [64, 64]),
+        (p + "mlp.gate_proj.weight", "BF16", [128, 64]),
+        (p + "mlp.up_proj.weight", "BF16", [128, 64]),
+        (p + "mlp.down_proj.weight", "BF16", [64, 128]),
+        (p + "input_layernorm.weight", "BF16", [64]),
+        (p + "post_attention_layernorm.weight", "BF16", [64]),
+    ]
+
+
+SHARD1, SHARD2 = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
+TINY = [("model.embed_tokens.weight", "BF16", [100, 64])] + llama_layer(0) + llama_layer(1) + [
+    ("model.norm.weight", "BF16", [64]), ("lm_head.weight", "BF16", [100, 64])]
+TINY_BYTES = sum(stformat.dtype_nbytes(d, s) for _, d, s in TINY)
+# Long names so the first shard's header exceeds the client's first 100,000-byte Range request.
+BIG = [(f"model.layers.0.mlp.experts.{i}.a_deliberately_long_projection_name_to_grow_the_header.weight",
+        "BF16", [4, 4]) for i in range(1500)]
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("repos")
+    write_fixture(root / "org--tiny", "org/tiny", sha="a" * 40, files={"config.json": LLAMA_CFG},
+                  tensors={"model.safetensors": TINY}, refs={"v1": "a" * 40})
+    index = {"metadata": {"total_size": 0}, "weight_map": {n: SHARD1 for n, _, _ in TINY[:10] + BIG}
+             | {n: SHARD2 for n, _, _ in TINY[10:]}}
+    write_fixture(root / "org--sharded", "org/sharded", sha="b" * 40,
+                  files={"config.json": LLAMA_CFG, "model.safetensors.index.json": index},
+                  tensors={SHARD1: TINY[:10] + BIG, SHARD2: TINY[10:]})
+    # Mistral's layout: HF shards + index next to consolidated.safetensors (same weights): never count both.
+    mindex = {"metadata": {}, "weight_map": {n: "model-00001-of-00001.safetensors" for n, _, _ in TINY}}
+    write_fixture(root / "mistralai--dual", "mistralai/dual", files={
+        "config.json": LLAMA_CFG, "params.json": {"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2},
+        "model.safetensors.index.json": mindex},
+        tensors={"model-00001-of-00001.safetensors": TINY,
+                 "consolidated.safetensors": [(n.replace("model.", ""), d, s) for n, d, s in TINY]})
+    # Meta's original format: params.json and one consolidated.00.pth (size only), gated.
+    write_fixture(root / "meta--orig", "meta/orig", gated="manual", files={
+        "params.json": {"dim": 4096, "multiple_of": 256, "n_heads": 32, "n_layers": 32, "norm_eps": 1e-05,
+                        "vocab_size": -1}},
+        large_files={"consolidated.00.pth": 13476925163})
+    write_fixture(root / "org--binonly", "org/binonly", files={"config.json": LLAMA_CFG},
+                  large_files={"pytorch_model.bin": 123456})
+    write_fixture(root / "org--gated", "org/gated", gated="manual", files={"config.json": LLAMA_CFG},
+                  tensors={"model.safetensors": TINY})
+    write_fixture(root / "org--empty", "org/empty", files={"README.md": "nothing here"})
+    write_fixture(root / "org--badjson", "org/badjson", files={"config.json": '{"model_type": "llama",'},
+                  tensors={"model.safetensors": TINY})
+    write_fixture(root / "org--baddtype", "org/baddtype", files={"config.json": LLAMA_CFG},
+                  tensors={"model.safetensors": TINY})
+    write_fixture(root / "org--hugeheader", "org/hugeheader", files={"config.json": LLAMA_CFG},
+                  tensors={"model.safetensors": TINY})
+    write_fixture(root / "org--nemo", "org/nemo", files={
+        "config.json": '{"model_type": "nemotron_h", "hidden_size": 64, "num_hidden_layers": 3,\r\n'
+                       ' "num_attention_heads": 4, "num_key_value_heads": 2, "attention_head_dim": 16,\r\n'
+                       ' "hybrid_override_pattern": "M*-", "mamba_num_heads": 8, "mamba_head_dim": 16,\r\n'
+                       ' "ssm_state_size": 32, "n_groups": 2, "conv_kernel": 4, "vocab_size": 100,\r\n'
+                       ' "time_step_limit": [0.0, Infinity], "torch_dtype": "bfloat16"}\r\n'},
+        tensors={"model.safetensors": TINY})
+    return root
+
+
+@pytest.fixture
+def hub(fake_hub_factory, repos, tmp_path, monkeypatch):
+    monkeypatch.setenv("HFVRAM_CACHE", str(tmp_path / "hfvram-cache"))
+    monkeypatch.setenv("HFVRAM_ALLOW_TORCH", "1")  # in-process: leave sys.modules alone
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    h = fake_hub_factory(repos, tokens={"hf_good"}, delay_s=0.02)
+    # Tests write these files' bytes: a truncated JSON, an unknown dtype, a 10^12-byte header claim.
+    h.set_file("org/baddtype", "model.safetensors",
+               stformat.build_header([("w", "BF16", [2])]).replace(b'"BF16"', b'"Q9X1"') + b"\0" * 4)
+    h.set_file("org/hugeheader", "model.safetensors", struct.pack("<Q", 10**12) + b"{}")
+    return h
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def as_json(argv, capsys) -> dict:
+    code, out, err = run([*argv, "--json"], capsys)
+    assert code == 0, err
+    return json.loads(out)
+
+
+# -- round trips and cache ----------------------------------------------------------------------------------------
+
+def test_cold_sharded_repo_in_three_round_trips_then_warm_one_request_then_offline_none(hub, capsys):
+    doc = as_json(["org/sharded"], capsys)
+    assert doc["weights"]["bytes"] == TINY_BYTES + 1500 * 32
+    assert doc["weights"]["exact"] is True
+    assert doc["model"] == {"id": "org/sharded", "revision": "b" * 40, "source": "hub", "requested_revision": "main"}
+    # model_info, then config + index + both headers in parallel, then the rest of the >100 kB header.
+    assert hub.sequential_round_trips() <= 3
+    assert hub.count() == 1 + 2 + 2 + 1
+
+    hub.reset()
+    warm = as_json(["org/sharded"], capsys)
+    assert hub.count() == 1  # the revision resolution, nothing else
+    assert warm["model"]["source"] == "cache"
+    assert warm["weights"] == doc["weights"]
+
+    hub.reset()
+    offline = as_json(["org/sharded", "--offline"], capsys)
+    assert hub.count() == 0
+    assert offline["weights"]["bytes"] == doc["weights"]["bytes"]
+
+
+def test_single_file_repo_two_round_trips_and_commit_sha_revision_needs_no_request(hub, capsys):
+    doc = as_json(["org/tiny"], capsys)
+    assert hub.sequential_round_trips() == 2
+    assert doc["weights"]["bytes"] == TINY_BYTES
+    assert doc["parameters"]["total"] == TINY_BYTES // 2
+    hub.reset()
+    pinned = as_json(["org/tiny@" + "a" * 40], capsys)
+    assert hub.count() == 0 and pinned["model"]["revision"] == "a" * 40
+
+
+def test_tag_revision(hub, capsys):
+    doc = as_json(["org/tiny@v1"], capsys)
+    assert doc["model"]["revision"] == "a" * 40 and doc["model"]["requested_revision"] == "v1"
+    assert any("/revision/v1" in r.path for r in hub.requests())
+
+
+def test_hf_hub_offline_env_uses_cache_and_makes_no_request(hub, capsys, monkeypatch):
+    as_json(["org/tiny"], capsys)
+    hub.reset()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    doc = as_json(["org/tiny"], capsys)
+    assert hub.count() == 0 and doc["model"]["source"] == "cache"
+
+
+def test_mistral_consolidated_next_to_hf_shards_is_not_counted_twice(hub, capsys):
+    doc = as_json(["mistralai/dual"], capsys)
+    assert doc["weights"]["bytes"] == TINY_BYTES
+    assert doc["weights"]["files"] == 1
+
+
+def test_meta_original_format_from_params_and_file_sizes(hub, capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_good")
+    doc = as_json(["meta/orig"], capsys)
+    a = doc["architecture"]
+    assert (a["num_layers"], a["hidden_size"], a["num_kv_heads"], a["head_dim"]) == (32, 4096, 32, 128)
+    assert a["intermediate_size"] == 11008  # 2/3 * 4 * 4096 rounded up to multiple_of 256
+    assert a["config_reader"] == "params.json"
+    assert doc["weights"] == {**doc["weights"], "bytes": 13476925163, "exact": False, "source": "file-sizes"}
+    assert doc["kv_cache"]["per_token_bytes"] == 524288
+
+
+def test_pytorch_bin_only_repo_uses_file_sizes(hub, capsys):
+    doc = as_json(["org/binonly"], capsys)
+    assert doc["weights"]["bytes"] == 123456 and doc["weights"]["exact"] is False
+
+
+def test_hybrid_config_with_infinity_and_crlf(hub, capsys):
+    doc = as_json(["org/nemo"], capsys)
+    kinds = doc["architecture"]["layer_kinds"]
+    assert (kinds["mamba"], kinds["full_attention"], kinds["none"]) == (1, 1, 1)
+    # Mamba2 state: conv (8*16 + 2*2*32) x 3 + SSM 8*16*32 = 768 + 4096 elements, bf16.
+    assert doc["kv_cache"]["state_bytes"] == (256 * 3 + 4096) * 2
+
+
+# -- errors: one line, exit 2, no traceback, no token -------------------------------------------------------------
+
+ERRORS = [
+    (["org/nope"], "not found"),
+    (["org/gated"], "HF_TOKEN"),
+    (["org/tiny@nobranch"], "revision"),
+    (["org/empty"], "no config.json"),
+    (["org/badjson"], "not valid JSON"),
+    (["org/baddtype"], "unknown dtype"),
+    (["org/hugeheader"], "header"),
+    (["not a repo id!"], "neither a local path nor a Hub repo id"),
+    (["org/tiny", "--context", "lots"], "as a number of tokens"),
+    (["org/tiny", "--batch", "0"], "--batch"),
+]
+
+
+@pytest.mark.parametrize("argv,needle", ERRORS, ids=[" ".join(a) for a, _ in ERRORS])
+def test_errors_are_one_line_exit_2(hub, capsys, argv, needle):
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("hfvram: error: ")
+    assert needle in lines[0]
+    assert "Traceback" not in err
+
+
+def test_gated_message_names_login_and_license_and_never_the_token(hub, capsys, monkeypatch):
+    code, _, err = run(["org/gated"], capsys)
+    assert code == 2 and "hf auth login" in err and "accept the license" in err
+    monkeypatch.setenv("HF_TOKEN", "hf_not_approved_secret")
+    code, out, err = run(["org/gated"], capsys)
+    assert code == 2 and "access list" in err
+    assert "hf_not_approved_secret" not in out + err
+    monkeypatch.setenv("HF_TOKEN", "hf_good")
+    assert as_json(["org/gated"], capsys)["weights"]["bytes"] == TINY_BYTES
+    cache = Path(os.environ["HFVRAM_CACHE"])
+    assert all(b"hf_good" not in p.read_bytes() for p in cache.rglob("*") if p.is_file())
+
+
+def test_network_down_unknown_model_is_a_clear_error(repos, tmp_path):
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HFVRAM_CACHE": str(tmp_path / "c"),
+           "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run([sys.executable, "-m", "hfvram", "org/not-bundled"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "cannot reach" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cache_survives_network_loss(hub, capsys, monkeypatch):
+    as_json(["org/tiny"], capsys)
+    hub.stop()
+    code, out, err = run(["org/tiny", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out)["model"]["source"] == "cache"
+    assert "cannot reach" in err and "metadata cache" in err
+
+
+def test_local_folder_reads_real_safetensors_headers(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HFVRAM_ALLOW_TORCH", "1")
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_CFG))
+    header = stformat.build_header(TINY, {"format": "pt"})
+    (tmp_path / "model.safetensors").write_bytes(header + b"\0" * TINY_BYTES)
+    doc = as_json([str(tmp_path)], capsys)
+    assert doc["model"]["source"] == "local"
+    assert doc["weights"]["bytes"] == TINY_BYTES and doc["weights"]["exact"] is True
+    # A header that claims more than the file holds is refused.
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", 10**6) + b"{}")
+    code, _, err = run([str(tmp_path)], capsys)
+    assert code == 2 and "header claims" in err
