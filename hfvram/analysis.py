@@ -11,9 +11,9 @@ from .specs import count_kinds
 
 SCHEMA = "hfvram/1"
 
-# --kv-dtype names -> bytes per element. "auto" = the model's dtype (vLLM `cache_dtype="auto"`,
-# transformers DynamicCache in the model dtype).
-KV_DTYPES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0}
+# --kv-dtype names -> bytes per element ("auto" = the model's dtype: vLLM `cache_dtype="auto"`, transformers
+# DynamicCache in the model dtype). The table and its sources live with the estimators.
+from .estimate.base import KV_BYTES as KV_DTYPES  # noqa: E402
 _DTYPE_SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp32"}
 
 DEFAULT_CONTEXT = 4096
@@ -77,6 +77,10 @@ class Analysis:
     settings: Settings
     kv: KVCache
     notes: list[str] = field(default_factory=list)
+    estimates: dict = field(default_factory=dict)  # framework -> hfvram.estimate.Estimate
+    estimate_settings: object = None  # hfvram.estimate.Settings
+    model: object = None  # hfvram.estimate.Model (weights as the engines hold them)
+    projections: dict = field(default_factory=dict)  # context -> framework -> per-GPU bytes
 
     @property
     def context(self) -> int:
@@ -127,14 +131,39 @@ class Analysis:
             "kv_cache": {"dtype": self.kv.dtype, "context": self.kv.context, "batch": self.kv.batch,
                          "bytes": self.kv.bytes, "per_token_bytes": self.kv.per_token_bytes,
                          "state_bytes": self.kv.state_bytes, "by_kind": self.kv.by_kind},
+            "gpu": self._gpu_dict(),
+            "estimates": {name: est.to_dict() for name, est in self.estimates.items()},
+            "projections": {str(ctx): {"beyond_max_context": bool(a.max_context and ctx > a.max_context),
+                                       "per_gpu_bytes": per_gpu}
+                            for ctx, per_gpu in self.projections.items()},
             "notes": self.notes,
         }
 
+    def _gpu_dict(self) -> dict | None:
+        es = self.estimate_settings
+        choice = getattr(es, "gpu", None)
+        if choice is None:
+            return None
+        g = choice.gpu
+        return {"name": g.name, "count": choice.count, "usable_bytes": g.usable_bytes, "memory_bytes": g.memory_bytes,
+                "fp8": g.fp8, "usable_derived": g.usable_derived}
+
 
 def analyze(model, *, revision: str | None = None, context: int | None = None, batch: int = DEFAULT_BATCH,
-            kv_dtype: str = "auto", offline: bool = False, token=None, hub=None, repo=None) -> Analysis:
-    """Analyse one model: a Hub id (`org/name`, `org/name@rev`), a local folder or a config.json path."""
+            kv_dtype: str = "auto", offline: bool = False, token=None, hub=None, repo=None,
+            frameworks=None, gpu=None, gpu_mem: str | None = None, quantize: str | None = None,
+            projections=(16384, 32768, 131072), **engine) -> Analysis:
+    """Analyse one model: a Hub id (`org/name`, `org/name@rev`), a local folder or a config.json path.
+
+    Estimates for `frameworks` (default: all five) follow each engine's defaults; `gpu` ("RTX-4090", "L40S:2") or
+    `gpu_mem` ("24GiB") adds the fit verdict. Other keywords are `hfvram.estimate.Settings` fields (tp, pp,
+    gpu_memory_utilization, max_num_batched_tokens, n_ubatch, kv_paging, ...).
+    """
+    from . import estimate as est
+    from .gpus import custom, parse_gpu
+
     settings = Settings(context=context, batch=batch, kv_dtype=kv_dtype).validated()
+    names = est.framework_names(frameworks)
     if repo is None:
         ref = parse_ref(model)
         if revision:
@@ -144,6 +173,24 @@ def analyze(model, *, revision: str | None = None, context: int | None = None, b
     ctx = settings.context or DEFAULT_CONTEXT
     notes = list(facts.notes)
     if facts.arch.max_context and ctx > facts.arch.max_context:
-        notes.append(f"context {ctx:,} is beyond the model's maximum {facts.arch.max_context:,}")
+        notes.append(f"context {ctx:,} is beyond the model's maximum {facts.arch.max_context:,} (computed anyway: "
+                     f"RoPE scaling can extend it)")
+    choice = parse_gpu(gpu) if isinstance(gpu, str) else gpu
+    if gpu_mem:
+        choice = custom(gpu_mem, count=choice.count if choice else 1)
+    tp = engine.pop("tp", None) or 1
+    pp = engine.pop("pp", None) or 1
+    if choice is not None and choice.count > 1 and tp * pp == 1:
+        tp = choice.count  # --gpu L40S:2 alone means two-way tensor parallelism
+    es = est.Settings(context=ctx, batch=settings.batch, kv_dtype=settings.kv_dtype, tp=tp, pp=pp, gpu=choice,
+                      **{k: v for k, v in engine.items() if v is not None})
+    engine_model = est.build(facts, quantize)
+    notes.extend(engine_model.notes)
+    estimates = est.run(engine_model, es, names) if names else {}
+    table = {}
+    for p in projections or ():
+        if p != ctx:
+            table[p] = {name: e.per_gpu_bytes for name, e in
+                        est.run(engine_model, es.with_context(p), names, suggest=False).items()}
     return Analysis(facts=facts, settings=settings, kv=kv_cache(facts, ctx, settings.batch, settings.kv_dtype),
-                    notes=notes)
+                    notes=notes, estimates=estimates, estimate_settings=es, model=engine_model, projections=table)

@@ -78,7 +78,7 @@ def cli():
     """
 
 
-def _context(value):
+def _context(value):  # noqa: D103
     if value is None:
         return None
     from .units import parse_tokens
@@ -86,25 +86,76 @@ def _context(value):
     return parse_tokens(value)
 
 
+def estimate_options(f):
+    """Options shared by `show`, `scan` and `check` (one definition, so they cannot drift)."""
+    options = [
+        click.option("--context", "context", metavar="N", help="Tokens per sequence held in the KV cache "
+                     "(default 4096; 32k and 128K accepted)."),
+        click.option("--batch", default=1, show_default=True, type=int, help="Concurrent sequences."),
+        click.option("--kv-dtype", default="auto", show_default=True, type=click.Choice(KV_CHOICES),
+                     help="KV cache element type; auto = the model's dtype. q8_0/q4_0: llama.cpp cache types; "
+                          "q8/q6/q4: ExLlamaV2 quantised caches."),
+        click.option("--framework", "-f", "frameworks", multiple=True, metavar="NAME[,NAME]",
+                     help="transformers, vllm, trtllm, llamacpp, exllamav2 (default: all)."),
+        click.option("--gpu", default=None, metavar="NAME[:COUNT]",
+                     help="GPU to fit on, from `hfvram gpus` (e.g. RTX-4090, L40S:2, 8xH100)."),
+        click.option("--gpu-mem", default=None, metavar="SIZE", help="Or a GPU known by its memory (24GiB, 80GB)."),
+        click.option("--tp", type=int, default=None, help="Tensor-parallel degree (default: the --gpu count)."),
+        click.option("--pp", type=int, default=None, help="Pipeline-parallel degree."),
+        click.option("--quantize", default=None, metavar="FORMAT",
+                     help="Project the weights: int8, int4, awq, gptq, nf4, fp8, gguf:TYPE (e.g. gguf:Q4_K_M), "
+                          "exl2:BPW (e.g. exl2:4.65)."),
+        click.option("--kv-paging", type=click.Choice(["contiguous", "paged", "aggressive"]), default=None,
+                     help="contiguous: full context in every layer; paged: engine pages (vLLM 16, TRT-LLM 32 "
+                          "tokens) with its sliding-window policy; aggressive: paged, windows held exactly."),
+        click.option("--gpu-memory-utilization", type=float, default=None, help="vLLM budget share (default 0.92)."),
+        click.option("--max-num-batched-tokens", type=int, default=None, help="vLLM (default by GPU class)."),
+        click.option("--max-num-seqs", type=int, default=None, help="vLLM (default by GPU class)."),
+        click.option("--enforce-eager", is_flag=True, default=None, help="vLLM: no CUDA graphs."),
+        click.option("--vllm-version", default=None, help="vLLM release whose defaults apply (default 0.33)."),
+        click.option("--free-gpu-memory-fraction", type=float, default=None,
+                     help="TensorRT-LLM KV share of free memory (default 0.9)."),
+        click.option("--max-num-tokens", type=int, default=None, help="TensorRT-LLM (default 8192)."),
+        click.option("--n-ubatch", type=int, default=None, help="llama.cpp physical batch (default 512)."),
+        click.option("--flash-attn/--no-flash-attn", default=None, help="llama.cpp flash attention (default on)."),
+        click.option("--gpu-layers", type=int, default=None, help="llama.cpp layers offloaded (default: all)."),
+        click.option("--attn-implementation", type=click.Choice(["sdpa", "eager", "flash_attention_2"]),
+                     default="sdpa", show_default=True, help="transformers attention."),
+        click.option("--cache-implementation", type=click.Choice(["dynamic", "static"]), default="dynamic",
+                     show_default=True, help="transformers KV cache."),
+        click.option("--prompt-tokens", type=int, default=None,
+                     help="transformers: prompt length of the prefill (default: the whole context)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+KV_CHOICES = ["auto", "fp32", "fp16", "bf16", "fp8", "int8", "q8_0", "q4_0", "q8", "q6", "q4"]
+
+
+def analysis_kwargs(opts: dict) -> dict:
+    """CLI option values -> hfvram.analyze keywords."""
+    out = dict(opts)
+    out["context"] = _context(out.pop("context", None))
+    frameworks = out.pop("frameworks", ())
+    out["frameworks"] = list(frameworks) or None
+    return out
+
+
 @cli.command("show")
 @click.argument("model")
-@click.option("--context", "context", metavar="N", help="Tokens per sequence held in the KV cache "
-              "(default 4096; 32k and 128K accepted).")
-@click.option("--batch", default=1, show_default=True, type=int, help="Concurrent sequences.")
-@click.option("--kv-dtype", default="auto", show_default=True,
-              type=click.Choice(["auto", "fp32", "fp16", "bf16", "fp8", "int8"]),
-              help="KV cache element type; auto = the model's dtype.")
+@estimate_options
 @click.option("--revision", default=None, help="Branch, tag or commit (same as MODEL@revision).")
 @click.option("--offline", is_flag=True, help="Make no network request: metadata cache, then bundled snapshot.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema hfvram/1).")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]),
               help="Binary (2^30) or decimal (10^9) sizes in tables.")
-def show(model, context, batch, kv_dtype, revision, offline, as_json, units):
+def show(model, revision, offline, as_json, units, **opts):
     """Analyse one model (the default command: `hfvram MODEL` is `hfvram show MODEL`)."""
     from .analysis import analyze
 
-    result = analyze(model, revision=revision, context=_context(context), batch=batch, kv_dtype=kv_dtype,
-                     offline=offline)
+    result = analyze(model, revision=revision, offline=offline, **analysis_kwargs(opts))
     for note in result.facts.repo.notes:
         click.echo(f"hfvram: {note}", err=True)
     if as_json:
@@ -115,6 +166,33 @@ def show(model, context, batch, kv_dtype, revision, offline, as_json, units):
         from .report.table import render
 
         render(result, units=units)
+
+
+@cli.command("gpus")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def gpus_cmd(as_json):
+    """List the GPU catalog: marketed and usable memory, FP8 support."""
+    from .gpus import catalog
+    from .units import fmt_bytes
+
+    rows = catalog()
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"name": g.name, "class": g.klass, "memory_bytes": g.memory_bytes,
+                                "usable_bytes": g.usable_bytes, "usable_derived": g.usable_derived, "fp8": g.fp8,
+                                "compute_capability": g.compute_capability} for g in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="GPU catalog (usable = what CUDA reports; * = derived, no printed total found)")
+    for col in ("GPU", "class", "memory", "usable", "FP8", "SM"):
+        table.add_column(col, justify="right" if col in ("memory", "usable") else "left")
+    for g in rows:
+        table.add_row(g.name, g.klass, fmt_bytes(g.memory_bytes), fmt_bytes(g.usable_bytes) +
+                      ("*" if g.usable_derived else ""), "yes" if g.fp8 else "no", g.compute_capability or "-")
+    Console().print(table)
 
 
 @cli.command("snapshot")

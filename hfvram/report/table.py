@@ -66,6 +66,83 @@ def summary_rows(result, units: str = "GiB") -> list[tuple[str, str]]:
     return rows
 
 
+SHORT = {"kv_cache": "KV", "activations": "act.", "non_torch": "non-torch", "cuda_graphs": "graphs",
+         "cuda_context": "CUDA ctx", "allocator_slack": "slack"}
+
+
+def num(n, units: str = "GiB") -> str:
+    if n is None:
+        return "-"
+    return f"{n / (1e9 if units == 'GB' else 1 << 30):.2f}"
+
+
+COMPONENT_ORDER = ("weights", "kv_cache", "activations", "compute", "scratch", "non_torch", "cuda_graphs",
+                   "cuda_context", "allocator_slack", "reserve", "lora", "draft")
+
+
+def estimate_table(result, units: str = "GiB"):
+    """One row per framework: components of the most loaded GPU, total, fit, largest context."""
+    from rich.table import Table
+
+    from ..estimate import LABELS
+
+    d = result.to_dict()
+    estimates = d["estimates"]
+    if not estimates:
+        return None
+    used = [c for c in COMPONENT_ORDER if any(e["components"].get(c) for e in estimates.values())]
+    gpu = d["gpu"]
+    es = result.estimate_settings
+    title = f"Per-GPU memory at {d['kv_cache']['context']:,} tokens x {d['kv_cache']['batch']}"
+    if es is not None and (es.tp > 1 or es.pp > 1):
+        title += f", tp {es.tp} pp {es.pp}"
+    if gpu:
+        title += f" on {gpu['count']} x {gpu['name']} ({fmt_bytes(gpu['usable_bytes'], units)} usable)"
+    title += f" ({units})"
+    table = Table(title=title, title_justify="left")
+    table.add_column("framework")
+    for c in used:
+        table.add_column(SHORT.get(c, c.replace("_", " ")), justify="right")
+    table.add_column("per GPU", justify="right", style="bold")
+    table.add_column("vs HF", justify="right")
+    if gpu:
+        table.add_column("fits", justify="center")
+        table.add_column("max context", justify="right")
+    for name, e in estimates.items():
+        row = [LABELS.get(name, name)] + [num(e["components"].get(c, 0), units) if e["components"].get(c)
+                                          else "-" for c in used]
+        row.append(num(e["per_gpu_bytes"], units))
+        vs = e.get("vs_transformers")
+        row.append("-" if vs is None else f"{100 * vs:+.0f}%")
+        if gpu:
+            row.append("[green]yes[/green]" if e["fits"] else "[red]no[/red]" if e["fits"] is False else "?")
+            row.append(fmt_tokens(e["max_context"]) if e["max_context"] else "-")
+        table.add_row(*row)
+    return table
+
+
+def projection_table(result, units: str = "GiB"):
+    from rich.table import Table
+
+    from ..estimate import LABELS
+
+    d = result.to_dict()
+    if not d["projections"] or not d["estimates"]:
+        return None
+    contexts = [(str(d["kv_cache"]["context"]), {k: v["per_gpu_bytes"] for k, v in d["estimates"].items()},
+                 bool(d["architecture"]["max_context"] and d["kv_cache"]["context"] > d["architecture"]["max_context"]))]
+    contexts += [(ctx, p["per_gpu_bytes"], p["beyond_max_context"]) for ctx, p in d["projections"].items()]
+    contexts.sort(key=lambda c: int(c[0]))
+    table = Table(title=f"Per-GPU memory by context ({units}; * beyond the model's maximum context)",
+                  title_justify="left")
+    table.add_column("framework")
+    for ctx, _, beyond in contexts:
+        table.add_column(fmt_tokens(int(ctx)) + ("*" if beyond else ""), justify="right")
+    for name in d["estimates"]:
+        table.add_row(LABELS.get(name, name), *[num(per.get(name), units) for _, per, _ in contexts])
+    return table
+
+
 def render(result, units: str = "GiB") -> None:
     from rich.console import Console
     from rich.table import Table
@@ -81,5 +158,21 @@ def render(result, units: str = "GiB") -> None:
     for key, value in summary_rows(result, units):
         table.add_row(key, value)
     console.print(table)
+    for extra in (estimate_table(result, units), projection_table(result, units)):
+        if extra is not None:
+            console.print()
+            console.print(extra)
+    for name, e in d["estimates"].items():
+        for line in e["notes"]:
+            console.print(f"[dim]{name}:[/dim] {line}")
+        for line in e["suggestions"]:
+            console.print(f"[cyan]{name}:[/cyan] {line}")
+    vllm = d["estimates"].get("vllm")
+    if vllm and vllm.get("kv_pool_bytes") is not None:
+        console.print(f"[dim]vllm:[/dim] KV pool {fmt_bytes(vllm['kv_pool_bytes'], units)}, "
+                      f"{vllm['num_blocks']:,} blocks of {vllm['block_size']} tokens, GPU KV cache size "
+                      f"{vllm['kv_tokens']:,} tokens, maximum concurrency {vllm['max_concurrency']}x; "
+                      f"needs {fmt_bytes(vllm['min_gpu_bytes'], units)} of GPU memory for this request")
     for note in d["notes"]:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        if note not in result.facts.repo.notes:  # those went to stderr already
+            console.print(f"[yellow]note:[/yellow] {note}")

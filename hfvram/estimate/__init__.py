@@ -1,0 +1,84 @@
+"""Estimators: one module per framework, each a small policy over the per-layer specs.
+
+    transformers  HF Transformers generate(): the PyTorch-style baseline
+    vllm          vLLM V1: gpu_memory_utilization budget, paged KV pool
+    trtllm        TensorRT-LLM: fraction of the memory free after weights and profiling
+    llamacpp      llama.cpp: GGUF weights, padded n_ctx, compute buffer, embeddings on the host
+    exllamav2     ExLlamaV2: EXL2 weights, preallocated (optionally quantised) cache
+
+`run()` applies the chosen ones, then the parts every framework shares: fit and largest context (for estimators
+that do not work them out themselves), the difference to the PyTorch baseline, and what would make it fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from importlib import import_module
+
+from ..errors import UsageError
+from .base import Estimate, Settings, largest_fitting
+from .model import Model, build
+
+NAMES = ("transformers", "vllm", "trtllm", "llamacpp", "exllamav2")
+LABELS = {"transformers": "HF Transformers", "vllm": "vLLM", "trtllm": "TensorRT-LLM", "llamacpp": "llama.cpp",
+          "exllamav2": "ExLlamaV2"}
+ALIASES = {"hf": "transformers", "tensorrt-llm": "trtllm", "tensorrt_llm": "trtllm", "trt": "trtllm",
+           "llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "gguf": "llamacpp", "exl2": "exllamav2",
+           "exllama": "exllamav2"}
+BASELINE = "transformers"
+
+
+def framework_names(spec: str | list[str] | tuple | None) -> list[str]:
+    if not spec:
+        return list(NAMES)
+    items = spec.split(",") if isinstance(spec, str) else [p for s in spec for p in str(s).split(",")]
+    out = []
+    for item in items:
+        key = ALIASES.get(item.strip().lower(), item.strip().lower())
+        if key == "all":
+            return list(NAMES)
+        if key not in NAMES:
+            raise UsageError(f"unknown framework {item!r} (choose from {', '.join(NAMES)})")
+        if key not in out:
+            out.append(key)
+    return out
+
+
+def module(name: str):
+    return import_module(f"{__name__}.{name}")
+
+
+def estimate_one(name: str, model: Model, settings: Settings) -> Estimate:
+    est = module(name).estimate(model, settings)
+    gpu = settings.gpu
+    if gpu is not None and est.fits is None:
+        usable = gpu.gpu.usable_bytes
+        est.fits = est.per_gpu_bytes <= usable
+        est.headroom_bytes = int(usable - est.per_gpu_bytes)
+        ceiling = max(settings.context, model.max_position or settings.context)
+        est.max_context = largest_fitting(
+            lambda c: module(name).estimate(model, settings.with_context(c)).per_gpu_bytes <= usable, 1, ceiling)
+    if gpu is not None and est.fits is not None:
+        devices = settings.tp * settings.pp
+        if devices != gpu.count:
+            est.notes.append(f"--gpu asks for {gpu.count} GPU(s) but the layout uses {devices} (--tp x --pp)")
+    return est
+
+
+def run(model: Model, settings: Settings, names: list[str], suggest: bool = True) -> dict[str, Estimate]:
+    results = {name: estimate_one(name, model, settings) for name in names}
+    base = results.get(BASELINE) or (estimate_one(BASELINE, model, settings) if len(names) > 1 else None)
+    if base is not None:
+        for name, est in results.items():
+            if name != BASELINE and base.per_gpu_bytes:
+                est.extras["vs_transformers"] = round(est.per_gpu_bytes / base.per_gpu_bytes - 1, 4)
+    if suggest and settings.gpu is not None:
+        from .fit import suggestions
+
+        for name, est in results.items():
+            if est.fits is False:
+                est.suggestions = suggestions(name, model, settings)
+    return results
+
+
+__all__ = ["Estimate", "Model", "NAMES", "Settings", "build", "framework_names", "run", "replace"]

@@ -1,0 +1,167 @@
+"""What every framework estimator shares: the settings, the result type, and the per-GPU view of the KV cache.
+
+An estimator is a small policy: given a `Model` (the introspected facts, projected to the weight format the engine
+will hold) and `Settings`, it returns an `Estimate` with the memory of the most loaded GPU, component by
+component. Fit, headroom and the largest context that fits are worked out here, the same way for every engine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from ..gpus import GPUChoice
+from ..specs import MLA, FullAttention, LayerSpec, LinearAttention, Mamba
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+# CUDA context of a process on recent drivers with lazy module loading (CUDA >= 11.7): "~300-400 MiB"
+# (ptrblck in pytorch/pytorch#107667 and #109888; #20532 reports 300-400 MB). We take the top of that range.
+CUDA_CONTEXT_BYTES = 400 * MiB
+
+# --kv-dtype vocabulary -> bytes per element. fp8/int8 are one byte (vLLM fp8_e4m3/e5m2, TRT-LLM FP8/INT8 KV);
+# q8_0 / q4_0 are llama.cpp block types (34/32 and 18/32 bytes per element, ggml-common.h); q8/q6/q4 are
+# ExLlamaV2's quantised caches (bytes incl. fp16 scales per 32 elements, exllamav2/cache.py), taken per element of
+# K and V together / 2.
+KV_BYTES = {
+    "fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0,
+    "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32, "q5_0": 22 / 32, "q5_1": 24 / 32, "iq4_nl": 18 / 32,
+    "q8": 2.125 / 2, "q6": 1.625 / 2, "q4": 1.125 / 2,
+}
+KV_DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16", "fp8", "int8", "q8_0", "q4_0", "q8", "q6", "q4")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user can set. `None` means "this engine's default" (each estimator documents it)."""
+
+    context: int = 4096
+    batch: int = 1
+    kv_dtype: str = "auto"
+    tp: int = 1
+    pp: int = 1
+    gpu: GPUChoice | None = None
+    kv_paging: str | None = None  # contiguous | paged | aggressive
+    # vLLM
+    gpu_memory_utilization: float | None = None
+    max_num_batched_tokens: int | None = None
+    max_num_seqs: int | None = None
+    enforce_eager: bool = False
+    vllm_version: str | None = None
+    vllm_server: bool = True  # `vllm serve` defaults (False: the offline LLM class)
+    block_size: int | None = None
+    max_loras: int | None = None
+    # TensorRT-LLM
+    free_gpu_memory_fraction: float | None = None
+    max_num_tokens: int | None = None
+    # llama.cpp
+    n_ubatch: int | None = None
+    flash_attn: bool | None = None
+    gpu_layers: int | None = None  # -1/None: all
+    n_parallel: int | None = None
+    llamacpp_version: str | None = None
+    # ExLlamaV2
+    max_input_len: int | None = None
+    # transformers
+    prompt_tokens: int | None = None  # prefill length; default: the whole context
+    attn_implementation: str = "sdpa"
+    cache_implementation: str = "dynamic"
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp
+
+    def with_context(self, context: int) -> "Settings":
+        return replace(self, context=context, prompt_tokens=None if self.prompt_tokens is None
+                       else min(self.prompt_tokens, context))
+
+
+@dataclass
+class Estimate:
+    framework: str
+    components: dict[str, int]  # bytes on the most loaded GPU
+    gpus: int = 1
+    total_bytes: int = 0  # over all GPUs
+    fits: bool | None = None
+    headroom_bytes: int | None = None
+    max_context: int | None = None
+    notes: list[str] = field(default_factory=list)
+    extras: dict = field(default_factory=dict)
+    suggestions: list[str] = field(default_factory=list)
+
+    @property
+    def per_gpu_bytes(self) -> int:
+        return int(sum(self.components.values()))
+
+    def to_dict(self) -> dict:
+        return {
+            "total_bytes": int(self.total_bytes or self.per_gpu_bytes * self.gpus),
+            "per_gpu_bytes": self.per_gpu_bytes,
+            "gpus": self.gpus,
+            "components": {k: int(v) for k, v in self.components.items()},
+            "fits": self.fits,
+            "headroom_bytes": self.headroom_bytes,
+            "max_context": self.max_context,
+            "notes": self.notes,
+            "suggestions": self.suggestions,
+            **self.extras,
+        }
+
+
+# -- KV per GPU ---------------------------------------------------------------------------------------------------
+
+def kv_heads_per_rank(heads: int, tp: int, replicate: bool = True) -> float:
+    """vLLM: max(1, heads // tp), K/V heads are replicated when tp > heads (config/model.py
+    get_num_kv_heads). TRT-LLM divides exactly (replicate=False)."""
+    if tp <= 1:
+        return heads
+    return max(1, heads // tp) if replicate else heads / tp
+
+
+def per_token_per_gpu(layer: LayerSpec, kv_bytes: float, tp: int, replicate: bool = True) -> float:
+    """Bytes one token adds to `layer` on one tensor-parallel rank."""
+    if isinstance(layer, MLA):
+        return layer.per_token_bytes(kv_bytes)  # the latent is not split across ranks (vLLM max_tp_shards=1)
+    if isinstance(layer, FullAttention):
+        heads = kv_heads_per_rank(layer.num_kv_heads, tp, replicate)
+        return heads * (layer.head_dim + layer.v_dim) * kv_bytes
+    return 0.0
+
+
+def state_per_gpu(layer: LayerSpec, state_bytes: float, tp: int) -> float:
+    """Recurrent state per sequence on one rank (Mamba/GDN states are split by heads, vLLM mamba_utils)."""
+    if isinstance(layer, (Mamba, LinearAttention)):
+        return layer.state_bytes(state_bytes) / max(1, tp)
+    return 0.0
+
+
+def stage_layers(layers: list[LayerSpec], pp: int) -> list[LayerSpec]:
+    """The layers of the most loaded pipeline stage (vLLM/accelerate split decoder layers evenly, first stages
+    take the remainder)."""
+    if pp <= 1:
+        return list(layers)
+    per = math.ceil(len(layers) / pp)
+    return list(layers[:per])
+
+
+# -- fit and max context ------------------------------------------------------------------------------------------
+
+def largest_fitting(fits: Callable[[int], bool], low: int, high: int) -> int | None:
+    """Largest integer in [low, high] for which `fits` holds (monotone), or None when even `low` does not fit."""
+    if not fits(low):
+        return None
+    if fits(high):
+        return high
+    while high - low > 1:
+        mid = (low + high) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)

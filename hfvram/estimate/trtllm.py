@@ -1,0 +1,95 @@
+"""TensorRT-LLM (PyTorch backend / LLM API): the KV pool is a fraction of the memory left *after* weights and the
+profiling run, in 32-token blocks.
+
+Policy (tensorrt_llm/_torch/pyexecutor/_util.py KvCacheCreator, resource_manager.py, llmapi/llm_args.py; see
+../shared/research/hub-and-engines.md B8 and docs/research/trtllm-exllama-hf-facts.md):
+- load the weights, run dummy context requests totalling `max_num_tokens` (8192), measure the peak;
+- KV pool = free_gpu_memory_fraction (0.9) x (total - peak);
+- bytes per token = dtype x attention layers x head_dim x kv_heads / TP x 2 (MLA: kv_lora_rank + rope, x1);
+- a sequence takes ceil(context / 32) blocks per layer; VSWA layers hold their window.
+"""
+
+from __future__ import annotations
+
+from ..specs import MLA, FullAttention, LayerSpec, SlidingWindow
+from .base import (
+    CUDA_CONTEXT_BYTES, KV_BYTES, Estimate, Settings, ceil_div, largest_fitting, per_token_per_gpu,
+    stage_layers, state_per_gpu,
+)
+from .model import Model
+from .vllm import NCCL_PER_GPU_TP, NON_TORCH_HOPPER, NON_TORCH_OTHER, activation_peak
+
+NAME = "trtllm"
+LABEL = "TensorRT-LLM"
+
+FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default (llmapi/llm_args.py)
+MAX_NUM_TOKENS = 8192  # BaseLlmArgs.max_num_tokens default (llmapi/llm_args.py)
+MAX_BATCH_SIZE = 2048  # BaseLlmArgs.max_batch_size default
+TOKENS_PER_BLOCK = 32  # KvCacheConfig tokens_per_block default
+
+
+def kv_dtype(model: Model, s: Settings) -> tuple[str, float]:
+    if s.kv_dtype == "auto":
+        return ("bf16" if model.facts.dtype == "bfloat16" else "fp16"), 2.0
+    return s.kv_dtype, KV_BYTES.get(s.kv_dtype, 1.0)
+
+
+def tokens_held(layer: LayerSpec, context: int, paging: str) -> int:
+    if paging == "contiguous" and isinstance(layer, SlidingWindow):
+        return context  # without VSWA every layer gets the full sequence
+    held = layer.tokens_held(context)
+    return ceil_div(held, TOKENS_PER_BLOCK) * TOKENS_PER_BLOCK if paging != "aggressive" else held
+
+
+def kv_per_sequence(model: Model, s: Settings, layers, context: int) -> float:
+    _, b = kv_dtype(model, s)
+    paging = s.kv_paging or "paged"
+    total = 0.0
+    for layer in layers:
+        if isinstance(layer, (FullAttention, MLA)):
+            total += tokens_held(layer, context, paging) * per_token_per_gpu(layer, b, s.tp, replicate=False)
+        else:
+            total += state_per_gpu(layer, min(2, model.compute_bytes), s.tp)
+    return total
+
+
+def estimate(model: Model, s: Settings) -> Estimate:
+    notes: list[str] = []
+    layers = stage_layers(model.layers, s.pp)
+    name, _ = kv_dtype(model, s)
+    if name == "fp8" and s.gpu and not s.gpu.gpu.fp8:
+        notes.append(f"{s.gpu.gpu.name} has no FP8 support: TensorRT-LLM's FP8 KV cache needs SM 8.9+")
+    weights = model.loaded(mtp=False, vision=False) / s.tp
+    if s.pp > 1:
+        weights = weights / s.pp
+    max_tokens = s.max_num_tokens or MAX_NUM_TOKENS
+    act = activation_peak(model, max_tokens, min(MAX_BATCH_SIZE, max_tokens), s.tp)
+    gpu = s.gpu.gpu if s.gpu else None
+    # Non-torch memory (NCCL, cuBLAS workspaces, CUDA graphs) enters the peak through `used - torch_allocated`;
+    # we reuse the vLLM profiler figures for the same GPU class (same libraries, same kind of workload).
+    nt = (NON_TORCH_HOPPER if gpu is not None and gpu.sm >= 9.0 else NON_TORCH_OTHER) + (NCCL_PER_GPU_TP if s.tp > 1 else 0)
+    peak = weights + act + nt + CUDA_CONTEXT_BYTES
+    kv = s.batch * kv_per_sequence(model, s, layers, s.context)
+    fraction = s.free_gpu_memory_fraction or FREE_GPU_MEMORY_FRACTION
+    components = {"weights": int(weights), "kv_cache": int(kv), "activations": int(act), "non_torch": int(nt),
+                  "cuda_context": CUDA_CONTEXT_BYTES}
+    extras: dict = {"free_gpu_memory_fraction": fraction, "max_num_tokens": max_tokens,
+                    "tokens_per_block": TOKENS_PER_BLOCK, "kv_dtype": name,
+                    # the pool must be kv, and it is `fraction` of what is free after the peak
+                    "min_gpu_bytes": int(peak + kv / fraction)}
+    if model.weights.get("vision"):
+        notes.append("vision tower not counted: TensorRT-LLM runs the multimodal encoder as a separate engine")
+    est = Estimate(framework=NAME, components=components, gpus=s.tp * s.pp, notes=notes, extras=extras)
+    if gpu is not None:
+        free = gpu.usable_bytes - peak
+        pool = max(0.0, fraction * free)
+        per_token_all = kv_per_sequence(model, s, layers, TOKENS_PER_BLOCK) / TOKENS_PER_BLOCK
+        extras["kv_pool_bytes"] = int(pool)
+        extras["kv_tokens"] = int(pool / per_token_all) if per_token_all else None
+        extras["process_bytes"] = int(peak + pool)
+        est.fits = pool >= kv
+        est.headroom_bytes = int(pool - kv)
+        ceiling = max(s.context, model.max_position or s.context)
+        est.max_context = largest_fitting(
+            lambda c: s.batch * kv_per_sequence(model, s, layers, c) <= pool, 1, ceiling) if pool > 0 else None
+    return est
