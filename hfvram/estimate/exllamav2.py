@@ -6,8 +6,14 @@ Policy (turboderp-org/exllamav2 @ da07fac; ../shared/research/hub-and-engines.md
 - cache (cache.py): K and V of (batch, max_seq_len, kv_heads, head_dim) in every layer, no sliding-window saving;
   FP16 2 bytes/element, 8-bit 1, Q8 1 + fp16 scale per 32, Q6 (K 1 byte, V 0.5) + scales, Q4 0.5 + scales;
   quantised and 8-bit caches also hold one full-size fp16 K/V pair per device as a conversion buffer.
-- scratch for `max_input_len` (2048) tokens and the autosplit reserve: 192 MiB on the first device
-  (model.py load_autosplit).
+- fixed scratch, one buffer per device: the largest module's need, where a linear layer's dequantisation buffer is
+  2 x min(in x out, 512 Mi) bytes (linear.py temp_dq_size; the LM head's is ~1 GiB on 128K+ vocabularies) and the MLP
+  adds max_input_len-token states (mlp.py); fp16 RoPE sin/cos tables of max_seq_len x head_dim (device.py).
+- the autosplit reserve (192 MiB on the first device, model.py load_autosplit) is a guard freed after loading: it
+  must be free, it is not resident.
+- the dynamic generator pages the cache in 256-token pages (generator/dynamic.py PAGED_PAGE_SIZE), so the context
+  rounds up to 256; its 8-bit (FP8) cache is not usable there.
+(Details and line numbers: docs/research/trtllm-exllama-hf-facts.md sections 5-7.)
 Not supported by ExLlamaV2: MLA, Mamba/linear-attention hybrids, encoders.
 """
 
@@ -20,8 +26,10 @@ from .model import Model
 NAME = "exllamav2"
 LABEL = "ExLlamaV2"
 
-MAX_INPUT_LEN = 2048  # ExLlamaV2Config.max_input_len default (config.py)
-AUTOSPLIT_RESERVE = 192 * MiB  # model.py load_autosplit: reserve on the first device
+MAX_INPUT_LEN = 2048  # ExLlamaV2Config.max_input_len default (config.py l.174)
+MAX_DQ_ELEMENTS = 512 * 1024**2  # ExLlamaV2Config.max_dq_size: "Max number of elements to dequantize at once"
+AUTOSPLIT_RESERVE = 192 * MiB  # model.py load_autosplit: guard on the first device while loading
+PAGE = 256  # generator/dynamic.py PAGED_PAGE_SIZE: cache max_seq_len must be a multiple of it
 # Cache bytes per element of K and V together / 2 (cache.py classes; scales fp16 per 32 elements):
 #   FP16 2; 8-bit (FP8) 1; Q8 (1 + 2/32 + 1 + 2/32)/2; Q6 (1 + 0.5 + 2 x 2/32)/2; Q4 (0.5 + 0.5 + 2 x 2/32)/2
 CACHE = {"fp16": 2.0, "fp8": 1.0, "q8": 2.125 / 2, "q6": 1.625 / 2, "q4": 1.125 / 2}
@@ -34,14 +42,26 @@ def cache_type(s: Settings) -> str:
 
 
 def scratch(model: Model, s: Settings) -> int:
-    """Per-forward temp buffers sized for max_input_len tokens: hidden state, attention q/k/v/o and the MLP
-    gate/up intermediates (attn.py temp_*_size, mlp.py temp sizes), fp16; plus fp32 last-token logits."""
+    """The per-device fixed scratch (device.py: one buffer of the largest module's scratch_space_fixed()):
+    attention = state (max_input_len x batch x max(heads x head_dim, hidden) x 2) + the largest q/k/v/o dequant
+    buffer; MLP = state + two intermediates (each max_input_len x batch x max(hidden, intermediate) x 2) + its
+    largest dequant buffer; LM head = its dequant buffer. Dequant buffer = 2 x min(in x out, max_dq_size) bytes."""
     tokens = (s.max_input_len or MAX_INPUT_LEN) * s.batch
-    kv_heads = model.arch.num_kv_heads or model.heads
-    attn = tokens * (model.heads + 2 * kv_heads) * model.head_dim * 2 + tokens * model.heads * model.head_dim * 2
-    inter = model.moe_intermediate * model.arch.moe.experts_per_token if model.arch.moe else model.intermediate
-    mlp = tokens * 2 * inter * 2
-    return int(2 * tokens * model.hidden * 2 + max(attn, mlp) + s.batch * model.vocab * 4)
+    h, heads, hd = model.hidden, model.heads, model.head_dim
+
+    def dq(n_in: int, n_out: int) -> int:
+        return 2 * min(n_in * n_out, MAX_DQ_ELEMENTS)
+
+    inter = model.moe_intermediate if model.arch.moe else model.intermediate
+    attn = tokens * max(heads * hd, h) * 2 + dq(h, heads * hd)
+    mlp = tokens * h * 2 + 2 * tokens * max(h, inter) * 2 + dq(h, inter)
+    head = dq(h, model.vocab)
+    return int(max(attn, mlp, head))
+
+
+def rope_tables(model: Model, context: int) -> int:
+    """fp16 sin and cos of (max_seq_len, head_dim) per device (device.py prepare_sincos)."""
+    return 2 * context * model.head_dim * 2
 
 
 def estimate(model: Model, s: Settings) -> Estimate:
@@ -69,19 +89,28 @@ def estimate(model: Model, s: Settings) -> Estimate:
 
     if any(l.kind == "sliding_attention" for l in model.layers):
         notes.append("ExLlamaV2 allocates the full context for sliding-window layers too")
-    kv = kv_at(s.context)
-    sc = scratch(model, s)
-    components = {"weights": int(weights), "kv_cache": int(kv), "scratch": sc, "reserve": AUTOSPLIT_RESERVE,
-                  "cuda_context": CUDA_CONTEXT_BYTES}
-    extras = {"cache_type": ctype, "host_bytes": int(model.weights.get("embeddings", 0))}
+    context = -(-s.context // PAGE) * PAGE
+    kv = kv_at(context)
+    sc = scratch(model, s) + rope_tables(model, context)
+    if ctype == "fp8":
+        notes.append("ExLlamaV2's 8-bit (FP8) cache does not work with its dynamic generator (dynamic.py)")
+    components = {"weights": int(weights), "kv_cache": int(kv), "scratch": sc, "cuda_context": CUDA_CONTEXT_BYTES}
+    extras = {"cache_type": ctype, "host_bytes": int(model.weights.get("embeddings", 0)),
+              "load_headroom_bytes": AUTOSPLIT_RESERVE, "cache_tokens": context}
     if model.exl2_bpw:
         extras["exl2_bpw"] = model.exl2_bpw
     est = Estimate(framework=NAME, components=components, gpus=devices, notes=notes, extras=extras)
     if s.gpu is not None:
         usable = s.gpu.gpu.usable_bytes
-        est.fits = est.per_gpu_bytes <= usable
-        est.headroom_bytes = int(usable - est.per_gpu_bytes)
-        fixed = weights + sc + AUTOSPLIT_RESERVE + CUDA_CONTEXT_BYTES
+        # loading needs the autosplit guard free on top of what stays resident
+        est.fits = est.per_gpu_bytes + AUTOSPLIT_RESERVE <= usable
+        est.headroom_bytes = int(usable - est.per_gpu_bytes - AUTOSPLIT_RESERVE)
+        fixed = weights + scratch(model, s) + AUTOSPLIT_RESERVE + CUDA_CONTEXT_BYTES
+
+        def fits(c: int) -> bool:
+            c = -(-c // PAGE) * PAGE
+            return fixed + rope_tables(model, c) + kv_at(c) <= usable
+
         ceiling = max(s.context, model.max_position or s.context)
-        est.max_context = largest_fitting(lambda c: fixed + kv_at(c) <= usable, 1, ceiling)
+        est.max_context = largest_fitting(fits, 1, ceiling)
     return est

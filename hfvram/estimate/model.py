@@ -35,9 +35,10 @@ QUANT_BYTES = {
     "gptq": 0.5 + 2 / 128 + 0.5 / 128,
     "fp8": 1.0 + 4 / (128 * 128),
 }
-# EXL2 output layer: `head_bits` 6 by default (exllamav2 convert.py -hb), ~6.3 bits per weight once its scales
-# are counted (exllamav2 doc/convert.md).
-EXL2_HEAD_BPW = 6.3
+# EXL2 output layer: `head_bits` 6 by default (exllamav2 convert.py -hb) is QParams(128, [8, 6], [0.15, 0.85], 4)
+# (conversion/qparams.py qparams_headoptions); its total_bits on real head shapes is 6.33-6.34 bits per weight
+# (docs/research/trtllm-exllama-hf-facts.md section 7).
+EXL2_HEAD_BPW = 6.34
 
 
 @dataclass

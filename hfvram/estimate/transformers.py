@@ -3,10 +3,13 @@
 Policy (transformers 5.x, read in `generation/utils.py`, `cache_utils.py`, `modeling_llama.py`):
 - weights in the checkpoint dtype (`dtype="auto"` since v5), quantised checkpoints as stored; MTP layers are not
   instantiated; vision towers are.
-- KV: `DynamicCache` grows to prompt + new tokens per layer; sliding layers keep their window
-  (`DynamicSlidingWindowLayer`); `StaticCache` (`cache_implementation="static"`) preallocates the whole context for
-  every layer (sliding layers: min(window, context)). Each decode step `torch.cat`s one layer's K/V into a new
-  tensor, so one layer's cache is briefly held twice.
+- KV: `DynamicCache` grows to prompt + new tokens per layer. A sliding layer (`DynamicSlidingWindowLayer`) keeps a
+  *view* of the concatenated prompt K/V after prefill, so at the end of prefill it still holds the whole prompt; from
+  the first decode step on it holds `window` tokens (verified on CPU, docs/research/trtllm-exllama-hf-facts.md 9).
+  `StaticCache` (`cache_implementation="static"`) preallocates the whole context for every layer (sliding layers:
+  min(window, context)). Each decode step `torch.cat`s one layer's K/V into a new tensor, so one layer's cache is
+  briefly held twice. The peak is the larger of end-of-prefill (prompt-long cache + prefill transient) and
+  end-of-decode (full cache + one layer's growth).
 - prefill transient, the largest of one layer's attention and MLP intermediates for the whole prompt, plus the
   residual stream; `eager` attention materialises batch x heads x prompt^2 scores in the model dtype and a float32
   softmax copy; sdpa / flash are O(prompt).
@@ -22,17 +25,17 @@ from .model import Model
 NAME = "transformers"
 LABEL = "HF Transformers"
 
-# Caching-allocator slack (reserved - allocated) as a share of what is allocated beyond the weights. The caching
-# allocator rounds blocks (512-byte / 2 MiB granularity, 20 MiB large-block rounding in
-# c10/cuda/CUCachingAllocator.cpp) and keeps freed blocks; DynamicCache growth fragments it. 10% is the middle of the
-# 5-15% range reported in the research notes (../shared/research/hub-and-engines.md B7); not yet measured here.
+# Caching-allocator slack (reserved - allocated) as a share of what is allocated beyond the weights: published
+# peak-allocated vs peak-reserved pairs show +11.5% and +11.2% (pytorch/pytorch#40989) and 1-12% for steady
+# inference (table in docs/research/trtllm-exllama-hf-facts.md section 11); DynamicCache's growing `torch.cat`
+# sizes are the fragmenting case, so we take 10%.
 ALLOCATOR_SLACK = 0.10
 
-# Live tensors of the residual stream during a layer's forward: the residual, the normed input and the layer
-# output (modeling_llama.py LlamaDecoderLayer.forward: `residual = hidden_states`, norm, attn/mlp out).
+# Hidden-size tensors live at a layer's MLP peak: the residual, the normed MLP input (LlamaDecoderLayer.forward) and
+# `inputs_embeds`, which LlamaModel.forward keeps referenced for the whole forward (modeling_llama.py).
 RESIDUAL_COPIES = 3
-# MLP intermediates live at its peak: gate, up and act(gate)*up (LlamaMLP.forward: `down_proj(act_fn(gate_proj(x))
-# * up_proj(x))`).
+# MLP intermediates live at its peak: act(gate), up and their product (LlamaMLP.forward:
+# `down_proj(act_fn(gate_proj(x)) * up_proj(x))`; gate_proj's output is freed once act_fn has consumed it).
 MLP_COPIES = 3
 
 
@@ -43,12 +46,20 @@ def kv_dtype_bytes(model: Model, s: Settings) -> tuple[str, float]:
     return s.kv_dtype, KV_BYTES[s.kv_dtype]
 
 
-def kv_cache(model: Model, s: Settings, layers) -> tuple[float, float]:
-    """(cache bytes, one layer's cache) for `batch` sequences of `context` tokens on one device."""
+def kv_cache(model: Model, s: Settings, layers, tokens: int | None = None, prefill: bool = False
+             ) -> tuple[float, float]:
+    """(cache bytes, one layer's cache) for `batch` sequences holding `tokens` (default: the context)."""
     _, b = kv_dtype_bytes(model, s)
+    tokens = s.context if tokens is None else tokens
+    static = s.cache_implementation == "static"
     total = biggest = 0.0
     for layer in layers:
-        held = layer.tokens_held(s.context)
+        if static:
+            held = layer.tokens_held(s.context)
+        elif prefill and layer.is_attention:
+            held = tokens  # sliding layers still reference the whole prompt's K/V
+        else:
+            held = layer.tokens_held(tokens)
         size = s.batch * held * layer.per_token_bytes(b) + s.batch * state_per_gpu(layer, model.compute_bytes, 1)
         total += size
         biggest = max(biggest, size)
@@ -81,6 +92,13 @@ def prefill_activations(model: Model, s: Settings) -> float:
     return residual + max(attention, mlp) + logits
 
 
+def decode_activations(model: Model, s: Settings) -> float:
+    """One token per sequence through a layer, plus the float32 logits copy and sampling probabilities."""
+    d = model.compute_bytes
+    return s.batch * (RESIDUAL_COPIES * model.hidden + MLP_COPIES * model.intermediate) * d + \
+        s.batch * model.vocab * (d + 4 + 4)
+
+
 def estimate(model: Model, s: Settings) -> Estimate:
     notes = []
     devices = max(1, s.tp * s.pp)
@@ -89,13 +107,16 @@ def estimate(model: Model, s: Settings) -> Estimate:
                       "across GPUs (device_map=\"auto\")")
     weights = model.loaded(mtp=False, vision=True) / devices
     layers = stage_layers(model.layers, devices)
-    if s.cache_implementation == "static":
-        kv, biggest = kv_cache(model, s, layers)
-        growth = 0.0
+    prompt = min(s.prompt_tokens or s.context, s.context)
+    kv_prefill, _ = kv_cache(model, s, layers, prompt, prefill=True)
+    kv_end, biggest = kv_cache(model, s, layers)
+    growth = 0.0 if s.cache_implementation == "static" or prompt >= s.context else biggest
+    prefill_peak = kv_prefill + prefill_activations(model, s)
+    decode_peak = kv_end + growth + decode_activations(model, s)
+    if prefill_peak >= decode_peak:
+        kv, act = kv_prefill, prefill_peak - kv_prefill
     else:
-        kv, biggest = kv_cache(model, s, layers)
-        growth = biggest  # torch.cat growth: one layer's K/V held twice while it is extended
-    act = prefill_activations(model, s) + growth
+        kv, act = kv_end, decode_peak - kv_end
     slack = ALLOCATOR_SLACK * (kv + act)
     components = {
         "weights": int(weights),
@@ -106,7 +127,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
     }
     if model.projected:
         notes.append(f"weights projected to {model.label}")
-    full_kv, _ = kv_cache(model, s, model.layers)
+    full_kv = max(kv_cache(model, s, model.layers, prompt, prefill=True)[0], kv_cache(model, s, model.layers)[0])
     extras = {"peak_allocated_bytes": int(weights + kv + act),
               # summed over the GPUs of a device_map split (what multi-GPU benchmark tables print)
               "peak_allocated_total_bytes": int(model.loaded(mtp=False, vision=True) + full_kv + act)}

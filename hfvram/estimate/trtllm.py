@@ -3,10 +3,14 @@ profiling run, in 32-token blocks.
 
 Policy (tensorrt_llm/_torch/pyexecutor/_util.py KvCacheCreator, resource_manager.py, llmapi/llm_args.py; see
 ../shared/research/hub-and-engines.md B8 and docs/research/trtllm-exllama-hf-facts.md):
-- load the weights, run dummy context requests totalling `max_num_tokens` (8192), measure the peak;
-- KV pool = free_gpu_memory_fraction (0.9) x (total - peak);
+- load the weights, capture CUDA graphs (on by default: 34 decode batch sizes up to 128), run dummy context
+  requests totalling `max_num_tokens` (8192), measure the peak (torch peak + memory used outside torch);
+- KV pool = free_gpu_memory_fraction (0.9) x (total - peak): a fraction of what is left, not of the GPU;
 - bytes per token = dtype x attention layers x head_dim x kv_heads / TP x 2 (MLA: kv_lora_rank + rope, x1);
-- a sequence takes ceil(context / 32) blocks per layer; VSWA layers hold their window.
+- a sequence takes ceil(context / 32) blocks per layer; with several window sizes (VSWA: Gemma-2/3, gpt-oss) the
+  pool is split into equal shares per distinct window (resource_manager.py calculate_max_num_blocks_for_vswa) and
+  each share must hold its layers' tokens.
+(Details: docs/research/trtllm-exllama-hf-facts.md sections 1-3.)
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from .base import (
     stage_layers, state_per_gpu,
 )
 from .model import Model
-from .vllm import NCCL_PER_GPU_TP, NON_TORCH_HOPPER, NON_TORCH_OTHER, activation_peak
+from .vllm import CUDAGRAPH_BYTES, NCCL_PER_GPU_TP, NON_TORCH_HOPPER, NON_TORCH_OTHER, activation_peak
 
 NAME = "trtllm"
 LABEL = "TensorRT-LLM"
@@ -25,7 +29,7 @@ LABEL = "TensorRT-LLM"
 FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default (llmapi/llm_args.py)
 MAX_NUM_TOKENS = 8192  # BaseLlmArgs.max_num_tokens default (llmapi/llm_args.py)
 MAX_BATCH_SIZE = 2048  # BaseLlmArgs.max_batch_size default
-TOKENS_PER_BLOCK = 32  # KvCacheConfig tokens_per_block default
+TOKENS_PER_BLOCK = 32  # KvCacheConfig tokens_per_block default (engine builds before the PyTorch backend used 64)
 
 
 def kv_dtype(model: Model, s: Settings) -> tuple[str, float]:
@@ -41,7 +45,18 @@ def tokens_held(layer: LayerSpec, context: int, paging: str) -> int:
     return ceil_div(held, TOKENS_PER_BLOCK) * TOKENS_PER_BLOCK if paging != "aggressive" else held
 
 
-def kv_per_sequence(model: Model, s: Settings, layers, context: int) -> float:
+def window_groups(model: Model, s: Settings, layers) -> dict:
+    """Layers grouped by the tokens they hold: window size, or None for full attention / MLA / states."""
+    paging = s.kv_paging or "paged"
+    out: dict = {}
+    for layer in layers:
+        key = layer.window if isinstance(layer, SlidingWindow) and paging != "contiguous" else None
+        out.setdefault(key, []).append(layer)
+    return out
+
+
+def group_bytes(model: Model, s: Settings, layers, context: int) -> float:
+    """Bytes one sequence of `context` tokens takes in these layers on one GPU."""
     _, b = kv_dtype(model, s)
     paging = s.kv_paging or "paged"
     total = 0.0
@@ -53,12 +68,25 @@ def kv_per_sequence(model: Model, s: Settings, layers, context: int) -> float:
     return total
 
 
+def kv_per_sequence(model: Model, s: Settings, layers, context: int) -> float:
+    return sum(group_bytes(model, s, members, context) for members in window_groups(model, s, layers).values())
+
+
+def fits_pool(model: Model, s: Settings, layers, context: int, pool: float) -> bool:
+    """Every window group's equal share of the pool must hold `batch` sequences (VSWA); one group: the whole pool."""
+    groups = window_groups(model, s, layers)
+    share = pool / max(1, len(groups))
+    return all(s.batch * group_bytes(model, s, members, context) <= share for members in groups.values())
+
+
 def estimate(model: Model, s: Settings) -> Estimate:
     notes: list[str] = []
     layers = stage_layers(model.layers, s.pp)
     name, _ = kv_dtype(model, s)
     if name == "fp8" and s.gpu and not s.gpu.gpu.fp8:
         notes.append(f"{s.gpu.gpu.name} has no FP8 support: TensorRT-LLM's FP8 KV cache needs SM 8.9+")
+    if name == "int8":
+        notes.append("INT8 KV is not supported by TensorRT-LLM's PyTorch backend (only FP8/NVFP4 quantised KV)")
     weights = model.loaded(mtp=False, vision=False) / s.tp
     if s.pp > 1:
         weights = weights / s.pp
@@ -68,11 +96,15 @@ def estimate(model: Model, s: Settings) -> Estimate:
     # Non-torch memory (NCCL, cuBLAS workspaces, CUDA graphs) enters the peak through `used - torch_allocated`;
     # we reuse the vLLM profiler figures for the same GPU class (same libraries, same kind of workload).
     nt = (NON_TORCH_HOPPER if gpu is not None and gpu.sm >= 9.0 else NON_TORCH_OTHER) + (NCCL_PER_GPU_TP if s.tp > 1 else 0)
-    peak = weights + act + nt + CUDA_CONTEXT_BYTES
+    # CUDA graphs are captured before the profiling forward, so their pools are inside the peak. TensorRT-LLM's
+    # own note says "each CUDA graph can use up to 200 MB"; we use the one measured graph footprint we have
+    # (vLLM's, gpustack/runner#251), for the default capture of batch sizes up to 128.
+    graphs = CUDAGRAPH_BYTES
+    peak = weights + act + nt + graphs + CUDA_CONTEXT_BYTES
     kv = s.batch * kv_per_sequence(model, s, layers, s.context)
     fraction = s.free_gpu_memory_fraction or FREE_GPU_MEMORY_FRACTION
     components = {"weights": int(weights), "kv_cache": int(kv), "activations": int(act), "non_torch": int(nt),
-                  "cuda_context": CUDA_CONTEXT_BYTES}
+                  "cuda_graphs": int(graphs), "cuda_context": CUDA_CONTEXT_BYTES}
     extras: dict = {"free_gpu_memory_fraction": fraction, "max_num_tokens": max_tokens,
                     "tokens_per_block": TOKENS_PER_BLOCK, "kv_dtype": name,
                     # the pool must be kv, and it is `fraction` of what is free after the peak
@@ -87,9 +119,9 @@ def estimate(model: Model, s: Settings) -> Estimate:
         extras["kv_pool_bytes"] = int(pool)
         extras["kv_tokens"] = int(pool / per_token_all) if per_token_all else None
         extras["process_bytes"] = int(peak + pool)
-        est.fits = pool >= kv
+        est.fits = fits_pool(model, s, layers, s.context, pool)
         est.headroom_bytes = int(pool - kv)
         ceiling = max(s.context, model.max_position or s.context)
-        est.max_context = largest_fitting(
-            lambda c: s.batch * kv_per_sequence(model, s, layers, c) <= pool, 1, ceiling) if pool > 0 else None
+        est.max_context = largest_fitting(lambda c: fits_pool(model, s, layers, c, pool), 1, ceiling) \
+            if pool > 0 else None
     return est
