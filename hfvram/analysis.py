@@ -152,12 +152,15 @@ class Analysis:
 def analyze(model, *, revision: str | None = None, context: int | None = None, batch: int = DEFAULT_BATCH,
             kv_dtype: str = "auto", offline: bool = False, token=None, hub=None, repo=None,
             frameworks=None, gpu=None, gpu_mem: str | None = None, quantize: str | None = None,
+            lora: str | None = None, draft: str | None = None,
             projections=(16384, 32768, 131072), **engine) -> Analysis:
     """Analyse one model: a Hub id (`org/name`, `org/name@rev`), a local folder or a config.json path.
 
     Estimates for `frameworks` (default: all five) follow each engine's defaults; `gpu` ("RTX-4090", "L40S:2") or
-    `gpu_mem` ("24GiB") adds the fit verdict. Other keywords are `hfvram.estimate.Settings` fields (tp, pp,
-    gpu_memory_utilization, max_num_batched_tokens, n_ubatch, kv_paging, ...).
+    `gpu_mem` ("24GiB") adds the fit verdict. `quantize` projects the weights ("awq", "gguf:Q4_K_M", "exl2:4.65"),
+    `lora` adds adapters (a repo id or "rank=16,targets=q_proj+v_proj,count=2"), `draft` a speculative-decoding
+    draft model. Other keywords are `hfvram.estimate.Settings` fields (tp, pp, gpu_memory_utilization,
+    max_num_batched_tokens, n_ubatch, kv_paging, num_speculative_tokens, ...).
     """
     from . import estimate as est
     from .gpus import custom, parse_gpu
@@ -186,6 +189,22 @@ def analyze(model, *, revision: str | None = None, context: int | None = None, b
                       **{k: v for k, v in engine.items() if v is not None})
     engine_model = est.build(facts, quantize)
     notes.extend(engine_model.notes)
+    if lora:
+        from .estimate.extras import lora_from_repo, parse_lora_spec
+
+        if "=" in lora:
+            es = replace(es, lora=parse_lora_spec(lora, engine_model))
+        else:
+            adapter = open_model(parse_ref(lora), offline=offline, token=token, hub=hub)
+            es = replace(es, lora=lora_from_repo(adapter, engine_model))
+            notes.extend(es.lora.notes)
+    if draft:
+        draft_facts = introspect(open_model(parse_ref(draft), offline=offline, token=token, hub=hub))
+        gguf_or_exl = quantize if quantize and quantize.split(":")[0] in ("gguf", "exl2") else None
+        es = replace(es, draft=est.build(draft_facts, gguf_or_exl))
+        if draft_facts.arch.vocab_size and facts.arch.vocab_size and draft_facts.arch.vocab_size != facts.arch.vocab_size:
+            notes.append(f"draft vocabulary ({draft_facts.arch.vocab_size:,}) differs from the target's "
+                         f"({facts.arch.vocab_size:,}): most engines need them to match")
     estimates = est.run(engine_model, es, names) if names else {}
     table = {}
     for p in projections or ():

@@ -105,6 +105,11 @@ def estimate_options(f):
         click.option("--quantize", default=None, metavar="FORMAT",
                      help="Project the weights: int8, int4, awq, gptq, nf4, fp8, gguf:TYPE (e.g. gguf:Q4_K_M), "
                           "exl2:BPW (e.g. exl2:4.65)."),
+        click.option("--lora", default=None, metavar="ADAPTER|rank=R[,targets=a+b][,count=N]",
+                     help="LoRA adapter(s): a PEFT adapter repo (exact size), or a rank spec."),
+        click.option("--draft", default=None, metavar="MODEL", help="Speculative decoding: the draft model."),
+        click.option("--num-speculative-tokens", type=int, default=None,
+                     help="Tokens the draft proposes per step (default per engine)."),
         click.option("--kv-paging", type=click.Choice(["contiguous", "paged", "aggressive"]), default=None,
                      help="contiguous: full context in every layer; paged: engine pages (vLLM 16, TRT-LLM 32 "
                           "tokens) with its sliding-window policy; aggressive: paged, windows held exactly."),

@@ -68,6 +68,10 @@ class Settings:
     prompt_tokens: int | None = None  # prefill length; default: the whole context
     attn_implementation: str = "sdpa"
     cache_implementation: str = "dynamic"
+    # riders
+    lora: object | None = None  # hfvram.estimate.extras.LoRA
+    draft: object | None = None  # hfvram.estimate.model.Model of the draft
+    num_speculative_tokens: int | None = None
 
     @property
     def gpus(self) -> int:
@@ -165,3 +169,37 @@ def largest_fitting(fits: Callable[[int], bool], low: int, high: int) -> int | N
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+# Speculative tokens proposed per step when a draft model is given and the engine has no default of its own:
+# vLLM's examples use num_speculative_tokens=5 (docs/features/spec_decode.md); llama.cpp --draft-max 16
+# (common/common.h); transformers assisted generation num_assistant_tokens=20 (generation/configuration_utils.py).
+SPEC_TOKENS = {"vllm": 5, "trtllm": 5, "llamacpp": 16, "transformers": 20, "exllamav2": 5}
+
+
+def draft_estimate(name: str, s: Settings) -> "Estimate | None":
+    """The draft model through the same engine policy, alone (no GPU verdict, no riders)."""
+    if s.draft is None:
+        return None
+    from importlib import import_module
+
+    mod = import_module(f"hfvram.estimate.{name}")
+    return mod.estimate(s.draft, replace(s, gpu=None, draft=None, lora=None))
+
+
+def spec_tokens(name: str, s: Settings) -> int:
+    return 0 if s.draft is None else (s.num_speculative_tokens or SPEC_TOKENS[name])
+
+
+def rider_bytes(name: str, model, s: Settings) -> dict[str, int]:
+    """LoRA and draft components for the simple engines (weights + cache of the draft as that engine holds it)."""
+    out: dict[str, int] = {}
+    if s.lora is not None:
+        from .extras import lora_bytes
+
+        out["lora"], _ = lora_bytes(name, s.lora, model, s.tp)
+    d = draft_estimate(name, s)
+    if d is not None:
+        keep = ("weights", "kv_cache", "compute", "scratch")
+        out["draft"] = int(sum(v for k, v in d.components.items() if k in keep))
+    return out

@@ -20,7 +20,7 @@ Not supported by ExLlamaV2: MLA, Mamba/linear-attention hybrids, encoders.
 from __future__ import annotations
 
 from ..specs import MLA, FullAttention, LinearAttention, Mamba
-from .base import CUDA_CONTEXT_BYTES, MiB, Estimate, Settings, largest_fitting
+from .base import CUDA_CONTEXT_BYTES, MiB, Estimate, Settings, largest_fitting, rider_bytes
 from .model import Model
 
 NAME = "exllamav2"
@@ -95,6 +95,8 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if ctype == "fp8":
         notes.append("ExLlamaV2's 8-bit (FP8) cache does not work with its dynamic generator (dynamic.py)")
     components = {"weights": int(weights), "kv_cache": int(kv), "scratch": sc, "cuda_context": CUDA_CONTEXT_BYTES}
+    riders = rider_bytes(NAME, model, s)  # draft model: its own weights, cache and scratch; LoRA in fp16
+    components.update(riders)
     extras = {"cache_type": ctype, "host_bytes": int(model.weights.get("embeddings", 0)),
               "load_headroom_bytes": AUTOSPLIT_RESERVE, "cache_tokens": context}
     if model.exl2_bpw:
@@ -105,7 +107,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
         # loading needs the autosplit guard free on top of what stays resident
         est.fits = est.per_gpu_bytes + AUTOSPLIT_RESERVE <= usable
         est.headroom_bytes = int(usable - est.per_gpu_bytes - AUTOSPLIT_RESERVE)
-        fixed = weights + scratch(model, s) + AUTOSPLIT_RESERVE + CUDA_CONTEXT_BYTES
+        fixed = weights + scratch(model, s) + AUTOSPLIT_RESERVE + CUDA_CONTEXT_BYTES + sum(riders.values())
 
         def fits(c: int) -> bool:
             c = -(-c // PAGE) * PAGE

@@ -16,7 +16,7 @@ Policy (llama.cpp source as vendored in llama-cpp-python 0.3.36; ../shared/resea
 from __future__ import annotations
 
 from ..specs import MLA, FullAttention, LayerSpec, SlidingWindow
-from .base import CUDA_CONTEXT_BYTES, Estimate, Settings, largest_fitting, state_per_gpu
+from .base import CUDA_CONTEXT_BYTES, Estimate, Settings, largest_fitting, rider_bytes, state_per_gpu
 from .model import Model
 
 NAME = "llamacpp"
@@ -118,6 +118,8 @@ def estimate(model: Model, s: Settings) -> Estimate:
     compute = compute_buffer(model, n_ctx, n_ubatch, flash) if on_gpu else 0
     components = {"weights": int(weights), "kv_cache": int(kv), "compute": int(compute),
                   "cuda_context": CUDA_CONTEXT_BYTES}
+    riders = rider_bytes(NAME, model, s)  # -md draft: its own context (KV + compute buffer); --lora: f16 adapter
+    components.update(riders)
     extras = {"n_ctx": n_ctx, "cache_type": ctype, "flash_attn": flash, "n_ubatch": n_ubatch,
               "gpu_layers": min(gpu_layers, n_layer + 1), "host_bytes": int(host + model.vocab * n_seq * F32)}
     if model.gguf_type:
@@ -133,7 +135,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
         usable = s.gpu.gpu.usable_bytes
         est.fits = est.per_gpu_bytes <= usable
         est.headroom_bytes = int(usable - est.per_gpu_bytes)
-        fixed = weights / devices + CUDA_CONTEXT_BYTES
+        fixed = weights / devices + CUDA_CONTEXT_BYTES + sum(riders.values())
 
         def fits(ctx: int) -> bool:
             nc = pad(ctx * (s.batch if s.n_parallel is None else 1))

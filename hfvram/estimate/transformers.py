@@ -19,7 +19,9 @@ Policy (transformers 5.x, read in `generation/utils.py`, `cache_utils.py`, `mode
 
 from __future__ import annotations
 
-from .base import CUDA_CONTEXT_BYTES, KV_BYTES, Estimate, Settings, state_per_gpu, stage_layers
+from .base import (
+    CUDA_CONTEXT_BYTES, KV_BYTES, Estimate, Settings, rider_bytes, spec_tokens, state_per_gpu, stage_layers,
+)
 from .model import Model
 
 NAME = "transformers"
@@ -125,6 +127,12 @@ def estimate(model: Model, s: Settings) -> Estimate:
         "cuda_context": CUDA_CONTEXT_BYTES,
         "allocator_slack": int(slack),
     }
+    components.update(rider_bytes(NAME, model, s))
+    if s.draft is not None:
+        # assisted generation scores num_assistant_tokens + 1 positions per step: their logits, float32 copies
+        k = spec_tokens(NAME, s)
+        components["draft"] += int(s.batch * (k + 1) * model.vocab * (model.compute_bytes + 4))
+        notes.append(f"assisted generation with {k} candidate tokens per step")
     if model.projected:
         notes.append(f"weights projected to {model.label}")
     full_kv = max(kv_cache(model, s, model.layers, prompt, prefill=True)[0], kv_cache(model, s, model.layers)[0])

@@ -18,10 +18,10 @@ from __future__ import annotations
 from ..specs import MLA, FullAttention, LayerSpec, SlidingWindow
 from .base import (
     CUDA_CONTEXT_BYTES, KV_BYTES, Estimate, Settings, ceil_div, largest_fitting, per_token_per_gpu,
-    stage_layers, state_per_gpu,
+    spec_tokens, stage_layers, state_per_gpu,
 )
 from .model import Model
-from .vllm import CUDAGRAPH_BYTES, NCCL_PER_GPU_TP, NON_TORCH_HOPPER, NON_TORCH_OTHER, activation_peak
+from .vllm import CUDAGRAPH_FIRST, CUDAGRAPH_PER_GRAPH, NON_TORCH, activation_peak
 
 NAME = "trtllm"
 LABEL = "TensorRT-LLM"
@@ -29,6 +29,8 @@ LABEL = "TensorRT-LLM"
 FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default (llmapi/llm_args.py)
 MAX_NUM_TOKENS = 8192  # BaseLlmArgs.max_num_tokens default (llmapi/llm_args.py)
 MAX_BATCH_SIZE = 2048  # BaseLlmArgs.max_batch_size default
+# CudaGraphConfig default: batch sizes 1..31, 32, 64, 128 (_generate_cuda_graph_batch_sizes(128)) = 34 graphs.
+CUDA_GRAPHS = 34
 TOKENS_PER_BLOCK = 32  # KvCacheConfig tokens_per_block default (engine builds before the PyTorch backend used 64)
 
 
@@ -69,7 +71,14 @@ def group_bytes(model: Model, s: Settings, layers, context: int) -> float:
 
 
 def kv_per_sequence(model: Model, s: Settings, layers, context: int) -> float:
-    return sum(group_bytes(model, s, members, context) for members in window_groups(model, s, layers).values())
+    """One sequence's cache; a draft model's per-token cost is added to the target's (KvCacheCreator
+    _get_kv_size_per_token), and each sequence reserves the speculative tokens."""
+    context += spec_tokens(NAME, s)
+    total = sum(group_bytes(model, s, members, context) for members in window_groups(model, s, layers).values())
+    if s.draft is not None:
+        draft_layers = stage_layers(s.draft.layers, s.pp)
+        total += sum(group_bytes(s.draft, s, m, context) for m in window_groups(s.draft, s, draft_layers).values())
+    return total
 
 
 def fits_pool(model: Model, s: Settings, layers, context: int, pool: float) -> bool:
@@ -91,20 +100,29 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if s.pp > 1:
         weights = weights / s.pp
     max_tokens = s.max_num_tokens or MAX_NUM_TOKENS
-    act = activation_peak(model, max_tokens, min(MAX_BATCH_SIZE, max_tokens), s.tp)
+    # The profiling requests are context requests with max_tokens=1: the forward over max_num_tokens dominates.
+    act = activation_peak(model, max_tokens, 1, s.tp, (1, 0))
     gpu = s.gpu.gpu if s.gpu else None
-    # Non-torch memory (NCCL, cuBLAS workspaces, CUDA graphs) enters the peak through `used - torch_allocated`;
-    # we reuse the vLLM profiler figures for the same GPU class (same libraries, same kind of workload).
-    nt = (NON_TORCH_HOPPER if gpu is not None and gpu.sm >= 9.0 else NON_TORCH_OTHER) + (NCCL_PER_GPU_TP if s.tp > 1 else 0)
+    # Memory outside torch (cuBLAS workspaces, NCCL buffers) enters the peak through `used - torch_allocated`; we
+    # reuse vLLM's measured figures for the same libraries (0.25 GiB at TP1, ~2.1 GiB per GPU with TP, H100).
+    nt = NON_TORCH["tp"] if s.tp > 1 else NON_TORCH["tp1"]
     # CUDA graphs are captured before the profiling forward, so their pools are inside the peak. TensorRT-LLM's
-    # own note says "each CUDA graph can use up to 200 MB"; we use the one measured graph footprint we have
-    # (vLLM's, gpustack/runner#251), for the default capture of batch sizes up to 128.
-    graphs = CUDAGRAPH_BYTES
-    peak = weights + act + nt + graphs + CUDA_CONTEXT_BYTES
+    # own note says "each CUDA graph can use up to 200 MB"; we size them like vLLM's measured estimate (a first
+    # capture plus ~6 MiB per further graph) over the 34 default batch sizes.
+    graphs = CUDAGRAPH_FIRST + CUDAGRAPH_PER_GRAPH * (CUDA_GRAPHS - 1)
+    riders = {}
+    if s.lora is not None:
+        from .extras import lora_bytes
+
+        riders["lora"], why = lora_bytes(NAME, s.lora, model, s.tp)  # the PEFT cache is inside the peak
+        notes.append(why)
+    if s.draft is not None:
+        riders["draft"] = int(s.draft.loaded(mtp=False, vision=False) / s.tp / s.pp)  # loaded before profiling
+    peak = weights + act + nt + graphs + CUDA_CONTEXT_BYTES + sum(riders.values())
     kv = s.batch * kv_per_sequence(model, s, layers, s.context)
     fraction = s.free_gpu_memory_fraction or FREE_GPU_MEMORY_FRACTION
     components = {"weights": int(weights), "kv_cache": int(kv), "activations": int(act), "non_torch": int(nt),
-                  "cuda_graphs": int(graphs), "cuda_context": CUDA_CONTEXT_BYTES}
+                  "cuda_graphs": int(graphs), "cuda_context": CUDA_CONTEXT_BYTES, **riders}
     extras: dict = {"free_gpu_memory_fraction": fraction, "max_num_tokens": max_tokens,
                     "tokens_per_block": TOKENS_PER_BLOCK, "kv_dtype": name,
                     # the pool must be kv, and it is `fraction` of what is free after the peak

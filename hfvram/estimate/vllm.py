@@ -1,19 +1,21 @@
 """vLLM (V1 engine): a budget of `gpu_memory_utilization` x GPU memory, of which the KV pool gets what weights,
 non-torch memory, the profiled activation peak and the CUDA-graph estimate leave.
 
-Policy (vLLM 0.33 unless noted; file references in ../shared/research/hub-and-engines.md B5 and
-docs/research/vllm-facts.md):
-- budget = total GPU memory x gpu_memory_utilization (config/cache.py; 0.92 today, 0.9 before);
-  the CUDA context is created before the memory snapshot, outside the budget (worker/gpu_worker.py).
-- weights per TP rank, plus the rotary `cos_sin_cache` (max_position x rotary_dim, model dtype; one per model) and
-  vocab padding to a multiple of 64 (DEFAULT_VOCAB_PADDING_SIZE); MTP layers are not loaded without speculative
-  decoding.
-- activation peak of the profile run: `max_num_batched_tokens` tokens through one layer (the MLP dominates), or the
-  dummy sampler over `max_num_seqs` rows, whichever is larger.
-- KV pages: block_size tokens per page, per layer spec (kv_cache_interface.py): full attention and MLA hold the
-  whole sequence, sliding layers window - 1 + in-flight tokens (+1 block), chunked layers chunk + in-flight tokens,
-  Mamba/GDN layers a fixed state page (x2 with prefix caching). Layers are grouped by spec, every group shares one
-  block pool (kv_cache_planning.py).
+Policy, read in the vLLM wheels 0.6.4-0.33.0 (file:line references in docs/research/vllm-facts.md; defaults follow
+the release given with --vllm-version, 0.33 by default):
+- budget = ceil(total x gpu_memory_utilization) (v1/worker/utils.py); 0.9 before 0.20, 0.92 since. The CUDA context,
+  NCCL init and cuBLAS handles come before the memory snapshot (since 0.11), outside the budget.
+- weights per TP rank + the rotary `cos_sin_cache` ([rows, rotary_dim] in the model dtype, one per model and rank) +
+  vocab padding to a multiple of 64 (global, then split across ranks); tied heads count once; MTP layers are not
+  loaded without speculative decoding; fp32 checkpoints load in bf16.
+- activation peak of the profile run: the dummy sampler over R = min(max_num_seqs, max_num_batched_tokens) rows
+  (~15.5 bytes per logit since 0.17, ~39 before, when top-p sorted the vocabulary), or one layer's MLP for
+  max_num_batched_tokens tokens if larger; fused-MoE workspaces come on top.
+- CUDA-graph memory estimate subtracted by default since 0.20.
+- KV: pages of block_size (16) tokens per layer spec (kv_cache_interface.py); full attention and MLA hold the
+  sequence, sliding layers window - 1 + in-flight tokens (+1 block), chunked layers chunk + in-flight tokens,
+  Mamba/GDN a state page (2 in "align" mode, the default for hybrids since 0.26, +1 checkpoint block for GDN on
+  SM90 in 0.33). Layers are grouped by spec (kv_cache_planning.py); a block spans one layer of each group.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from dataclasses import dataclass
 
 from ..specs import ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, MLA, SlidingWindow
 from .base import (
-    CUDA_CONTEXT_BYTES, GiB, KV_BYTES, Estimate, Settings, ceil_div, largest_fitting, per_token_per_gpu,
-    stage_layers, state_per_gpu,
+    CUDA_CONTEXT_BYTES, GiB, MiB, KV_BYTES, Estimate, Settings, ceil_div, largest_fitting, per_token_per_gpu,
+    spec_tokens, stage_layers, state_per_gpu,
 )
 from .model import Model
 
@@ -32,29 +34,42 @@ NAME = "vllm"
 LABEL = "vLLM"
 
 DEFAULT_VERSION = "0.33"
-# config/cache.py `gpu_memory_utilization: float = 0.92` (0.33.0); 0.9 in releases before the change.
-UTILIZATION = {"new": 0.92, "old": 0.9}
-UTILIZATION_CHANGED_IN = (0, 11)  # TODO(vllm-facts): confirm the release that moved 0.9 -> 0.92
-# CacheConfig.DEFAULT_BLOCK_SIZE = 16 (config/cache.py).
-BLOCK_SIZE = 16
-# The CUDA-graph memory estimate is subtracted from the budget by default since v0.21.0
-# (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1); before, graphs were captured after the KV cache, outside it.
-CUDAGRAPH_IN_BUDGET_SINCE = (0, 21)
-# "Graph capturing finished ... took 0.36 GiB" (gpustack/runner#251): the one published figure we have.
-CUDAGRAPH_BYTES = int(0.36 * GiB)
-# async scheduling keeps 2 batches in flight (config/vllm.py max_concurrent_batches), so a sliding layer holds
-# window - 1 + 2 x max_num_batched_tokens tokens (+1 block for the window straddling a page).
-IN_FLIGHT_BATCHES = 2
-# Mamba/GDN state pages per request: 2 in "align" mode, which prefix caching (on by default) switches on
-# (MambaSpec.max_memory_usage_bytes; model_executor/models/config.py).
-MAMBA_PAGES_PER_REQUEST = 2
-
-# Non-torch memory (cuBLAS/cuDNN workspaces, NCCL, attention-backend buffers) from published profiler logs:
-#   H100 80GB, Llama-3-8B, TP1: 1.79 GiB; TP2: 3.58 GiB per GPU (vllm-project/vllm#10511)
-#   RTX 3090, Llama-3.1-8B, TP1: 0.35 GiB (vllm-project/vllm#10517)
-NON_TORCH_HOPPER = int(1.79 * GiB)
-NON_TORCH_OTHER = int(0.35 * GiB)
-NCCL_PER_GPU_TP = int((3.58 - 1.79) * GiB)  # the TP2 - TP1 difference in #10511
+BLOCK_SIZE = 16  # CacheConfig.DEFAULT_BLOCK_SIZE (config/cache.py)
+# gpu_memory_utilization default: 0.9 through 0.19.1, 0.92 from 0.20.0 (config/cache.py; PR #38284).
+UTILIZATION_092_SINCE = (0, 20)
+# VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1 from 0.20.0 (envs.py); before, graphs were captured after
+# the KV cache was sized, in the memory gpu_memory_utilization leaves free.
+CUDAGRAPH_IN_BUDGET_SINCE = (0, 20)
+# The estimate = the largest first capture + ~6 MiB per further graph: "260.00 MiB first-capture + (51-1) x 6.00 MiB"
+# (FULL) and 138 MiB + 50 x 6 MiB (PIECEWISE) -> "Estimated CUDA graph memory: 0.84 GiB total", Llama-3.1-8B on H100,
+# v0.19.0 (llm-d-planner accuracy/results/v0.19.0 log; gpu_model_runner.py per_graph_estimate).
+CUDAGRAPH_FIRST = 260 * MiB
+CUDAGRAPH_PER_GRAPH = 6 * MiB
+# Sampler bytes per logit in the profile run: fp16/bf16 logits + fp32 copy + fp32 probs + fp32 noise = 14 B, measured
+# 15.0-15.9 B over six architectures on H100 v0.19 (llm-d-planner vllm_memory_constants.json); before 0.17 top-p
+# sorted the vocabulary (fp32 values + int64 indices), ~39 B (0.16.0 topk_topp_sampler.py).
+SAMPLER_BYTES_PER_LOGIT = 15.5
+SAMPLER_BYTES_PER_LOGIT_SORTED = 39.0
+SAMPLER_SORT_UNTIL = (0, 17)
+# Non-torch memory that lands inside the budget.
+#   V1 since 0.11 (context, NCCL init and cuBLAS handles outside the snapshot), H100 v0.19.0: 0.25 GiB at TP1,
+#   ~2.1 GiB per GPU at TP>=2 (lazy NCCL / custom all-reduce buffers), 0.07 GiB with PP only (llm-d-planner).
+#   Before 0.11 the snapshot came first: H100 1.79 GiB TP1, 3.58 GiB TP2 (vllm#10511); RTX 3090 0.35 GiB (vllm#10517).
+NON_TORCH = {"tp1": int(0.25 * GiB), "tp": int(2.1 * GiB), "pp": int(0.07 * GiB)}
+NON_TORCH_OLD_HOPPER = int(1.79 * GiB)
+NON_TORCH_OLD_OTHER = int(0.35 * GiB)
+NCCL_OLD_PER_GPU_TP = int((3.58 - 1.79) * GiB)
+SNAPSHOT_AFTER_INIT_SINCE = (0, 11)
+# async scheduling keeps 2 batches in flight since 0.26 (config/vllm.py max_concurrent_batches); before, 1.
+IN_FLIGHT_SINCE = (0, 26)
+# Hybrids: prefix caching, hence Mamba "align" mode (2 state pages per request), default since 0.26; 0.33 adds a
+# prefill checkpoint page for GDN layers when FlashInfer GDN prefill runs (chosen on SM90), with 64-token alignment.
+ALIGN_MODE_SINCE = (0, 26)
+GDN_CHECKPOINT_SINCE = (0, 33)
+GDN_CHECKPOINT_ALIGN = 64
+MLA_HYBRID_ALIGN = 128  # platforms/interface.py: MLA + Mamba hybrids align attention blocks to >= 128
+# "GPU KV cache size: N tokens" = int(max_concurrency x max_model_len) since 0.21; before, blocks // groups x block.
+TOKENS_BY_CONCURRENCY_SINCE = (0, 21)
 
 
 def version_tuple(text: str | None) -> tuple[int, int]:
@@ -62,29 +77,37 @@ def version_tuple(text: str | None) -> tuple[int, int]:
     return tuple(parts + [0] * (2 - len(parts)))  # type: ignore[return-value]
 
 
-def batch_defaults(gpu_total: int | None, server: bool) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) by GPU class (engine/arg_utils.py get_batch_defaults, 0.33):
-    >= 70 GiB (H100/H200/B200) 16384/1024 offline, 8192/1024 server; smaller GPUs 8192/256 offline, 2048/256
-    server. (A100 and GB10 count as small there; we key on memory only.)"""
-    big = gpu_total is not None and gpu_total >= 70 * GiB
-    if big:
-        return (8192 if server else 16384), 1024
-    return (2048 if server else 8192), 256
-
-
-@dataclass
-class KVGroup:
-    spec: LayerSpec
-    layers: int  # layers in this group (padding layers included)
+def batch_defaults(s: Settings, version: tuple[int, int]) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs): engine/arg_utils.py get_batch_defaults. >= 160 GiB (since 0.28):
+    16384/1024; >= 70 GiB and not an A100 (since 0.9): 16384/1024 offline, 8192/1024 server; else 8192/256
+    offline, 2048/256 server. V0 (< 0.8): 256 sequences and max(max_model_len, 2048) tokens (chunked prefill off
+    up to 32K)."""
+    gpu = s.gpu.gpu if s.gpu else None
+    total = gpu.memory_bytes if gpu else 0  # NVML memory.total, i.e. the marketed size
+    if version < (0, 8):
+        return (max(s.context, 2048) if s.context <= 32768 else 2048), 256
+    if total >= 160 * GiB and version >= (0, 28):
+        mnbt, seqs = 16384, 1024
+    elif total >= 70 * GiB and not (version >= (0, 9) and gpu and "A100" in gpu.name.upper()):
+        mnbt, seqs = (8192 if s.vllm_server else 16384), 1024
+    else:
+        mnbt, seqs = (2048 if s.vllm_server else 8192), 256
+    mnbt = min(seqs * s.context, mnbt)
+    return mnbt, min(seqs, mnbt)
 
 
 def kv_dtype(model: Model, s: Settings) -> tuple[str, float]:
     if s.kv_dtype == "auto":
-        name = model.facts.dtype.replace("bfloat16", "bf16").replace("float16", "fp16")
-        if name == "float32":
-            name = "bf16"  # fp32 checkpoints run in bf16 (config/model.py _get_and_verify_dtype)
-        return name, 2.0 if name in ("bf16", "fp16") else float(model.compute_bytes)
+        return ("fp16" if model.facts.dtype == "float16" else "bf16"), 2.0
     return s.kv_dtype, KV_BYTES.get(s.kv_dtype, 1.0)
+
+
+# -- KV layout ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class KVGroup:
+    spec: LayerSpec
+    layers: int  # layers per group (padding layers included)
 
 
 def _spec_key(layer: LayerSpec) -> tuple:
@@ -92,8 +115,8 @@ def _spec_key(layer: LayerSpec) -> tuple:
 
 
 def groups(layers: list[LayerSpec]) -> list[KVGroup]:
-    """Group layers by spec like kv_cache_planning.py `_get_kv_cache_groups_uniform_page_size`: the group size is
-    the smallest bucket (the largest when max < 1.5 x min); each bucket splits into ceil(n / size) groups."""
+    """kv_cache_planning.py `_get_kv_cache_groups_uniform_page_size`: group size = the smallest bucket of
+    same-spec layers (the largest when max < 1.5 x min); each bucket splits into ceil(n / size) groups."""
     buckets: dict[tuple, list[LayerSpec]] = {}
     for layer in layers:
         if layer.kind != "none":
@@ -102,178 +125,262 @@ def groups(layers: list[LayerSpec]) -> list[KVGroup]:
         return []
     sizes = [len(b) for b in buckets.values()]
     size = max(sizes) if max(sizes) < 1.5 * min(sizes) else min(sizes)
-    out = []
-    for members in buckets.values():
-        for _ in range(ceil_div(len(members), size)):
-            out.append(KVGroup(members[0], size))
-    return out
+    return [KVGroup(members[0], size) for members in buckets.values() for _ in range(ceil_div(len(members), size))]
 
 
-def page_geometry(layers: list[LayerSpec], kv_b: float, state_b: float, tp: int, block: int) -> tuple[int, float]:
-    """(attention block size, page bytes per layer). With recurrent layers the attention block grows until an
-    attention page holds a state page (platforms/interface.py: smallest multiple of `block` with
-    block x per-token >= state page), and every page is padded to the largest."""
-    attn = [per_token_per_gpu(l, kv_b, tp) for l in layers if l.is_attention]
-    states = [state_per_gpu(l, state_b, tp) for l in layers if l.is_recurrent]
-    per_token = max(attn) if attn else 0.0
-    if states and per_token:
-        state = max(states)
-        block = block * ceil_div(math.ceil(state), math.ceil(block * per_token))
-    page = max([block * per_token] + states)
-    return block, page
+class KVPlan:
+    """One model's KV layout on a rank: block size, page, groups, and the blocks a request needs."""
+
+    def __init__(self, model: Model, s: Settings, kv_b: float, mnbt: int, version: tuple[int, int], paging: str):
+        self.layers = stage_layers(model.layers, s.pp)
+        self.version = version
+        self.paging = paging
+        self.mnbt = mnbt
+        gpu = s.gpu.gpu if s.gpu else None
+        attn = [per_token_per_gpu(l, kv_b, s.tp) for l in self.layers if l.is_attention]
+        states = [state_per_gpu(l, min(2, model.compute_bytes), s.tp) for l in self.layers if l.is_recurrent]
+        per_token = max(attn) if attn else 0.0
+        block = s.block_size or BLOCK_SIZE
+        self.checkpoint_pages = 0
+        if states and per_token:
+            # platforms/interface.py _align_hybrid_block_size: attention blocks grow until a page holds a state
+            align = block
+            if any(isinstance(l, MLA) for l in self.layers):
+                align = max(align, MLA_HYBRID_ALIGN)
+            gdn = any(isinstance(l, LinearAttention) for l in self.layers)
+            if gdn and version >= GDN_CHECKPOINT_SINCE and gpu is not None and 9.0 <= gpu.sm < 10.0:
+                align = math.lcm(align, GDN_CHECKPOINT_ALIGN)
+                self.checkpoint_pages = 1
+            block = align * ceil_div(math.ceil(max(states)), math.ceil(align * per_token))
+        self.block = block
+        self.page = max([block * per_token] + states)
+        self.groups = groups(self.layers)
+        if paging == "contiguous":  # --disable-hybrid-kv-cache-manager: windows promoted to full attention
+            self.groups = [KVGroup(FullAttention(num_kv_heads=1, head_dim=1), g.layers)
+                           if isinstance(g.spec, (SlidingWindow, ChunkedLocal)) else g for g in self.groups]
+        self.bytes_per_block = (self.groups[0].layers if self.groups else 0) * self.page
+
+    def blocks(self, spec: LayerSpec, context: int, spec_tokens_: int) -> int:
+        in_flight = (2 if self.version >= IN_FLIGHT_SINCE else 1) * self.mnbt
+        if self.paging == "aggressive":  # the model's own minimum, in pages
+            if spec.is_attention:
+                return ceil_div(spec.tokens_held(context), self.block)
+            return 1
+        if isinstance(spec, SlidingWindow):
+            return ceil_div(min(spec.window - 1 + in_flight, context), self.block) + 1
+        if isinstance(spec, ChunkedLocal):
+            return ceil_div(min(spec.chunk + in_flight, context), self.block)
+        if isinstance(spec, (Mamba, LinearAttention)):
+            base = 2 if self.version >= ALIGN_MODE_SINCE else 1
+            return base + spec_tokens_ + self.checkpoint_pages
+        return ceil_div(context, self.block)
+
+    def request_blocks(self, context: int, spec_tokens_: int = 0) -> int:
+        return sum(self.blocks(g.spec, context, spec_tokens_) for g in self.groups)
+
+    def request_bytes(self, context: int, spec_tokens_: int = 0) -> float:
+        return self.request_blocks(context, spec_tokens_) * self.bytes_per_block
 
 
-def blocks_per_request(spec: LayerSpec, context: int, block: int, mnbt: int) -> int:
-    if isinstance(spec, SlidingWindow):
-        held = min(spec.window - 1 + IN_FLIGHT_BATCHES * mnbt, context)
-        return ceil_div(held, block) + 1
-    if isinstance(spec, ChunkedLocal):
-        return ceil_div(min(spec.chunk + IN_FLIGHT_BATCHES * mnbt, context), block)
-    if isinstance(spec, (Mamba, LinearAttention)):
-        return MAMBA_PAGES_PER_REQUEST
-    if isinstance(spec, (FullAttention, MLA)):
-        return ceil_div(context, block)
-    return 0
+# -- fixed parts --------------------------------------------------------------------------------------------------
 
-
-def non_torch(model: Model, s: Settings) -> int:
+def non_torch(s: Settings, version: tuple[int, int]) -> int:
+    if version >= SNAPSHOT_AFTER_INIT_SINCE:
+        if s.tp > 1:
+            return NON_TORCH["tp"]
+        return NON_TORCH["pp"] if s.pp > 1 else NON_TORCH["tp1"]
     gpu = s.gpu.gpu if s.gpu else None
-    base = NON_TORCH_HOPPER if gpu is not None and gpu.sm >= 9.0 else NON_TORCH_OTHER
-    return base + (NCCL_PER_GPU_TP if s.tp > 1 else 0)
+    base = NON_TORCH_OLD_HOPPER if gpu is not None and gpu.sm >= 9.0 else NON_TORCH_OLD_OTHER
+    return base + (NCCL_OLD_PER_GPU_TP if s.tp > 1 else 0)
 
 
-def activation_peak(model: Model, mnbt: int, max_seqs: int, tp: int) -> int:
-    """Profile-run peak: one layer's MLP for `mnbt` tokens (residual, normed input, gate_up output, activation
-    output, down output: 3 x hidden + 3 x intermediate elements per token, fitted to the #10517 logs within 1%),
-    or the sampler over min(max_num_seqs, mnbt) rows (fp32 logits, probabilities, sorted copy, int64 indices)."""
-    d = model.compute_bytes if model.compute_bytes <= 2 else 2
-    moe = model.arch.moe
-    if moe:
-        # fused_moe intermediate caches [T, top_k, 2N], [T, top_k, N], [T, top_k, H] (fused_moe.py)
-        per_token = moe.experts_per_token * (3 * model.moe_intermediate + model.hidden) / tp + 3 * model.hidden
-    else:
-        per_token = 3 * model.hidden + 3 * model.intermediate / tp
-    forward = mnbt * per_token * d
+def activation_peak(model: Model, mnbt: int, max_seqs: int, tp: int, version: tuple[int, int]) -> int:
+    """max(one layer's MLP for mnbt tokens, the dummy sampler) + fused-MoE workspaces.
+    MLP: residual, normed input, gate_up output, activation output, down output = 3 x hidden + 3 x intermediate
+    elements per token; fits the vLLM 0.6.4 profiles of Llama-3.1-8B at 20000 and 29000 tokens within 1% (#10517).
+    MoE workspaces (M, top_k, max(N/2, K)) + (M, top_k, max(N, K)) with N = 2 x moe_intermediate / TP, K = hidden
+    (experts/triton_moe.py); persistent since 0.18, so they add to the sampler peak (Qwen3-MoE 2.68 vs dense Qwen3
+    2.21 GiB, llm-d-planner)."""
+    d = 2  # activations run in bf16/fp16 (fp32 checkpoints are downcast)
+    forward = mnbt * (3 * model.hidden + 3 * model.intermediate / tp) * d
     rows = min(max_seqs, mnbt)
-    sampler = rows * model.vocab * (4 + 4 + 4 + 8)
-    return int(max(forward, sampler))
+    per_logit = SAMPLER_BYTES_PER_LOGIT_SORTED if version < SAMPLER_SORT_UNTIL else SAMPLER_BYTES_PER_LOGIT
+    sampler = rows * model.vocab * per_logit
+    moe = model.arch.moe
+    workspace = 0.0
+    if moe:
+        n = 2 * model.moe_intermediate / tp
+        k = model.hidden
+        workspace = mnbt * moe.experts_per_token * (max(n / 2, k) + max(n, k)) * d
+        forward = mnbt * 3 * model.hidden * d + workspace
+    return int(max(forward, sampler) + (workspace if version >= (0, 18) else 0))
+
+
+def cudagraph_bytes(s: Settings, mnbt: int, max_seqs: int, spec: int) -> int:
+    """Capture sizes (config/vllm.py _set_cudagraph_sizes): max = min(2 x max_num_seqs x (1 + spec tokens),
+    512 (1024 on SM100)), capped at max_num_batched_tokens; [1, 2, 4] + 8..248 step 8 + 256..max step 16.
+    PIECEWISE graphs for every size, FULL graphs for decode batches up to max_num_seqs."""
+    if s.enforce_eager:
+        return 0
+    gpu = s.gpu.gpu if s.gpu else None
+    ceiling = 1024 if gpu is not None and 10.0 <= gpu.sm < 11.0 else 512
+    top = min(2 * max_seqs * (1 + spec), ceiling, mnbt)
+    sizes = [x for x in [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16)) if x <= top]
+    full = [x for x in sizes if x <= max_seqs * (1 + spec)]
+    return CUDAGRAPH_FIRST + CUDAGRAPH_PER_GRAPH * (len(sizes) - 1 + max(0, len(full) - 1))
 
 
 def rope_cache(model: Model) -> int:
-    """RotaryEmbedding.cos_sin_cache: [max_position, rotary_dim] in the model dtype, shared by all layers. Llama-3.1-8B:
-    131072 x 128 x 2 B = 32 MiB, the gap between its checkpoint and vLLM's "model weights took" (#10517)."""
+    """RotaryEmbedding.cos_sin_cache (rotary_embedding/base.py): [rows, rotary_dim] in the model dtype, shared by
+    all layers. Rows: max_position_embeddings; yarn / deepseek_yarn: original x factor; longrope: original + max
+    (short and long caches); M-RoPE (mrope_section): x4 (rotary_embedding/__init__.py, mrope.py)."""
     raw = model.facts.raw_config
     text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
-    rotary = model.head_dim
-    if text.get("qk_rope_head_dim"):
-        rotary = text["qk_rope_head_dim"]
-    rotary = int(rotary * float(text.get("partial_rotary_factor") or 1.0))
-    max_pos = text.get("max_position_embeddings") or 0
     if not any(l.is_attention for l in model.layers):
         return 0
-    return int(max_pos * rotary * min(2, model.compute_bytes))
-
-
-def vocab_padding(model: Model, tp: int) -> int:
-    """Embedding rows padded to a multiple of 64 (vocab_parallel_embedding.py DEFAULT_VOCAB_PADDING_SIZE)."""
-    v = model.vocab
-    if not v:
-        return 0
-    padded = ceil_div(v, 64) * 64
-    tables = 1 if model.facts.arch.tie_word_embeddings else 2
-    return int((padded - v) * model.hidden * min(2, model.compute_bytes) * tables / tp)
+    rotary = int((text.get("qk_rope_head_dim") or model.head_dim) * float(text.get("partial_rotary_factor") or 1.0))
+    rows = int(text.get("max_position_embeddings") or text.get("n_positions") or 0)
+    rope = text.get("rope_scaling") or text.get("rope_parameters") or {}
+    if isinstance(rope, dict):
+        kind = rope.get("rope_type") or rope.get("type")
+        original = rope.get("original_max_position_embeddings")
+        if kind in ("yarn", "deepseek_yarn") and original:
+            rows = int(original * (rope.get("factor") or 1))
+        elif kind == "longrope" and original:
+            rows = rows + int(original)
+        elif kind == "linear":
+            rows = int(rows * (rope.get("factor") or 1))
+        if rope.get("mrope_section"):
+            rows *= 4
+    return rows * rotary * 2
 
 
 def weights_per_gpu(model: Model, s: Settings) -> int:
     loaded = model.loaded(mtp=False, vision=True)
-    if s.pp > 1:
-        # embeddings on the first stage, LM head on the last; decoder layers split evenly
-        body = loaded - model.weights.get("embeddings", 0) - model.weights.get("lm_head", 0)
-        loaded = body / s.pp + max(model.weights.get("embeddings", 0), model.weights.get("lm_head", 0))
-    return int(loaded / s.tp + rope_cache(model) + vocab_padding(model, s.tp))
+    if model.facts.dtype == "float32" and not model.projected and model.quant_method is None:
+        loaded //= 2  # fp32 checkpoints are loaded in bf16 (config/model.py _resolve_auto_dtype)
+    if s.pp > 1:  # embeddings on the first stage, LM head on the last, decoder layers split evenly
+        ends = model.weights.get("embeddings", 0) + model.weights.get("lm_head", 0)
+        loaded = (loaded - ends) / s.pp + max(model.weights.get("embeddings", 0), model.weights.get("lm_head", 0))
+    padding = 0
+    if model.vocab:  # DEFAULT_VOCAB_PADDING_SIZE = 64, global (vocab_parallel_embedding.py)
+        tables = 1 if model.facts.arch.tie_word_embeddings else 2
+        padding = (ceil_div(model.vocab, 64) * 64 - model.vocab) * model.hidden * 2 * tables
+    return int((loaded + padding) / s.tp + rope_cache(model))
 
+
+def lora_bytes(model: Model, s: Settings) -> tuple[int, str]:
+    """Stacked LoRA slots for every wrapped linear (lora/layers/*.py): lora_a [max_loras, rank, in],
+    lora_b [max_loras, out, rank]; column-parallel layers (q/k/v, gate/up) replicate A and shard B, row-parallel
+    (o, down) shard A and replicate B. max_loras 1 and max_lora_rank 16 by default (config/lora.py); the rank is
+    the adapter's, rounded up to vLLM's allowed set."""
+    from .extras import module_dims
+
+    lora = s.lora
+    allowed = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+    rank = next((r for r in allowed if r >= max(16, lora.rank)), lora.rank)
+    slots = max(s.max_loras or 1, lora.count)
+    per_layer = 0.0
+    for name, column in (("q_proj", True), ("k_proj", True), ("v_proj", True), ("gate_proj", True),
+                         ("up_proj", True), ("o_proj", False), ("down_proj", False)):
+        n_in, n_out = module_dims(model, name)
+        per_layer += rank * (n_in + n_out / s.tp) if column else rank * (n_in / s.tp + n_out)
+    total = slots * per_layer * model.decoder_layers * 2
+    why = f"vLLM preallocates {slots} LoRA slot(s) of rank {rank} for every linear layer"
+    if model.arch.moe:
+        why += " (MoE expert LoRA not counted)"
+    return int(total), why
+
+
+# -- the estimate -------------------------------------------------------------------------------------------------
 
 def estimate(model: Model, s: Settings) -> Estimate:
     notes: list[str] = []
     version = version_tuple(s.vllm_version)
-    gpu_total = s.gpu.gpu.usable_bytes if s.gpu else None
-    util = s.gpu_memory_utilization or (UTILIZATION["new"] if version >= UTILIZATION_CHANGED_IN else UTILIZATION["old"])
-    d_mnbt, d_seqs = batch_defaults(gpu_total, s.vllm_server)
+    gpu = s.gpu.gpu if s.gpu else None
+    util = s.gpu_memory_utilization or (0.92 if version >= UTILIZATION_092_SINCE else 0.9)
+    d_mnbt, d_seqs = batch_defaults(s, version)
     mnbt = s.max_num_batched_tokens or d_mnbt
     max_seqs = s.max_num_seqs or d_seqs
-    block = s.block_size or BLOCK_SIZE
     name, kv_b = kv_dtype(model, s)
-    if name == "fp8" and s.gpu and not s.gpu.gpu.fp8:
-        notes.append(f"{s.gpu.gpu.name} has no FP8 tensor cores; vLLM stores an fp8 KV cache there but "
-                     f"dequantises it in software")
-    state_b = float(min(2, model.compute_bytes))
-    layers = stage_layers(model.layers, s.pp)
-    block, page = page_geometry(layers, kv_b, state_b, s.tp, block)
-    kv_groups = groups(layers)
+    if name.startswith("fp8") and gpu is not None and gpu.sm and gpu.sm < 8.0:
+        notes.append(f"vLLM refuses an fp8 KV cache below SM80 ({gpu.name}): no attention backend supports it")
+    if name == "int8":
+        notes.append("vLLM has no plain int8 KV cache; sized as its 1-byte fp8 cache")
+    if gpu is not None and gpu.sm and gpu.sm < 8.0 and model.facts.dtype == "bfloat16":
+        notes.append(f"{gpu.name} has no bf16: vLLM runs this model in fp16 (same size)")
     paging = s.kv_paging or "paged"
     if paging == "contiguous":
-        notes.append("--kv-paging contiguous: every layer reserves the full context (vLLM's "
-                     "--disable-hybrid-kv-cache-manager promotes sliding layers to full attention)")
-        kv_groups = [KVGroup(FullAttention(num_kv_heads=1, head_dim=1), g.layers)
-                     if isinstance(g.spec, (SlidingWindow, ChunkedLocal)) else g for g in kv_groups]
+        notes.append("--kv-paging contiguous: sliding and chunked layers reserve the full context, as with vLLM's "
+                     "--disable-hybrid-kv-cache-manager")
+    spec = spec_tokens(NAME, s)
+    plan = KVPlan(model, s, kv_b, mnbt, version, paging)
+    draft_plan = KVPlan(s.draft, s, kv_b, mnbt, version, paging) if s.draft is not None else None
 
-    def request_blocks(context: int) -> int:
-        if paging == "aggressive":
-            # the model's own minimum, in pages: windows without in-flight slack
-            return sum(ceil_div(g.spec.tokens_held(context), block) if g.spec.is_attention
-                       else MAMBA_PAGES_PER_REQUEST - 1 for g in kv_groups)
-        return sum(blocks_per_request(g.spec, context, block, mnbt) for g in kv_groups)
-
-    group_size = kv_groups[0].layers if kv_groups else 0
-    bytes_per_block = group_size * page
-
-    def kv_need(context: int) -> float:
-        return s.batch * request_blocks(context) * bytes_per_block
+    def per_request(context: int) -> float:
+        need = plan.request_bytes(context, spec)
+        if draft_plan is not None:
+            need += draft_plan.request_bytes(context, spec)
+        return need
 
     weights = weights_per_gpu(model, s)
-    act = activation_peak(model, mnbt, max_seqs, s.tp)
-    nt = non_torch(model, s)
-    graphs = 0 if s.enforce_eager else CUDAGRAPH_BYTES
+    act = activation_peak(model, mnbt, max_seqs, s.tp, version)
+    nt = non_torch(s, version)
+    graphs = cudagraph_bytes(s, mnbt, max_seqs, spec)
     graphs_in_budget = version >= CUDAGRAPH_IN_BUDGET_SINCE
-    fixed = weights + nt + act + (graphs if graphs_in_budget else 0)
-    need = kv_need(s.context)
-    components = {
-        "weights": weights,
-        "kv_cache": int(need),
-        "activations": act,
-        "non_torch": nt,
-        "cuda_graphs": graphs,
-        "cuda_context": CUDA_CONTEXT_BYTES,
-    }
+    riders: dict[str, int] = {}
+    if s.lora is not None:
+        riders["lora"], why = lora_bytes(model, s)
+        notes.append(why)
+    if s.draft is not None:
+        riders["draft"] = weights_per_gpu(s.draft, s)  # its KV pages are in kv_cache, sharing the pool
+        notes.append(f"draft model: weights loaded with the target's, its KV in the same pool; {spec} speculative "
+                     f"tokens per step")
+    fixed = weights + nt + act + (graphs if graphs_in_budget else 0) + sum(riders.values())
+    need = s.batch * per_request(s.context)
+    components = {"weights": weights, "kv_cache": int(need), "activations": act, "non_torch": nt,
+                  "cuda_graphs": graphs, "cuda_context": CUDA_CONTEXT_BYTES, **riders}
     extras: dict = {
+        "vllm_version": ".".join(map(str, version)),
         "gpu_memory_utilization": util,
         "max_num_batched_tokens": mnbt,
         "max_num_seqs": max_seqs,
-        "block_size": block,
+        "block_size": plan.block,
         "kv_dtype": name,
-        # The budget must hold everything but the context, and the context must fit in what the budget leaves.
-        "min_gpu_bytes": int(math.ceil(max((fixed + need) / util, CUDA_CONTEXT_BYTES / (1 - util)))),
+        # The budget must hold everything but the CUDA context (which sits outside it), plus one null block.
+        "min_gpu_bytes": int(math.ceil(max((fixed + need + plan.bytes_per_block) / util,
+                                           CUDA_CONTEXT_BYTES / (1 - util)))),
     }
+    if not graphs_in_budget and graphs:
+        notes.append("this vLLM release captures CUDA graphs after sizing the KV cache: they use the memory "
+                     "gpu_memory_utilization leaves free")
+    if any(l.is_recurrent for l in plan.layers) and plan.block != (s.block_size or BLOCK_SIZE):
+        notes.append(f"hybrid model: attention block size raised to {plan.block} tokens so a page holds a state")
     est = Estimate(framework=NAME, components=components, gpus=s.tp * s.pp, notes=notes, extras=extras)
-    if s.gpu is not None:
-        budget = gpu_total * util
-        pool = budget - fixed
-        extras["budget_bytes"] = int(budget)
-        extras["kv_pool_bytes"] = int(max(0, pool))
-        blocks = int(pool // bytes_per_block) if bytes_per_block and pool > 0 else 0
-        extras["num_blocks"] = blocks
-        per_req = request_blocks(s.context)
-        extras["max_concurrency"] = round(blocks / per_req, 2) if per_req else None
-        extras["kv_tokens"] = int(blocks / per_req * s.context) if per_req else None
-        # What the process holds: the whole budget (vLLM grabs it whatever the model needs) plus the context.
-        extras["process_bytes"] = int(budget + CUDA_CONTEXT_BYTES)
-        est.fits = pool >= need and CUDA_CONTEXT_BYTES <= gpu_total * (1 - util) + 1
-        est.headroom_bytes = int(pool - need)
-        ceiling = max(s.context, model.max_position or s.context)
-        est.max_context = largest_fitting(lambda c: kv_need(c) <= pool, 1, ceiling) if pool > 0 else None
-        if not graphs_in_budget and graphs:
-            notes.append("CUDA graphs are captured after the KV cache in this vLLM version: they use the memory "
-                         "left outside gpu_memory_utilization")
-    if any(isinstance(l, (Mamba, LinearAttention)) for l in layers) and block != (s.block_size or BLOCK_SIZE):
-        notes.append(f"hybrid model: attention block size raised to {block} tokens so a page holds a state")
+    if gpu is None:
+        return est
+    budget = math.ceil(gpu.usable_bytes * util)
+    pool = budget - fixed
+    blocks = int(pool // plan.bytes_per_block) - 1 if plan.bytes_per_block and pool > 0 else 0  # minus null block
+    blocks = max(0, blocks)
+    per_req_blocks = per_request(s.context) / plan.bytes_per_block if plan.bytes_per_block else 0
+    extras.update({
+        "budget_bytes": int(budget),
+        "kv_pool_bytes": int(max(0, pool)),
+        "num_blocks": blocks,
+        "max_concurrency": round(blocks / per_req_blocks, 2) if per_req_blocks else None,
+        # What the process holds: the whole budget (vLLM takes it whatever the model needs) plus the context.
+        "process_bytes": int(budget + CUDA_CONTEXT_BYTES),
+    })
+    if per_req_blocks:
+        if version >= TOKENS_BY_CONCURRENCY_SINCE:
+            extras["kv_tokens"] = int(blocks / per_req_blocks * s.context)
+        else:
+            extras["kv_tokens"] = blocks // max(1, len(plan.groups)) * plan.block
+    usable_pool = blocks * plan.bytes_per_block
+    est.fits = usable_pool >= need and CUDA_CONTEXT_BYTES <= gpu.usable_bytes * (1 - util)
+    est.headroom_bytes = int(usable_pool - need)
+    ceiling = max(s.context, model.max_position or s.context)
+    est.max_context = largest_fitting(lambda c: s.batch * per_request(c) <= usable_pool, 1, ceiling) \
+        if usable_pool > 0 else None
     return est

@@ -66,18 +66,31 @@ def summary_rows(result, units: str = "GiB") -> list[tuple[str, str]]:
     return rows
 
 
-SHORT = {"kv_cache": "KV", "activations": "act.", "non_torch": "non-torch", "cuda_graphs": "graphs",
-         "cuda_context": "CUDA ctx", "allocator_slack": "slack"}
+# Table columns: components grouped so five frameworks fit a terminal; --json has every component.
+COLUMNS = (
+    ("weights", ("weights",)),
+    ("KV", ("kv_cache",)),
+    ("act.", ("activations", "compute", "scratch")),
+    ("other", ("non_torch", "cuda_graphs", "cuda_context", "allocator_slack")),
+    ("LoRA", ("lora",)),
+    ("draft", ("draft",)),
+)
+
+
+SHORT_LABELS = {"transformers": "HF", "vllm": "vLLM", "trtllm": "TRT-LLM", "llamacpp": "llama.cpp",
+                "exllamav2": "ExLlamaV2"}
+
+
+def short_tokens(n: int) -> str:
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024}K"
+    return f"{n / 1024:.1f}K" if n >= 10240 else f"{n:,}"
 
 
 def num(n, units: str = "GiB") -> str:
     if n is None:
         return "-"
     return f"{n / (1e9 if units == 'GB' else 1 << 30):.2f}"
-
-
-COMPONENT_ORDER = ("weights", "kv_cache", "activations", "compute", "scratch", "non_torch", "cuda_graphs",
-                   "cuda_context", "allocator_slack", "reserve", "lora", "draft")
 
 
 def estimate_table(result, units: str = "GiB"):
@@ -90,7 +103,8 @@ def estimate_table(result, units: str = "GiB"):
     estimates = d["estimates"]
     if not estimates:
         return None
-    used = [c for c in COMPONENT_ORDER if any(e["components"].get(c) for e in estimates.values())]
+    used = [(label, keys) for label, keys in COLUMNS
+            if any(e["components"].get(k) for e in estimates.values() for k in keys)]
     gpu = d["gpu"]
     es = result.estimate_settings
     title = f"Per-GPU memory at {d['kv_cache']['context']:,} tokens x {d['kv_cache']['batch']}"
@@ -100,23 +114,25 @@ def estimate_table(result, units: str = "GiB"):
         title += f" on {gpu['count']} x {gpu['name']} ({fmt_bytes(gpu['usable_bytes'], units)} usable)"
     title += f" ({units})"
     table = Table(title=title, title_justify="left")
-    table.add_column("framework")
-    for c in used:
-        table.add_column(SHORT.get(c, c.replace("_", " ")), justify="right")
+    table.add_column("framework", no_wrap=True)
+    for label, _ in used:
+        table.add_column(label, justify="right")
     table.add_column("per GPU", justify="right", style="bold")
     table.add_column("vs HF", justify="right")
     if gpu:
         table.add_column("fits", justify="center")
-        table.add_column("max context", justify="right")
+        table.add_column("max ctx", justify="right")
     for name, e in estimates.items():
-        row = [LABELS.get(name, name)] + [num(e["components"].get(c, 0), units) if e["components"].get(c)
-                                          else "-" for c in used]
+        row = [SHORT_LABELS.get(name, name)]
+        for _, keys in used:
+            value = sum(e["components"].get(k, 0) for k in keys)
+            row.append(num(value, units) if value else "-")
         row.append(num(e["per_gpu_bytes"], units))
         vs = e.get("vs_transformers")
         row.append("-" if vs is None else f"{100 * vs:+.0f}%")
         if gpu:
             row.append("[green]yes[/green]" if e["fits"] else "[red]no[/red]" if e["fits"] is False else "?")
-            row.append(fmt_tokens(e["max_context"]) if e["max_context"] else "-")
+            row.append(short_tokens(e["max_context"]) if e["max_context"] else "-")
         table.add_row(*row)
     return table
 
@@ -139,7 +155,7 @@ def projection_table(result, units: str = "GiB"):
     for ctx, _, beyond in contexts:
         table.add_column(fmt_tokens(int(ctx)) + ("*" if beyond else ""), justify="right")
     for name in d["estimates"]:
-        table.add_row(LABELS.get(name, name), *[num(per.get(name), units) for _, per, _ in contexts])
+        table.add_row(SHORT_LABELS.get(name, name), *[num(per.get(name), units) for _, per, _ in contexts])
     return table
 
 

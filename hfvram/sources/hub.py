@@ -36,7 +36,7 @@ from ..repodata import TEXT_FILES, RepoData
 from ..stformat import DTYPE_BITS, Tensor, dtype_nbytes
 from . import snapshot
 from .cache import MetadataCache
-from .select import from_index, safetensors_candidates
+from .select import from_index, headers_to_read
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # huggingface_hub's own defaults: HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT = 10 s (constants.py).
@@ -126,7 +126,7 @@ class HubSource:
     # -- reading ----------------------------------------------------------------------------------------------
     def _read(self, repo_id: str, sha: str, files: dict[str, int | None]) -> RepoData:
         texts_wanted = [f for f in TEXT_FILES if f in files]
-        headers_wanted = safetensors_candidates(files)
+        headers_wanted = headers_to_read(files)
         if not texts_wanted and not headers_wanted:
             raise NothingToRead(
                 f"{repo_id} has no config.json, params.json or safetensors weights to read (files: "

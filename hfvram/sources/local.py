@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import MalformedInput, NothingToRead
 from ..repodata import TEXT_FILES, RepoData
 from ..stformat import header_length, parse_header
-from .select import safetensors_candidates
+from .select import headers_to_read
 
 
 def read_local(path: str | os.PathLike) -> RepoData:
@@ -37,7 +37,7 @@ def read_local(path: str | os.PathLike) -> RepoData:
     for name in TEXT_FILES:
         if name in repo.files:
             repo.texts[name] = _read_text(folder / name)
-    candidates = safetensors_candidates(repo.files)
+    candidates = headers_to_read(repo.files)
     if not repo.texts and not candidates:
         raise NothingToRead(f"{folder}: no config.json, params.json or *.safetensors to read")
     for name in candidates:

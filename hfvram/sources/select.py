@@ -25,6 +25,14 @@ def safetensors_candidates(files) -> list[str]:
     return sorted(hf or root)
 
 
+def headers_to_read(files) -> list[str]:
+    """Weight candidates, plus a PEFT adapter's weights when the repo is an adapter (for --lora)."""
+    wanted = safetensors_candidates(files)
+    if "adapter_config.json" in files and "adapter_model.safetensors" in files:
+        wanted.append("adapter_model.safetensors")
+    return wanted
+
+
 def from_index(text: str | None) -> list[str] | None:
     if not text:
         return None
