@@ -130,8 +130,10 @@ def case_kwargs(case: dict) -> dict:
         kw["context"] = s.get("n_ctx")
         kw["n_ubatch"] = s.get("n_ubatch") or s.get("n_batch")
         kw["kv_dtype"] = {"f16": "fp16", "q8_0": "q8_0", "q4_0": "q4_0"}.get(s.get("cache_type_k") or "f16", "fp16")
-        # ggml-org/ci logs of b1513 (2023): no flash attention in that version
+        # ggml-org/ci logs of b1513 (2023): no flash attention, and that release's quantisation rules
         kw["flash_attn"] = bool(s.get("flash_attn", False))
+        if re.search(r"\b(b|build )1513\b", str(case.get("framework_version"))):
+            kw["llamacpp_version"] = "b1513"
         if s.get("n_gpu_layers") is not None and s["n_gpu_layers"] < 999:
             kw["gpu_layers"] = s["n_gpu_layers"]
     elif fw == "trtllm":

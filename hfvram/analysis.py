@@ -187,7 +187,7 @@ def analyze(model, *, revision: str | None = None, context: int | None = None, b
         tp = choice.count  # --gpu L40S:2 alone means two-way tensor parallelism
     es = est.Settings(context=ctx, batch=settings.batch, kv_dtype=settings.kv_dtype, tp=tp, pp=pp, gpu=choice,
                       **{k: v for k, v in engine.items() if v is not None})
-    engine_model = est.build(facts, quantize)
+    engine_model = est.build(facts, quantize, gguf_version=engine.get("llamacpp_version"))
     notes.extend(engine_model.notes)
     if lora:
         from .estimate.extras import lora_from_repo, parse_lora_spec

@@ -315,7 +315,8 @@ _POST_ATTN_NORM_ARCHS = {"gemma2", "gemma3", "olmo2"}
 # (Mixtral block_sparse_moe.experts.{xid}.w1/w2/w3), conversion/qwen.py Qwen2MoeModel.modify_tensors and
 # conversion/deepseek.py DeepseekV2Model.modify_tensors (mlp.experts.{xid}.{gate,up,down}_proj), then mapped by
 # tensor_mapping.py FFN_{GATE,DOWN,UP}_EXP -> "blk.{bid}.ffn_{gate,down,up}_exps".
-_EXPERT_RE = re.compile(r"^(?:block_sparse_moe|mlp|feed_forward)\.experts\.(\d+)\.(w1|w2|w3|gate_proj|up_proj|down_proj)$")
+_EXPERT_RE = re.compile(r"^(?:block_sparse_moe|mlp|feed_forward)\.experts\.(\d+)\."
+                        r"(w1|w2|w3|gate_proj|up_proj|down_proj)$")
 _EXPERT_KIND = {"w1": "ffn_gate_exps", "w2": "ffn_down_exps", "w3": "ffn_up_exps", "gate_proj": "ffn_gate_exps",
                 "up_proj": "ffn_up_exps", "down_proj": "ffn_down_exps"}
 
@@ -1111,7 +1112,7 @@ def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_h
     items = [(t.name, tuple(t.shape)) if hasattr(t, "name") else (t[0], tuple(t[1])) for t in tensors]
     items = _dequantized(items, notes)
     hidden = next((s[-1] for n, s in items if len(s) == 2 and
-                   (gguf_tensors(n, s) or [GGUFTensor("", None, ())])[0].name == "token_embd.weight"), None)
+                   _TOP.get(_split_suffix(n.replace("language_model.", ""))[0]) == "token_embd"), None)
 
     # GPT-2 Conv1D detection when the arch is not given: c_attn stored [H, 3H].
     conv1d = arch == "gpt2" or any(n.endswith("attn.c_attn.weight") and len(s) == 2 and s[1] == 3 * s[0]

@@ -116,7 +116,7 @@ class Model:
         return sum(w.values())
 
 
-def build(facts: ModelFacts, quantize: str | None = None) -> Model:
+def build(facts: ModelFacts, quantize: str | None = None, gguf_version: str | None = None) -> Model:
     w = facts.weights
     if w.component_bytes:
         weights = {c: int(w.component_bytes.get(c, 0)) for c in COMPONENTS}
@@ -132,7 +132,7 @@ def build(facts: ModelFacts, quantize: str | None = None) -> Model:
         label = f"{q.method}" + (f" {q.bits:g}-bit" if q.bits else "")
     model = Model(facts=facts, weights=weights, label=label, quant_method=q.method if q else None)
     if quantize:
-        project(model, quantize)
+        project(model, quantize, gguf_version=gguf_version)
     return model
 
 
@@ -160,7 +160,7 @@ def parse_quantize(text: str) -> tuple[str, str | float | None]:
     raise UsageError(f"--quantize must be one of {', '.join(QUANT_BYTES)}, gguf:TYPE or exl2:BPW, not {text!r}")
 
 
-def project(model: Model, quantize: str) -> None:
+def project(model: Model, quantize: str, gguf_version: str | None = None) -> None:
     """Re-size the weights for another format, from the logical parameter counts."""
     method, arg = parse_quantize(quantize)
     facts = model.facts
@@ -171,7 +171,7 @@ def project(model: Model, quantize: str) -> None:
     w = dict(model.weights)
     if method == "gguf":
         model.gguf_type = str(arg)
-        result = gguf_weights(facts, str(arg))
+        result = gguf_weights(facts, str(arg), gguf_version or "current")
         if result is not None:
             model.gguf = result
             w = {"dense": result.total - result.token_embd - result.output, "experts": 0,
@@ -224,17 +224,13 @@ def effective_bpw(ftype: str) -> float:
     return GGUF_EFFECTIVE_BPW[ftype]
 
 
-def gguf_weights(facts, ftype: str):
-    """Exact GGUF tensor sizes by llama.cpp's per-tensor rules, when the model's tensor table is known."""
-    tensors = facts.tensors
-    if not tensors:
+def gguf_weights(facts, ftype: str, version: str = "current"):
+    """Exact GGUF tensor sizes by llama.cpp's per-tensor rules (llama-quant.cpp), when a tensor table is known."""
+    if not facts.tensors:
         return None
+    from . import gguf
+
     try:
-        from . import gguf
-    except ImportError:
-        return None
-    moe = facts.arch.moe
-    return gguf.gguf_weights(tensors, ftype, n_layers=len(facts.arch.layers),
-                             n_kv_heads=facts.arch.num_kv_heads or 1,
-                             n_heads=facts.arch.num_attention_heads or 1,
-                             n_experts=moe.num_experts if moe else 0, tied=facts.arch.tie_word_embeddings)
+        return gguf.weights_for(facts, ftype, version=version)
+    except (KeyError, ValueError) as exc:
+        raise UsageError(f"--quantize gguf:{ftype}: {exc}") from None

@@ -35,7 +35,8 @@ class ModelFacts:
 
     @property
     def tensors(self) -> list[Tensor]:
-        return [t for _, tensors in self.repo.safetensors.values() for t in tensors]
+        """The checkpoint's tensors: only the selected weight files (not an `original/` or consolidated copy)."""
+        return [t for f in self.weights.files if f in self.repo.safetensors for t in self.repo.safetensors[f][1]]
 
 
 def introspect(repo: RepoData) -> ModelFacts:
