@@ -95,14 +95,22 @@ def case_kwargs(case: dict) -> dict:
         kw["gpu"] = GPUChoice(gpu, int(s.get("tp") or s.get("num_gpus") or 1))
     if s.get("tp"):
         kw["tp"] = int(s["tp"])
-    elif s.get("num_gpus"):
+    if s.get("pp"):
+        kw["pp"] = int(s["pp"])
+    elif s.get("num_gpus") and not s.get("tp"):
         kw["pp"] = int(s["num_gpus"])
+    if s.get("pp_rank") is not None:
+        kw["pp_rank"] = int(s["pp_rank"])
     dtype = s.get("dtype")
     bits = s.get("bits")
     if dtype in ("gptq", "awq"):
         kw["quantize"] = "int8" if bits == 8 else dtype
     elif dtype == "fp8":
         kw["quantize"] = "fp8"
+    elif dtype == "int8":
+        kw["quantize"] = "int8"
+    elif dtype == "fp32":
+        kw["dtype"] = "float32"
     elif dtype == "bnb-4bit":
         kw["quantize"] = "nf4"
     elif dtype == "bnb-8bit":

