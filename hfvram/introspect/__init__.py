@@ -42,9 +42,13 @@ class ModelFacts:
 def introspect(repo: RepoData) -> ModelFacts:
     notes = list(repo.notes)
     raw, reader_hint = _raw_config(repo)
-    top, text, reader = cfg.load(raw)
-    if reader_hint:
+    if reader_hint == "params.json":
+        # Meta/Mistral params.json: read as given, no transformers class defaults (a LlamaConfig would invent
+        # max_position_embeddings 2048 for a Llama-2 checkpoint that says nothing about it)
+        top = text = cfg.View(None, raw)
         reader = reader_hint
+    else:
+        top, text, reader = cfg.load(raw)
     arch = build(top, text, reader)
     if arch.num_layers <= 0:
         raise MalformedInput(f"{repo.id}: the config gives no layer count (num_hidden_layers or equivalent)")
