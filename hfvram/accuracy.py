@@ -33,6 +33,7 @@ CALIBRATION = {
     "vllm-10517-llama31-8b-3090-20k-peak",  # MLP activation per token (3 x hidden + 3 x intermediate)
     "vllm-10517-llama31-8b-3090-29k-peak",
     "llamacpp-openllama-7b-v2-f16-compute",  # compute-buffer formula without flash attention
+    "llamacpp-openllama-7b-v2-q4-k-m-compute",  # the same run's other quant: same graph, same figure
 }
 
 # Frameworks of the cases -> our estimators. AutoAWQ runs PyTorch modules with a preallocated fused cache, so the
