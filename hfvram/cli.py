@@ -173,6 +173,97 @@ def show(model, revision, offline, as_json, units, **opts):
         render(result, units=units)
 
 
+def _writer_target(output: str | None, append: bool):
+    if not output:
+        return sys.stdout, False
+    try:
+        fh = open(output, "a" if append else "w", encoding="utf-8")
+        if append and fh.tell() > 0:
+            with open(output, "rb") as existing:  # an interrupted run may have cut its last row short
+                existing.seek(-1, 2)
+                if existing.read(1) != b"\n":
+                    fh.write("\n")
+        return fh, True
+    except OSError as exc:
+        from .errors import UsageError
+
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+
+
+@cli.command("scan")
+@click.argument("inputs", nargs=-1, metavar="[FILE|-]...")
+@click.option("--search", default=None, help="Scan a Hub listing: models matching this text.")
+@click.option("--author", default=None, help="Scan a Hub listing: models of this user or organisation.")
+@click.option("--sort", default=None, type=click.Choice(["downloads", "likes", "trending_score", "created_at",
+                                                           "last_modified"]), help="Order of the Hub listing.")
+@click.option("--limit", type=int, default=None, help="At most this many models from the listing.")
+@estimate_options
+@click.option("--jobs", "-j", type=int, default=16, show_default=True, help="Models analysed concurrently.")
+@click.option("--format", "fmt", default="table", show_default=True,
+              type=click.Choice(["table", "csv", "jsonl", "markdown", "json"]))
+@click.option("--output", "-o", default=None, metavar="FILE", help="Write rows here instead of stdout.")
+@click.option("--resume", default=None, metavar="FILE",
+              help="Skip models already answered (ok / does-not-fit) in this earlier JSONL or CSV output.")
+@click.option("--offline", is_flag=True, help="No network: metadata cache, then the bundled snapshot.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
+@click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]))
+def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, output, resume, offline, quiet, units, **opts):
+    """Analyse many models: files (one model per line, `-` for stdin) and/or a Hub listing.
+
+    One row per model and framework with status ok, does-not-fit (with --gpu) or error. Exit 0 when every row is
+    ok, 1 when some failed or do not fit, 2 on a usage error. csv, jsonl and markdown rows are written as they
+    finish, so an interrupted scan keeps what it had; --resume picks up from such a file.
+    """
+    from .batch import list_hub, read_model_list, scan
+    from .errors import UsageError
+    from .report.rows import Writer, read_done
+    from .sources.hub import HubSource
+
+    if not inputs and not (search or author):
+        raise UsageError("nothing to scan: give model list file(s), `-` for stdin, or --search/--author")
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    hub = HubSource()
+    models = read_model_list(list(inputs)) if inputs else []
+    if search or author:
+        listed = list_hub(hub, search, author, sort or "downloads", limit)
+        models += [m for m in listed if m not in models]
+    done = read_done(resume) if resume else set()
+    append = bool(resume and output and resume == output)
+    target, close = _writer_target(output, append)
+    writer = Writer(fmt, target, units, append=append)
+    progress = not quiet and sys.stderr.isatty()
+    try:
+        summary = scan(models, analysis_kwargs(opts), writer, jobs=jobs, hub=hub, offline=offline, done=done,
+                       progress=progress)
+    finally:
+        if close:
+            target.close()
+    if not quiet:
+        click.echo(summary.line(), err=True)
+    sys.exit(summary.exit_code)
+
+
+@cli.command("check")
+@click.argument("models", nargs=-1, required=True)
+@estimate_options
+@click.option("--headroom", default=None, metavar="PCT", help="Memory to keep free on each GPU (10% or 0.1).")
+@click.option("--max-memory", default=None, metavar="SIZE",
+              help="Per-GPU memory the deployment may use (40GiB); with --gpu the smaller of the two applies.")
+@click.option("--format", "fmt", default="text", show_default=True, type=click.Choice(["text", "json", "markdown"]))
+@click.option("--offline", is_flag=True, help="No network: metadata cache, then the bundled snapshot.")
+def check_cmd(models, headroom, max_memory, fmt, offline, **opts):
+    """The CI gate: does each MODEL fit, per framework? Exit 0 all fit, 1 any does not, 2 on any error.
+
+    Needs --gpu (or --gpu-mem) or --max-memory. A verdict line per model and framework; with GITHUB_STEP_SUMMARY
+    set, a Markdown table is appended to it.
+    """
+    from .check import run_check
+
+    sys.exit(run_check(list(models), analysis_kwargs(opts), headroom=headroom, max_memory=max_memory, fmt=fmt,
+                       offline=offline))
+
+
 @cli.command("gpus")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
 def gpus_cmd(as_json):

@@ -226,11 +226,14 @@ def effective_bpw(ftype: str) -> float:
 
 def gguf_weights(facts, ftype: str, version: str = "current"):
     """Exact GGUF tensor sizes by llama.cpp's per-tensor rules (llama-quant.cpp), when a tensor table is known."""
-    if not facts.tensors:
+    if not facts.weights.files:
         return None
     from . import gguf
 
-    try:
-        return gguf.weights_for(facts, ftype, version=version)
-    except (KeyError, ValueError) as exc:
-        raise UsageError(f"--quantize gguf:{ftype}: {exc}") from None
+    memo = facts.__dict__.setdefault("_gguf", {})  # suggestions try several types on the same model
+    if (ftype, version) not in memo:
+        try:
+            memo[(ftype, version)] = gguf.weights_for(facts, ftype, version=version)
+        except (KeyError, ValueError) as exc:
+            raise UsageError(f"--quantize gguf:{ftype}: {exc}") from None
+    return memo[(ftype, version)]

@@ -40,6 +40,14 @@ _NOT_PARAMS = re.compile(
 )
 
 
+# Every name _NOT_PARAMS can match ends with one of these (a cheap pre-filter before the regex).
+_SIDE_SUFFIXES = ("qzeros", "scales", "g_idx", "absmax", "quant_map", "_absmax", "_quant_map", "bitsandbytes__nf4",
+                  "bitsandbytes__fp4", "weight_scale", "weight_scale_inv", "weight_scale_2", "input_scale",
+                  "input_scale_inv", "output_scale", "k_scale", "v_scale", "q_scale", "weight_zero_point",
+                  "weight_g_idx", "weight_shape", "SCB", "weight_format", "zeros", "q_scale_max", "q_groups",
+                  "q_perm", "q_invperm", "inv_freq", "position_ids", "masked_bias", ".bias")
+
+
 @dataclass
 class WeightFacts:
     bytes: int = 0
@@ -57,15 +65,31 @@ class WeightFacts:
     notes: list[str] = field(default_factory=list)
 
 
-def classify(name: str, num_layers: int | None) -> str:
+_DIGITS = re.compile(r"\d+")
+
+
+def classify(name: str, num_layers: int | None, _cache: dict = {}) -> str:  # noqa: B006 - deliberate memo
+    """Component of a tensor. Names differ only in layer/expert numbers across a checkpoint, so the regex work is
+    done once per name pattern (DeepSeek/Kimi have 90k-140k tensors but a few dozen patterns)."""
+    key = _DIGITS.sub("#", name)
+    comp = _cache.get(key)
+    if comp is None:
+        comp = _cache[key] = _classify(name)
+        if len(_cache) > 100_000:
+            _cache.clear()
+    if comp != "vision" and comp != "mtp" and num_layers is not None and \
+            name.startswith(("model.layers.", "layers.", "model.language_model.layers.")):
+        idx = layer_index(name)
+        if idx is not None and idx >= num_layers:
+            return "mtp"  # DeepSeek-V3/R1 keep the MTP block as layer num_hidden_layers
+    return comp
+
+
+def _classify(name: str) -> str:
     if _VISION.search(name):
         return "vision"
     if _MTP.search(name):
         return "mtp"
-    if num_layers is not None and name.startswith(("model.layers.", "layers.", "model.language_model.layers.")):
-        idx = layer_index(name)
-        if idx is not None and idx >= num_layers:
-            return "mtp"  # DeepSeek-V3/R1 keep the MTP block as layer num_hidden_layers
     if _EXPERT.search(name) and not _SHARED_EXPERT.search(name):
         return "experts"
     if _LM_HEAD.search(name):
@@ -75,9 +99,10 @@ def classify(name: str, num_layers: int | None) -> str:
     return "dense"
 
 
-def logical_params(t: Tensor, names: set[str], quant_bits: int | None) -> int:
-    """Logical weights stored in tensor `t` (0 for quantisation side tensors and buffers)."""
-    if _NOT_PARAMS.search(t.name):
+def logical_params(t: Tensor, names: set[str], quant_bits: int | None, bnb: set[str] = frozenset()) -> int:
+    """Logical weights stored in tensor `t` (0 for quantisation side tensors and buffers). `bnb`: the names that
+    have a bitsandbytes 4-bit quant state."""
+    if t.name.endswith(_SIDE_SUFFIXES) and _NOT_PARAMS.search(t.name):
         return 0
     bits = DTYPE_BITS[t.dtype]
     if t.name.endswith(".qweight") or t.name.endswith(".weight_packed"):
@@ -85,7 +110,7 @@ def logical_params(t: Tensor, names: set[str], quant_bits: int | None) -> int:
         return t.numel * (bits // (quant_bits or 4))
     if t.name.endswith("_blocks") and t.dtype == "U8":
         return t.numel * 2  # MXFP4: two 4-bit values per byte (gpt-oss, OCP MX spec)
-    if t.dtype == "U8" and any(n.startswith(t.name + ".quant_state.bitsandbytes__") for n in names):
+    if t.dtype == "U8" and t.name in bnb:
         return t.numel * 2  # bitsandbytes 4-bit: two values per uint8
     if t.dtype == "U8" and t.name.endswith(".weight") and quant_bits == 4 and t.name + "_scale" in names:
         return t.numel * 2  # ModelOpt NVFP4: packed uint8 weight with weight_scale
@@ -95,6 +120,7 @@ def logical_params(t: Tensor, names: set[str], quant_bits: int | None) -> int:
 def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | None) -> WeightFacts:
     facts = WeightFacts(exact=True, source="safetensors-headers")
     names = {t.name for t in tensors}
+    bnb = {n.split(".quant_state.bitsandbytes__")[0] for n in names if ".quant_state.bitsandbytes__" in n}
     by_dtype: Counter[str] = Counter()
     comp_bytes: Counter[str] = Counter()
     comp_params: Counter[str] = Counter()
@@ -103,7 +129,7 @@ def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | Non
         by_dtype[t.dtype] += t.nbytes
         comp = classify(t.name, num_layers)
         comp_bytes[comp] += t.nbytes
-        p = logical_params(t, names, quant_bits)
+        p = logical_params(t, names, quant_bits, bnb)
         comp_params[comp] += p
         total_params += p
     facts.bytes = sum(by_dtype.values())

@@ -106,6 +106,16 @@ class HubSource:
         self.cache.put(repo, revision)
         return repo
 
+    def list_models(self, search=None, author=None, sort=None, limit=None) -> list[str]:
+        """Repo ids of a Hub listing (`list_models`), with the same retries and one-line errors."""
+        def call():
+            return [m.id for m in self.api.list_models(search=search, author=author, sort=sort, limit=limit)]
+
+        try:
+            return self._retrying(call)
+        except _Unreachable as exc:
+            raise NetworkError(f"cannot reach {self.endpoint_url} to list models ({exc})") from None
+
     @property
     def endpoint_url(self) -> str:
         if self.endpoint:

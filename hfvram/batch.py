@@ -1,0 +1,157 @@
+"""Many models at once: `hfvram scan` (a list or a Hub listing, concurrently, rows as they finish) and
+`hfvram check` (the CI gate). One Hub client and one metadata cache are shared by all workers; a failing model
+becomes an error row and the others go on."""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from .errors import HfvramError, UsageError
+from .report.rows import Writer, error_row, rows_for
+
+DEFAULT_JOBS = 16  # I/O bound: a cold model is 2-3 round trips of ~50-300 ms each; analysis is ~10 ms of CPU
+
+
+@dataclass
+class Summary:
+    models: int = 0
+    ok: int = 0
+    does_not_fit: int = 0
+    errors: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    error_lines: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if (self.errors or self.does_not_fit) else 0
+
+    def line(self) -> str:
+        rate = self.models / self.seconds if self.seconds else 0.0
+        parts = [f"{self.models} models", f"{self.ok} ok", f"{self.does_not_fit} do not fit", f"{self.errors} failed"]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped (--resume)")
+        return f"hfvram: {', '.join(parts)} in {self.seconds:.1f} s ({rate:.1f} models/s)"
+
+
+def parse_headroom(text: str | None) -> float:
+    if not text:
+        return 0.0
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%?)\s*", str(text))
+    if not m:
+        raise UsageError(f"--headroom must be a fraction or a percentage (10% or 0.1), not {text!r}")
+    value = float(m.group(1)) / (100 if m.group(2) else 1)
+    if not 0 <= value < 1:
+        raise UsageError(f"--headroom must be between 0 and 100%, not {text!r}")
+    return value
+
+
+def read_model_list(sources: list[str]) -> list[str]:
+    """Models from files or `-` (stdin): one per line, blank lines and `#` comments ignored, duplicates once."""
+    seen: dict[str, None] = {}
+    for src in sources:
+        if src == "-":
+            text = sys.stdin.read()
+        else:
+            try:
+                with open(src, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError as exc:
+                raise UsageError(f"cannot read model list {src}: {exc.strerror}") from None
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                seen.setdefault(line, None)
+    return list(seen)
+
+
+def list_hub(hub, search: str | None, author: str | None, sort: str | None, limit: int | None) -> list[str]:
+    """Repo ids from the Hub's model listing (huggingface_hub list_models)."""
+    return hub.list_models(search=search, author=author, sort=sort, limit=limit)
+
+
+def scan(models: list[str], settings: dict, writer: Writer, *, jobs: int = DEFAULT_JOBS, hub=None,
+         offline: bool = False, done: set[str] | None = None, progress: bool = False,
+         limit_bytes: int | None = None, headroom: float = 0.0) -> Summary:
+    from .analysis import analyze
+    from .sources.hub import HubSource
+
+    hub = hub or HubSource()
+    summary = Summary()
+    todo = [m for m in models if not (done and m in done)]
+    summary.skipped = len(models) - len(todo)
+    lock = threading.Lock()
+    start = time.monotonic()
+    bar = _progress(len(todo)) if progress else None
+
+    def one(model: str) -> list[dict]:
+        try:
+            result = analyze(model, offline=offline, hub=hub, projections=(), **settings)
+            return rows_for(result, model, limit_bytes, headroom)
+        except HfvramError as exc:
+            return [error_row(model, exc.message)]
+        except Exception as exc:  # noqa: BLE001 - one bad row never stops the scan
+            first = " ".join(str(exc).split())[:200]
+            return [error_row(model, f"internal error: {type(exc).__name__}: {first}")]
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="hfvram-scan") as pool:
+        futures = {pool.submit(one, m): m for m in todo}
+        try:
+            for future in as_completed(futures):
+                rows = future.result()
+                with lock:
+                    summary.models += 1
+                    status = "error" if rows[0]["status"] == "error" else (
+                        "does-not-fit" if any(r["status"] == "does-not-fit" for r in rows) else "ok")
+                    if status == "error":
+                        summary.errors += 1
+                        summary.error_lines.append(f"{rows[0]['model']}: {rows[0]['reason']}")
+                    elif status == "does-not-fit":
+                        summary.does_not_fit += 1
+                    else:
+                        summary.ok += 1
+                    for row in rows:
+                        writer.write(row)
+                    if bar is not None:
+                        bar.advance(status)
+        except KeyboardInterrupt:
+            for f in futures:
+                f.cancel()
+            raise
+        finally:
+            if bar is not None:
+                bar.stop()
+    writer.close()
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
+class _progress:
+    """A rich progress bar on stderr: done / failed / rate / ETA."""
+
+    def __init__(self, total: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.failed = 0
+        self.progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[failed]} failed"), TextColumn("{task.fields[rate]}"),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self.task = self.progress.add_task("scan", total=total, failed=0, rate="")
+        self.start = time.monotonic()
+        self.done = 0
+        self.progress.start()
+
+    def advance(self, status: str) -> None:
+        self.done += 1
+        self.failed += status == "error"
+        rate = self.done / max(1e-9, time.monotonic() - self.start)
+        self.progress.update(self.task, advance=1, failed=self.failed, rate=f"{rate:.1f}/s")
+
+    def stop(self) -> None:
+        self.progress.stop()
