@@ -153,7 +153,7 @@ def analyze(model, *, revision: str | None = None, context: int | None = None, b
             kv_dtype: str = "auto", offline: bool = False, token=None, hub=None, repo=None,
             frameworks=None, gpu=None, gpu_mem: str | None = None, quantize: str | None = None,
             lora: str | None = None, draft: str | None = None,
-            projections=(16384, 32768, 131072), **engine) -> Analysis:
+            projections=(16384, 32768, 131072), suggest: bool = True, **engine) -> Analysis:
     """Analyse one model: a Hub id (`org/name`, `org/name@rev`), a local folder or a config.json path.
 
     Estimates for `frameworks` (default: all five) follow each engine's defaults; `gpu` ("RTX-4090", "L40S:2") or
@@ -205,7 +205,7 @@ def analyze(model, *, revision: str | None = None, context: int | None = None, b
         if draft_facts.arch.vocab_size and facts.arch.vocab_size and draft_facts.arch.vocab_size != facts.arch.vocab_size:
             notes.append(f"draft vocabulary ({draft_facts.arch.vocab_size:,}) differs from the target's "
                          f"({facts.arch.vocab_size:,}): most engines need them to match")
-    estimates = est.run(engine_model, es, names) if names else {}
+    estimates = est.run(engine_model, es, names, suggest=suggest) if names else {}
     table = {}
     for p in projections or ():
         if p != ctx:

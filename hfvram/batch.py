@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from itertools import islice
+from dataclasses import dataclass
 
 from .errors import HfvramError, UsageError
 from .report.rows import Writer, error_row, rows_for
@@ -25,7 +25,6 @@ class Summary:
     errors: int = 0
     skipped: int = 0
     seconds: float = 0.0
-    error_lines: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -85,13 +84,13 @@ def scan(models: list[str], settings: dict, writer: Writer, *, jobs: int = DEFAU
     summary = Summary()
     todo = [m for m in models if not (done and m in done)]
     summary.skipped = len(models) - len(todo)
-    lock = threading.Lock()
     start = time.monotonic()
     bar = _progress(len(todo)) if progress else None
 
     def one(model: str) -> list[dict]:
         try:
-            result = analyze(model, offline=offline, hub=hub, projections=(), **settings)
+            # no "what would make it fit" search per row: it re-runs the estimators several times
+            result = analyze(model, offline=offline, hub=hub, projections=(), suggest=False, **settings)
             return rows_for(result, model, limit_bytes, headroom)
         except HfvramError as exc:
             return [error_row(model, exc.message)]
@@ -99,33 +98,46 @@ def scan(models: list[str], settings: dict, writer: Writer, *, jobs: int = DEFAU
             first = " ".join(str(exc).split())[:200]
             return [error_row(model, f"internal error: {type(exc).__name__}: {first}")]
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="hfvram-scan") as pool:
-        futures = {pool.submit(one, m): m for m in todo}
-        try:
-            for future in as_completed(futures):
-                rows = future.result()
-                with lock:
-                    summary.models += 1
-                    status = "error" if rows[0]["status"] == "error" else (
-                        "does-not-fit" if any(r["status"] == "does-not-fit" for r in rows) else "ok")
-                    if status == "error":
-                        summary.errors += 1
-                        summary.error_lines.append(f"{rows[0]['model']}: {rows[0]['reason']}")
-                    elif status == "does-not-fit":
-                        summary.does_not_fit += 1
-                    else:
-                        summary.ok += 1
-                    for row in rows:
-                        writer.write(row)
-                    if bar is not None:
-                        bar.advance(status)
-        except KeyboardInterrupt:
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
+    def results():
+        if jobs <= 1:  # in order, in this thread
+            for m in todo:
+                yield one(m)
+            return
+        # A bounded window of submissions: memory stays flat however long the list is.
+        pending = iter(todo)
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="hfvram-scan") as pool:
+            running = {pool.submit(one, m) for m in islice(pending, 2 * jobs)}
+            try:
+                while running:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        yield future.result()
+                        nxt = next(pending, None)
+                        if nxt is not None:
+                            running.add(pool.submit(one, nxt))
+            except BaseException:
+                for f in running:
+                    f.cancel()
+                raise
+
+    try:
+        for rows in results():
+            summary.models += 1
+            status = "error" if rows[0]["status"] == "error" else (
+                "does-not-fit" if any(r["status"] == "does-not-fit" for r in rows) else "ok")
+            if status == "error":
+                summary.errors += 1
+            elif status == "does-not-fit":
+                summary.does_not_fit += 1
+            else:
+                summary.ok += 1
+            for row in rows:
+                writer.write(row)
             if bar is not None:
-                bar.stop()
+                bar.advance(status)
+    finally:
+        if bar is not None:
+            bar.stop()
     writer.close()
     summary.seconds = time.monotonic() - start
     return summary

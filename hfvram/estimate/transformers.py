@@ -19,6 +19,8 @@ Policy (transformers 5.x, read in `generation/utils.py`, `cache_utils.py`, `mode
 
 from __future__ import annotations
 
+from collections import Counter
+
 from .base import (
     CUDA_CONTEXT_BYTES, KV_BYTES, Estimate, Settings, rider_bytes, spec_tokens, state_per_gpu, stage_layers,
 )
@@ -55,7 +57,7 @@ def kv_cache(model: Model, s: Settings, layers, tokens: int | None = None, prefi
     tokens = s.context if tokens is None else tokens
     static = s.cache_implementation == "static"
     total = biggest = 0.0
-    for layer in layers:
+    for layer, count in Counter(layers).items():  # specs are frozen dataclasses: identical layers count once
         if static:
             held = layer.tokens_held(s.context)
         elif prefill and layer.is_attention:
@@ -63,7 +65,7 @@ def kv_cache(model: Model, s: Settings, layers, tokens: int | None = None, prefi
         else:
             held = layer.tokens_held(tokens)
         size = s.batch * held * layer.per_token_bytes(b) + s.batch * state_per_gpu(layer, model.compute_bytes, 1)
-        total += size
+        total += size * count
         biggest = max(biggest, size)
     return total, biggest
 

@@ -75,6 +75,7 @@ class HubSource:
         self.sleep = sleep
         self._api = None
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- public -----------------------------------------------------------------------------------------------
     def fetch(self, repo_id: str, revision: str | None = None, offline: bool = False) -> RepoData:
@@ -125,6 +126,16 @@ class HubSource:
         return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
 
     @property
+    def pool(self) -> ThreadPoolExecutor:
+        """One pool of request threads for every model this source reads: a scan of many models keeps at most
+        max_workers requests in flight (and reuses connections) instead of a pool per model."""
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="hfvram-fetch")
+        return self._pool
+
+    @property
     def api(self):
         if self._api is None:
             from huggingface_hub import HfApi
@@ -151,10 +162,8 @@ class HubSource:
                 return kind, path, self._retrying(lambda: self._get_text(repo_id, sha, path))
             return kind, path, self._retrying(lambda: self._get_header(repo_id, sha, path))
 
-        workers = max(1, min(self.max_workers, len(jobs)))
         try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hfvram-fetch") as pool:
-                results = list(pool.map(run, jobs))
+            results = list(self.pool.map(run, jobs))
         except _Unreachable as exc:
             raise NetworkError(f"{repo_id}: lost the connection to {self.endpoint_url} ({exc})") from None
         for kind, path, value in results:
