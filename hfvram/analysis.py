@@ -181,6 +181,9 @@ def analyze(model, *, revision: str | None = None, context: int | None = None, b
     choice = parse_gpu(gpu) if isinstance(gpu, str) else gpu
     if gpu_mem:
         choice = custom(gpu_mem, count=choice.count if choice else 1)
+    if settings.kv_dtype == "fp8" and choice is not None and not choice.gpu.fp8:
+        notes.append(f"{choice.gpu.name} has no FP8 support (compute capability {choice.gpu.compute_capability}): "
+                     f"engines emulate an fp8 KV cache there, or refuse it (see each engine's notes)")
     tp = engine.pop("tp", None) or 1
     pp = engine.pop("pp", None) or 1
     if choice is not None and choice.count > 1 and tp * pp == 1:

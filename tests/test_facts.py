@@ -204,3 +204,34 @@ def test_every_fixture_introspects():
 @pytest.mark.parametrize("kv,expected", [("fp8", 262_144), ("fp32", 1_048_576)])
 def test_kv_dtype_changes_bytes(kv, expected):
     assert facts("meta-llama/Llama-2-7b-hf", kv_dtype=kv)["kv_cache"]["per_token_bytes"] == expected
+
+
+def test_per_layer_kv_heads_from_a_list(tmp_path):
+    """OpenELM-style configs give one KV-head count per layer."""
+    cfg = {"model_type": "openelm-like", "hidden_size": 256, "num_hidden_layers": 3, "num_attention_heads": 4,
+           "num_key_value_heads": [1, 2, 4], "head_dim": 64, "vocab_size": 100, "max_position_embeddings": 2048}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    d = hfvram.analyze(str(tmp_path / "config.json"), frameworks=[], projections=()).to_dict()
+    assert d["architecture"]["config_reader"] == "raw"
+    assert d["kv_cache"]["per_token_bytes"] == (1 + 2 + 4) * 64 * 2 * 2
+    assert d["architecture"]["num_kv_heads"] == 4
+
+
+def test_fp8_kv_on_a_gpu_without_fp8_is_flagged():
+    d = hfvram.analyze("meta-llama/Llama-2-7b-hf", offline=True, gpu="RTX-3090", kv_dtype="fp8",
+                       frameworks=["vllm"], projections=()).to_dict()
+    assert any("no FP8 support" in n for n in d["notes"])
+
+
+def test_gpus_command_lists_the_catalog(capsys, monkeypatch):
+    from hfvram.cli import main
+
+    monkeypatch.setenv("HFVRAM_ALLOW_TORCH", "1")
+    try:
+        main(["gpus", "--json"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in rows}
+    assert {"RTX-4090", "L40S", "H100-SXM", "B200", "RTX-3060-12GB"} <= names
+    assert min(r["memory_bytes"] for r in rows) <= 8 * 2**30 and max(r["memory_bytes"] for r in rows) >= 180 * 2**30

@@ -268,3 +268,12 @@ def test_local_folder_reads_real_safetensors_headers(tmp_path, capsys, monkeypat
     (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", 10**6) + b"{}")
     code, _, err = run([str(tmp_path)], capsys)
     assert code == 2 and "header claims" in err
+
+
+def test_local_unknown_dtype_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HFVRAM_ALLOW_TORCH", "1")
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_CFG))
+    header = stformat.build_header([("w", "BF16", [2])]).replace(b'"BF16"', b'"Q9X1"')
+    (tmp_path / "model.safetensors").write_bytes(header + b"\0" * 4)
+    code, out, err = run([str(tmp_path)], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "not a valid safetensors file" in err

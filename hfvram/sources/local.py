@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import MalformedInput, NothingToRead
 from ..repodata import TEXT_FILES, RepoData
-from ..stformat import header_length, parse_header
+from ..stformat import Tensor, dtype_nbytes, header_length
 from .select import headers_to_read
 
 
@@ -55,14 +55,27 @@ def _read_text(path: Path) -> str:
 
 
 def _read_header(path: Path, name: str):
+    """Tensor table of a local safetensors file, read with the `safetensors` library (which validates the header:
+    dtypes, shapes and contiguous offsets); our own length check first, so a huge or bogus header is refused
+    before anything is parsed."""
     try:
         with open(path, "rb") as fh:
             n = header_length(fh.read(8), str(path))
-            size = path.stat().st_size
-            if 8 + n > size:
-                raise MalformedInput(f"{path}: header claims {n:,} bytes but the file has {size:,}")
-            raw = fh.read(n)
+        size = path.stat().st_size
     except OSError as exc:
         raise NothingToRead(f"{path}: {exc.strerror}") from None
-    tensors, metadata = parse_header(raw, file=name, what=str(path))
+    if 8 + n > size:
+        raise MalformedInput(f"{path}: header claims {n:,} bytes but the file has {size:,}")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = []
+            for key in f.keys():
+                sl = f.get_slice(key)
+                dtype, shape = str(sl.get_dtype()), tuple(int(d) for d in sl.get_shape())
+                tensors.append(Tensor(key, dtype, shape, dtype_nbytes(dtype, shape), name))
+    except SafetensorError as exc:
+        raise MalformedInput(f"{path}: not a valid safetensors file ({exc})") from None
     return metadata, tensors
