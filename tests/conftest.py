@@ -76,3 +76,33 @@ def fake_hub(fake_hub_factory):
     if root is None or not any((p / "repo.json").is_file() for p in root.iterdir()):
         pytest.skip("no fixtures in fixtures/")
     return fake_hub_factory(root)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running the CLI in-process
+#
+#   cli(argv, stdin=None) -> (exit code, stdout, stderr), through hfvram.cli.main (its one-line error handling
+#   included); HFVRAM_ALLOW_TORCH keeps main() from touching sys.modules in the test process.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    import io
+
+    from hfvram.cli import main
+
+    monkeypatch.setenv("HFVRAM_ALLOW_TORCH", "1")
+
+    def run(argv, stdin: str | None = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        try:
+            main(list(argv))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

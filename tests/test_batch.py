@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from hfvram.cli import main
 from hfvram.fakehub import write_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,27 +31,15 @@ def hub(fake_hub_factory, tmp_path, monkeypatch):
     return h
 
 
-def run(argv, capsys, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
-    if stdin is not None:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def model_file(tmp_path, lines) -> str:
     p = tmp_path / "models.txt"
     p.write_text("\n".join(lines) + "\n")
     return str(p)
 
 
-def test_scan_all_ok_exit_0_and_csv_parses(hub, tmp_path, capsys):
+def test_scan_all_ok_exit_0_and_csv_parses(hub, tmp_path, cli):
     f = model_file(tmp_path, ["# models to host", *GOOD, "", GOOD[0]])  # duplicate done once
-    code, out, err = run(["scan", f, "-f", "vllm,llamacpp", "--format", "csv"], capsys)
+    code, out, err = cli(["scan", f, "-f", "vllm,llamacpp", "--format", "csv"])
     assert code == 0, err + out
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 3 * 2
@@ -61,9 +48,9 @@ def test_scan_all_ok_exit_0_and_csv_parses(hub, tmp_path, capsys):
     assert "3 models, 3 ok, 0 do not fit, 0 failed" in err
 
 
-def test_scan_errors_in_the_middle_exit_1(hub, tmp_path, capsys):
+def test_scan_errors_in_the_middle_exit_1(hub, tmp_path, cli):
     f = model_file(tmp_path, [GOOD[0], "acme/gated", "org/does-not-exist", GOOD[1]])
-    code, out, err = run(["scan", f, "-f", "vllm", "--format", "jsonl", "--jobs", "2"], capsys)
+    code, out, err = cli(["scan", f, "-f", "vllm", "--format", "jsonl", "--jobs", "2"])
     assert code == 1
     rows = [json.loads(line) for line in out.splitlines()]
     by_model = {r["model"]: r for r in rows}
@@ -73,64 +60,62 @@ def test_scan_errors_in_the_middle_exit_1(hub, tmp_path, capsys):
     assert "2 failed" in err
 
 
-def test_scan_does_not_fit_exit_1_markdown_and_json(hub, tmp_path, capsys):
+def test_scan_does_not_fit_exit_1_markdown_and_json(hub, tmp_path, cli):
     f = model_file(tmp_path, ["meta-llama/Llama-2-70b-hf", GOOD[0]])
-    code, out, _ = run(["scan", f, "-f", "vllm", "--gpu", "RTX-4090", "--format", "markdown"], capsys)
+    code, out, _ = cli(["scan", f, "-f", "vllm", "--gpu", "RTX-4090", "--format", "markdown"])
     assert code == 1
     lines = [line for line in out.splitlines() if line.startswith("| meta-llama")]
     cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in lines}
     assert cells["meta-llama/Llama-2-70b-hf"][2] == "does-not-fit" and cells[GOOD[0]][2] == "ok"
-    code, out, _ = run(["scan", f, "-f", "vllm", "--gpu", "RTX-4090", "--format", "json"], capsys)
+    code, out, _ = cli(["scan", f, "-f", "vllm", "--gpu", "RTX-4090", "--format", "json"])
     data = json.loads(out)
     assert {r["model"]: r["fits"] for r in data} == {"meta-llama/Llama-2-70b-hf": False, GOOD[0]: True}
 
 
-def test_scan_table_output_and_usage_error(hub, tmp_path, capsys):
-    code, out, _ = run(["scan", model_file(tmp_path, [GOOD[0]]), "-f", "llamacpp"], capsys)
+def test_scan_table_output_and_usage_error(hub, tmp_path, cli):
+    code, out, _ = cli(["scan", model_file(tmp_path, [GOOD[0]]), "-f", "llamacpp"])
     assert code == 0 and "meta-llama/Llama-2-7b-hf" in out and "llamacpp" in out
-    code, out, err = run(["scan"], capsys)
+    code, out, err = cli(["scan"])
     assert code == 2 and "nothing to scan" in err
 
 
-def test_scan_stdin(hub, capsys, monkeypatch):
-    code, out, _ = run(["scan", "-", "-f", "vllm", "--format", "jsonl"], capsys, stdin="\n".join(GOOD[:2]) + "\n",
-                       monkeypatch=monkeypatch)
+def test_scan_stdin(hub, cli):
+    code, out, _ = cli(["scan", "-", "-f", "vllm", "--format", "jsonl"], stdin="\n".join(GOOD[:2]) + "\n")
     assert code == 0 and {json.loads(line)["model"] for line in out.splitlines()} == set(GOOD[:2])
 
 
-def test_scan_hub_listing(hub, capsys):
-    code, out, _ = run(["scan", "--author", "Qwen", "--search", "Qwen3", "--sort", "downloads", "--limit", "3",
-                        "-f", "vllm", "--format", "jsonl", "--offline"], capsys)
+def test_scan_hub_listing(hub, cli):
+    code, out, _ = cli(["scan", "--author", "Qwen", "--search", "Qwen3", "--sort", "downloads", "--limit", "3",
+                        "-f", "vllm", "--format", "jsonl", "--offline"])
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(rows) == 3 and all(r["model"].startswith("Qwen/Qwen3") for r in rows)
 
 
-def test_scan_resume_skips_answered_models(hub, tmp_path, capsys):
+def test_scan_resume_skips_answered_models(hub, tmp_path, cli):
     f = model_file(tmp_path, GOOD)
     out_file = tmp_path / "rows.jsonl"
     # an interrupted earlier run: one complete row, and one cut short
     out_file.write_text(json.dumps({"model": GOOD[0], "framework": "vllm", "status": "ok"}) + "\n{\"model\": \"Qw")
     hub.reset()
-    code, _, err = run(["scan", f, "-f", "vllm", "--format", "jsonl", "-o", str(out_file), "--resume",
-                        str(out_file)], capsys)
+    code, _, err = cli(["scan", f, "-f", "vllm", "--format", "jsonl", "-o", str(out_file), "--resume",
+                        str(out_file)])
     assert code == 0 and "1 skipped" in err
     models = [json.loads(line)["model"] for line in out_file.read_text().splitlines()[2:]]
     assert sorted(models) == sorted(GOOD[1:])
     assert not any(GOOD[0] in r.path for r in hub.requests())  # not fetched again
 
 
-def test_scan_honours_retry_after_then_succeeds(hub, tmp_path, capsys):
+def test_scan_honours_retry_after_then_succeeds(hub, tmp_path, cli):
     hub.rate_limit_next(3, retry_after=0.2)
     start = time.monotonic()
-    code, out, _ = run(["scan", model_file(tmp_path, [GOOD[0]]), "-f", "vllm", "--format", "jsonl", "--jobs", "1"],
-                       capsys)
+    code, out, _ = cli(["scan", model_file(tmp_path, [GOOD[0]]), "-f", "vllm", "--format", "jsonl", "--jobs", "1"])
     assert code == 0 and json.loads(out.splitlines()[0])["status"] == "ok"
     assert time.monotonic() - start >= 0.6  # three Retry-After waits
 
 
-def test_scan_survives_a_429_storm(hub, tmp_path, capsys):
+def test_scan_survives_a_429_storm(hub, tmp_path, cli):
     hub.rate_limit_next(10_000, retry_after=0)
-    code, out, err = run(["scan", model_file(tmp_path, GOOD), "-f", "vllm", "--format", "jsonl"], capsys)
+    code, out, err = cli(["scan", model_file(tmp_path, GOOD), "-f", "vllm", "--format", "jsonl"])
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 1 and len(rows) == 3
     assert all(r["status"] == "error" and "rate limited" in r["reason"] for r in rows)
@@ -139,27 +124,27 @@ def test_scan_survives_a_429_storm(hub, tmp_path, capsys):
 
 # -- check --------------------------------------------------------------------------------------------------------
 
-def test_check_pass_fail_error_and_headroom(hub, capsys, tmp_path, monkeypatch):
-    code, out, _ = run(["check", GOOD[0], "--gpu", "RTX-4090", "-f", "vllm"], capsys)
+def test_check_pass_fail_error_and_headroom(hub, cli, tmp_path, monkeypatch):
+    code, out, _ = cli(["check", GOOD[0], "--gpu", "RTX-4090", "-f", "vllm"])
     assert code == 0 and out.startswith("PASS vllm")
-    code, out, _ = run(["check", GOOD[0], "--gpu", "RTX-4090", "-f", "vllm", "--headroom", "40%"], capsys)
+    code, out, _ = cli(["check", GOOD[0], "--gpu", "RTX-4090", "-f", "vllm", "--headroom", "40%"])
     assert code == 1 and out.startswith("FAIL vllm")
-    code, out, _ = run(["check", GOOD[0], "org/does-not-exist", "--gpu", "RTX-4090", "-f", "vllm"], capsys)
+    code, out, _ = cli(["check", GOOD[0], "org/does-not-exist", "--gpu", "RTX-4090", "-f", "vllm"])
     assert code == 2 and "ERROR org/does-not-exist" in out
-    code, _, err = run(["check", GOOD[0], "-f", "vllm"], capsys)
+    code, _, err = cli(["check", GOOD[0], "-f", "vllm"])
     assert code == 2 and "needs a target" in err
-    code, out, _ = run(["check", GOOD[0], "-f", "llamacpp", "--max-memory", "10GiB"], capsys)
+    code, out, _ = cli(["check", GOOD[0], "-f", "llamacpp", "--max-memory", "10GiB"])
     assert code == 1
 
 
-def test_check_json_markdown_and_step_summary(hub, capsys, tmp_path, monkeypatch):
+def test_check_json_markdown_and_step_summary(hub, cli, tmp_path, monkeypatch):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    code, out, _ = run(["check", GOOD[0], "--gpu", "L40S:2", "-f", "vllm,trtllm", "--format", "json"], capsys)
+    code, out, _ = cli(["check", GOOD[0], "--gpu", "L40S:2", "-f", "vllm,trtllm", "--format", "json"])
     rows = json.loads(out)
     assert code == 0 and [r["framework"] for r in rows] == ["vllm", "trtllm"] and rows[0]["gpus"] == 2
     assert "| meta-llama/Llama-2-7b-hf | vllm | ok |" in summary.read_text()
-    code, out, _ = run(["check", GOOD[0], "--gpu", "L40S", "-f", "vllm", "--format", "markdown"], capsys)
+    code, out, _ = cli(["check", GOOD[0], "--gpu", "L40S", "-f", "vllm", "--format", "markdown"])
     assert code == 0 and out.splitlines()[0].startswith("| model |")
 
 

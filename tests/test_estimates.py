@@ -8,7 +8,6 @@ import json
 import pytest
 
 import hfvram
-from hfvram.cli import main
 from hfvram.gpus import GPU, GPUChoice
 
 GiB = 1 << 30
@@ -240,13 +239,10 @@ def test_fit_verdict_max_context_and_suggestions():
     assert ok.fits is True and ok.max_context > 32768
 
 
-def test_cli_gpu_table_and_json_estimates(capsys, monkeypatch):
-    monkeypatch.setenv("HFVRAM_ALLOW_TORCH", "1")
-    try:
-        main(["meta-llama/Llama-2-7b-hf", "--gpu", "RTX-4090", "--offline", "--json"])
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    d = json.loads(capsys.readouterr().out)
+def test_cli_gpu_table_and_json_estimates(cli):
+    code, out, _ = cli(["meta-llama/Llama-2-7b-hf", "--gpu", "RTX-4090", "--offline", "--json"])
+    assert code == 0
+    d = json.loads(out)
     assert d["gpu"]["name"] == "RTX-4090"
     for name in ("transformers", "vllm", "trtllm", "llamacpp", "exllamav2"):
         e = d["estimates"][name]

@@ -223,15 +223,10 @@ def test_fp8_kv_on_a_gpu_without_fp8_is_flagged():
     assert any("no FP8 support" in n for n in d["notes"])
 
 
-def test_gpus_command_lists_the_catalog(capsys, monkeypatch):
-    from hfvram.cli import main
-
-    monkeypatch.setenv("HFVRAM_ALLOW_TORCH", "1")
-    try:
-        main(["gpus", "--json"])
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    rows = json.loads(capsys.readouterr().out)
+def test_gpus_command_lists_the_catalog(cli):
+    code, out, _ = cli(["gpus", "--json"])
+    rows = json.loads(out)
+    assert code == 0
     names = {r["name"] for r in rows}
     assert {"RTX-4090", "L40S", "H100-SXM", "B200", "RTX-3060-12GB"} <= names
     assert min(r["memory_bytes"] for r in rows) <= 8 * 2**30 and max(r["memory_bytes"] for r in rows) >= 180 * 2**30

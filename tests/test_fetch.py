@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from hfvram import stformat
-from hfvram.cli import main
 from hfvram.fakehub import write_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,26 +103,16 @@ def hub(fake_hub_factory, repos, tmp_path, monkeypatch):
     return h
 
 
-def run(argv, capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def as_json(argv, capsys) -> dict:
-    code, out, err = run([*argv, "--json"], capsys)
+def as_json(argv, cli) -> dict:
+    code, out, err = cli([*argv, "--json"])
     assert code == 0, err
     return json.loads(out)
 
 
 # -- round trips and cache ----------------------------------------------------------------------------------------
 
-def test_cold_sharded_repo_in_three_round_trips_then_warm_one_request_then_offline_none(hub, capsys):
-    doc = as_json(["org/sharded"], capsys)
+def test_cold_sharded_repo_in_three_round_trips_then_warm_one_request_then_offline_none(hub, cli):
+    doc = as_json(["org/sharded"], cli)
     assert doc["weights"]["bytes"] == TINY_BYTES + 1500 * 32
     assert doc["weights"]["exact"] is True
     assert doc["model"] == {"id": "org/sharded", "revision": "b" * 40, "source": "hub", "requested_revision": "main"}
@@ -132,50 +121,50 @@ def test_cold_sharded_repo_in_three_round_trips_then_warm_one_request_then_offli
     assert hub.count() == 1 + 2 + 2 + 1
 
     hub.reset()
-    warm = as_json(["org/sharded"], capsys)
+    warm = as_json(["org/sharded"], cli)
     assert hub.count() == 1  # the revision resolution, nothing else
     assert warm["model"]["source"] == "cache"
     assert warm["weights"] == doc["weights"]
 
     hub.reset()
-    offline = as_json(["org/sharded", "--offline"], capsys)
+    offline = as_json(["org/sharded", "--offline"], cli)
     assert hub.count() == 0
     assert offline["weights"]["bytes"] == doc["weights"]["bytes"]
 
 
-def test_single_file_repo_two_round_trips_and_commit_sha_revision_needs_no_request(hub, capsys):
-    doc = as_json(["org/tiny"], capsys)
+def test_single_file_repo_two_round_trips_and_commit_sha_revision_needs_no_request(hub, cli):
+    doc = as_json(["org/tiny"], cli)
     assert hub.sequential_round_trips() == 2
     assert doc["weights"]["bytes"] == TINY_BYTES
     assert doc["parameters"]["total"] == TINY_BYTES // 2
     hub.reset()
-    pinned = as_json(["org/tiny@" + "a" * 40], capsys)
+    pinned = as_json(["org/tiny@" + "a" * 40], cli)
     assert hub.count() == 0 and pinned["model"]["revision"] == "a" * 40
 
 
-def test_tag_revision(hub, capsys):
-    doc = as_json(["org/tiny@v1"], capsys)
+def test_tag_revision(hub, cli):
+    doc = as_json(["org/tiny@v1"], cli)
     assert doc["model"]["revision"] == "a" * 40 and doc["model"]["requested_revision"] == "v1"
     assert any("/revision/v1" in r.path for r in hub.requests())
 
 
-def test_hf_hub_offline_env_uses_cache_and_makes_no_request(hub, capsys, monkeypatch):
-    as_json(["org/tiny"], capsys)
+def test_hf_hub_offline_env_uses_cache_and_makes_no_request(hub, cli, monkeypatch):
+    as_json(["org/tiny"], cli)
     hub.reset()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    doc = as_json(["org/tiny"], capsys)
+    doc = as_json(["org/tiny"], cli)
     assert hub.count() == 0 and doc["model"]["source"] == "cache"
 
 
-def test_mistral_consolidated_next_to_hf_shards_is_not_counted_twice(hub, capsys):
-    doc = as_json(["mistralai/dual"], capsys)
+def test_mistral_consolidated_next_to_hf_shards_is_not_counted_twice(hub, cli):
+    doc = as_json(["mistralai/dual"], cli)
     assert doc["weights"]["bytes"] == TINY_BYTES
     assert doc["weights"]["files"] == 1
 
 
-def test_meta_original_format_from_params_and_file_sizes(hub, capsys, monkeypatch):
+def test_meta_original_format_from_params_and_file_sizes(hub, cli, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_good")
-    doc = as_json(["meta/orig"], capsys)
+    doc = as_json(["meta/orig"], cli)
     a = doc["architecture"]
     assert (a["num_layers"], a["hidden_size"], a["num_kv_heads"], a["head_dim"]) == (32, 4096, 32, 128)
     assert a["intermediate_size"] == 11008  # 2/3 * 4 * 4096 rounded up to multiple_of 256
@@ -184,13 +173,13 @@ def test_meta_original_format_from_params_and_file_sizes(hub, capsys, monkeypatc
     assert doc["kv_cache"]["per_token_bytes"] == 524288
 
 
-def test_pytorch_bin_only_repo_uses_file_sizes(hub, capsys):
-    doc = as_json(["org/binonly"], capsys)
+def test_pytorch_bin_only_repo_uses_file_sizes(hub, cli):
+    doc = as_json(["org/binonly"], cli)
     assert doc["weights"]["bytes"] == 123456 and doc["weights"]["exact"] is False
 
 
-def test_hybrid_config_with_infinity_and_crlf(hub, capsys):
-    doc = as_json(["org/nemo"], capsys)
+def test_hybrid_config_with_infinity_and_crlf(hub, cli):
+    doc = as_json(["org/nemo"], cli)
     kinds = doc["architecture"]["layer_kinds"]
     assert (kinds["mamba"], kinds["full_attention"], kinds["none"]) == (1, 1, 1)
     # Mamba2 state: conv (8*16 + 2*2*32) x 3 + SSM 8*16*32 = 768 + 4096 elements, bf16.
@@ -214,8 +203,8 @@ ERRORS = [
 
 
 @pytest.mark.parametrize("argv,needle", ERRORS, ids=[" ".join(a) for a, _ in ERRORS])
-def test_errors_are_one_line_exit_2(hub, capsys, argv, needle):
-    code, out, err = run(argv, capsys)
+def test_errors_are_one_line_exit_2(hub, cli, argv, needle):
+    code, out, err = cli(argv)
     assert code == 2
     assert out == ""
     lines = err.strip().splitlines()
@@ -225,15 +214,15 @@ def test_errors_are_one_line_exit_2(hub, capsys, argv, needle):
     assert "Traceback" not in err
 
 
-def test_gated_message_names_login_and_license_and_never_the_token(hub, capsys, monkeypatch):
-    code, _, err = run(["org/gated"], capsys)
+def test_gated_message_names_login_and_license_and_never_the_token(hub, cli, monkeypatch):
+    code, _, err = cli(["org/gated"])
     assert code == 2 and "hf auth login" in err and "accept the license" in err
     monkeypatch.setenv("HF_TOKEN", "hf_not_approved_secret")
-    code, out, err = run(["org/gated"], capsys)
+    code, out, err = cli(["org/gated"])
     assert code == 2 and "access list" in err
     assert "hf_not_approved_secret" not in out + err
     monkeypatch.setenv("HF_TOKEN", "hf_good")
-    assert as_json(["org/gated"], capsys)["weights"]["bytes"] == TINY_BYTES
+    assert as_json(["org/gated"], cli)["weights"]["bytes"] == TINY_BYTES
     cache = Path(os.environ["HFVRAM_CACHE"])
     assert all(b"hf_good" not in p.read_bytes() for p in cache.rglob("*") if p.is_file())
 
@@ -247,33 +236,33 @@ def test_network_down_unknown_model_is_a_clear_error(repos, tmp_path):
     assert proc.stderr.count("\n") == 1 and "cannot reach" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_cache_survives_network_loss(hub, capsys, monkeypatch):
-    as_json(["org/tiny"], capsys)
+def test_cache_survives_network_loss(hub, cli, monkeypatch):
+    as_json(["org/tiny"], cli)
     hub.stop()
-    code, out, err = run(["org/tiny", "--json"], capsys)
+    code, out, err = cli(["org/tiny", "--json"])
     assert code == 0
     assert json.loads(out)["model"]["source"] == "cache"
     assert "cannot reach" in err and "metadata cache" in err
 
 
-def test_local_folder_reads_real_safetensors_headers(tmp_path, capsys, monkeypatch):
+def test_local_folder_reads_real_safetensors_headers(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("HFVRAM_ALLOW_TORCH", "1")
     (tmp_path / "config.json").write_text(json.dumps(LLAMA_CFG))
     header = stformat.build_header(TINY, {"format": "pt"})
     (tmp_path / "model.safetensors").write_bytes(header + b"\0" * TINY_BYTES)
-    doc = as_json([str(tmp_path)], capsys)
+    doc = as_json([str(tmp_path)], cli)
     assert doc["model"]["source"] == "local"
     assert doc["weights"]["bytes"] == TINY_BYTES and doc["weights"]["exact"] is True
     # A header that claims more than the file holds is refused.
     (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", 10**6) + b"{}")
-    code, _, err = run([str(tmp_path)], capsys)
+    code, _, err = cli([str(tmp_path)])
     assert code == 2 and "header claims" in err
 
 
-def test_local_unknown_dtype_is_one_line(tmp_path, capsys, monkeypatch):
+def test_local_unknown_dtype_is_one_line(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("HFVRAM_ALLOW_TORCH", "1")
     (tmp_path / "config.json").write_text(json.dumps(LLAMA_CFG))
     header = stformat.build_header([("w", "BF16", [2])]).replace(b'"BF16"', b'"Q9X1"')
     (tmp_path / "model.safetensors").write_bytes(header + b"\0" * 4)
-    code, out, err = run([str(tmp_path)], capsys)
+    code, out, err = cli([str(tmp_path)])
     assert code == 2 and out == "" and err.count("\n") == 1 and "not a valid safetensors file" in err

@@ -802,13 +802,6 @@ def _get_type_impl(qs: QuantState, new_type: str, name: str, ne: list[int], ftyp
                     new_type = "Q4_K"
         elif ftype == "Q3_K_L":
             new_type = "Q4_K"
-    elif category == "ATTENTION_QKV":  # unreachable after the _is_attn_v branch; kept as in the source
-        if ftype in ("Q3_K_M", "Q3_K_L", "IQ3_M"):
-            new_type = "Q4_K"
-        elif ftype == "Q4_K_M":
-            new_type = "Q5_K"
-        elif ftype == "Q5_K_M":
-            new_type = "Q6_K"
     elif category == "FFN_GATE":
         i_layer, n_layer = layer_info(qs.i_ffn_gate, qs.n_layer)
         if ftype == "IQ3_XS" and n_layer // 8 <= i_layer < 7 * n_layer // 8:
