@@ -65,6 +65,8 @@ def usable_ratio(entries: list[dict]) -> float:
     include the driver's reservation). Applied to cards with no printed figure."""
     ratios = [e["usable_bytes"] / e["memory_bytes"] for e in entries
               if e.get("usable_bytes") and str(e.get("usable_kind", "")).startswith("cuda")]
+    # (a catalog without any printed CUDA total: fall back to marketed memory minus 3%, that median on the shipped
+    # catalog)
     return statistics.median(ratios) if ratios else 0.97
 
 
