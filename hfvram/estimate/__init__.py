@@ -48,8 +48,20 @@ def module(name: str):
     return import_module(f"{__name__}.{name}")
 
 
+# What --kv-paging means where the engine has no such choice.
+PAGING_NOTES = {
+    "transformers": "transformers has no paged cache: --kv-paging contiguous is --cache-implementation static",
+    "llamacpp": "llama.cpp allocates its cells contiguously (n_ctx padded to 256): --kv-paging does not apply",
+    "exllamav2": "ExLlamaV2 preallocates the whole context in 256-token pages: --kv-paging does not apply",
+}
+
+
 def estimate_one(name: str, model: Model, settings: Settings) -> Estimate:
+    if name == "transformers" and settings.kv_paging == "contiguous":
+        settings = replace(settings, cache_implementation="static")
     est = module(name).estimate(model, settings)
+    if settings.kv_paging and name in PAGING_NOTES and PAGING_NOTES[name] not in est.notes:
+        est.notes.append(PAGING_NOTES[name])
     gpu = settings.gpu
     if gpu is not None and est.fits is None:
         usable = gpu.gpu.usable_bytes
