@@ -184,8 +184,12 @@ def analyze(model, *, revision: str | None = None, context: int | None = None, b
     if settings.kv_dtype == "fp8" and choice is not None and not choice.gpu.fp8:
         notes.append(f"{choice.gpu.name} has no FP8 support (compute capability {choice.gpu.compute_capability}): "
                      f"engines emulate an fp8 KV cache there, or refuse it (see each engine's notes)")
-    tp = engine.pop("tp", None) or 1
-    pp = engine.pop("pp", None) or 1
+    tp = engine.pop("tp", None)
+    pp = engine.pop("pp", None)
+    for flag, value in (("--tp", tp), ("--pp", pp), ("--batch", batch)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1, not {value}")
+    tp, pp = tp or 1, pp or 1
     if choice is not None and choice.count > 1 and tp * pp == 1:
         tp = choice.count  # --gpu L40S:2 alone means two-way tensor parallelism
     es = est.Settings(context=ctx, batch=settings.batch, kv_dtype=settings.kv_dtype, tp=tp, pp=pp, gpu=choice,

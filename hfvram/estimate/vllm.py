@@ -345,6 +345,8 @@ def estimate(model: Model, s: Settings) -> Estimate:
         notes.append("vLLM has no plain int8 KV cache; sized as its 1-byte fp8 cache")
     if gpu is not None and gpu.sm and gpu.sm < 8.0 and model.facts.dtype == "bfloat16":
         notes.append(f"{gpu.name} has no bf16: vLLM runs this model in fp16 (same size)")
+    if s.tp > 1 and (model.arch.num_attention_heads or 0) % s.tp:
+        notes.append(f"vLLM needs the {model.arch.num_attention_heads} attention heads to divide by --tp {s.tp}")
     paging = s.kv_paging or "paged"
     if paging == "contiguous":
         notes.append("--kv-paging contiguous: sliding and chunked layers reserve the full context, as with vLLM's "
