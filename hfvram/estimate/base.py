@@ -7,7 +7,6 @@ component. Fit, headroom and the largest context that fits are worked out here, 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -30,7 +29,6 @@ KV_BYTES = {
     "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32, "q5_0": 22 / 32, "q5_1": 24 / 32, "iq4_nl": 18 / 32,
     "q8": 2.125 / 2, "q6": 1.625 / 2, "q4": 1.125 / 2,
 }
-KV_DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16", "fp8", "int8", "q8_0", "q4_0", "q8", "q6", "q4")
 
 
 @dataclass(frozen=True)

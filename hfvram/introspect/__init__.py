@@ -12,7 +12,7 @@ from ..sources.select import weight_files
 from ..stformat import Tensor
 from . import config as cfg
 from . import estimate_params
-from .arch import DTYPES, Architecture, build, dtype_name
+from .arch import DTYPES, Architecture, build
 from .quant import QuantFacts, detect
 from .weights import WeightFacts, analyse
 

@@ -97,7 +97,6 @@ def estimate_table(result, units: str = "GiB"):
     """One row per framework: components of the most loaded GPU, total, fit, largest context."""
     from rich.table import Table
 
-    from ..estimate import LABELS
 
     d = result.to_dict()
     estimates = d["estimates"]
@@ -140,7 +139,6 @@ def estimate_table(result, units: str = "GiB"):
 def projection_table(result, units: str = "GiB"):
     from rich.table import Table
 
-    from ..estimate import LABELS
 
     d = result.to_dict()
     if not d["projections"] or not d["estimates"]:
