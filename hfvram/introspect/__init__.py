@@ -14,6 +14,7 @@ from . import config as cfg
 from . import estimate_params
 from .arch import DTYPES, Architecture, build
 from .quant import QuantFacts, detect
+from .weights import SHARED_EXPERT
 from .weights import WeightFacts, analyse
 
 
@@ -64,6 +65,8 @@ def introspect(repo: RepoData) -> ModelFacts:
     else:
         weights = _weights_without_headers(repo, kind, files, arch, raw, notes)
 
+    if arch.moe and not arch.moe.shared_experts and any(SHARED_EXPERT.search(t.name) for t in tensors):
+        arch.moe.shared_experts = 1  # the config does not say, the checkpoint has one (Llama-4 `shared_expert`)
     dtype = arch.dtype or _dominant_float(weights.by_dtype) or "float16"
     if not weights.parameters_exact and weights.bytes and weights.source != "config":
         weights.parameters = int(weights.bytes / DTYPES[dtype][1])

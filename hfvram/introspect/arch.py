@@ -332,10 +332,8 @@ def _moe(text: View) -> MoE | None:
     per_token = text.int("num_experts_per_tok", "experts_per_token", "moe_top_k", "num_experts_per_token",
                          "top_k", default=1)
     shared = raw.int("n_shared_experts", "num_shared_experts", "moe_shared_expert_count")
-    if shared is None:
-        # Qwen2/3-MoE, Qwen3-Next: one shared expert when shared_expert_intermediate_size > 0; Llama-4 always has one.
-        if (text.int("shared_expert_intermediate_size") or 0) > 0 or text.get("model_type") == "llama4_text":
-            shared = 1
+    if shared is None and (text.int("shared_expert_intermediate_size") or 0) > 0:
+        shared = 1  # Qwen2/3-MoE, Qwen3-Next: one shared expert when shared_expert_intermediate_size > 0
     return MoE(num_experts=experts, experts_per_token=per_token, shared_experts=shared or 0)
 
 

@@ -26,7 +26,7 @@ _EXPERT = re.compile(
     r"(\.experts\.\d+\.|\.local_experts\.\d+\.|"  # unfused: Mixtral, DeepSeek, Qwen-MoE
     r"\.experts\.(gate_up_proj|down_proj|gate_proj|up_proj|w1|w2|w3)(_blocks|_scales|_bias|_weight)?($|\.))"  # fused
 )
-_SHARED_EXPERT = re.compile(r"\.shared_experts?\.")
+SHARED_EXPERT = re.compile(r"\.shared_experts?\.")
 _EMBED = re.compile(r"(embed_tokens|\.wte\.|^wte\.|word_embeddings|tok_embeddings|embeddings\.word|"
                     r"transformer\.wte|\.embed_in\.)")
 _LM_HEAD = re.compile(r"(^|\.)(lm_head|embed_out|output)\.(weight|qweight)$|^lm_head\.")
@@ -90,7 +90,7 @@ def _classify(name: str) -> str:
         return "vision"
     if _MTP.search(name):
         return "mtp"
-    if _EXPERT.search(name) and not _SHARED_EXPERT.search(name):
+    if _EXPERT.search(name) and not SHARED_EXPERT.search(name):
         return "experts"
     if _LM_HEAD.search(name):
         return "lm_head"
