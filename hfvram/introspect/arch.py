@@ -285,8 +285,10 @@ def _mamba_spec(text: View, model_type) -> Mamba | None:
     conv = text.int("conv_kernel", "mamba_d_conv", "d_conv", default=4)
     hidden = text.int("hidden_size", "d_model")
     expand = text.get("mamba_expand", "expand", default=2)
-    n_heads = text.int("mamba_num_heads", "num_heads") if model_type in ("mamba2", "nemotron_h", "bamba",
-                                                                         "granitemoehybrid", "falcon_h1") else None
+    # Mamba2 layers have heads: `mamba_num_heads` (Nemotron-H), `mamba_n_heads` (Bamba, GraniteMoeHybrid,
+    # Falcon-H1), or `num_heads` next to `n_groups` (Mamba2Config); Mamba1 configs have neither.
+    n_heads = text.int("mamba_num_heads", "mamba_n_heads") or (
+        text.int("num_heads") if text.has("n_groups") and not text.has("num_attention_heads") else None)
     if n_heads:
         head = text.int("mamba_head_dim", "head_dim", "mamba_d_head")
         intermediate = text.int("mamba_intermediate_size") or (n_heads * head if head else None)
