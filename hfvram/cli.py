@@ -12,6 +12,7 @@ import sys
 import click
 
 from . import __version__
+from .batch import DEFAULT_JOBS
 from .errors import HfvramError
 
 _SUBCOMMANDS_HELP = "Subcommands: gpus, scan, check, snapshot (run `hfvram <subcommand> --help`)."
@@ -198,7 +199,8 @@ def _writer_target(output: str | None, append: bool):
                                                            "last_modified"]), help="Order of the Hub listing.")
 @click.option("--limit", type=int, default=None, help="At most this many models from the listing.")
 @estimate_options
-@click.option("--jobs", "-j", type=int, default=16, show_default=True, help="Models analysed concurrently.")
+@click.option("--jobs", "-j", type=int, default=DEFAULT_JOBS, show_default=True,
+              help="Models analysed concurrently.")
 @click.option("--format", "fmt", default="table", show_default=True,
               type=click.Choice(["table", "csv", "jsonl", "markdown", "json"]))
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write rows here instead of stdout.")
