@@ -84,10 +84,10 @@ def test_type_traits_match_ggml_block_structs():
     for k, v in expect.items():
         assert gguf.TYPE_TRAITS[k] == v, k
     # bits per weight of the familiar types
-    assert gguf.effective_bpw("Q4_K_M") == 4.5
-    assert gguf.effective_bpw("Q6_K") == 6.5625
-    assert gguf.effective_bpw("Q8_0") == 8.5
-    assert gguf.effective_bpw("IQ4_XS") == 4.25
+    assert gguf.base_bpw("Q4_K_M") == 4.5
+    assert gguf.base_bpw("Q6_K") == 6.5625
+    assert gguf.base_bpw("Q8_0") == 8.5
+    assert gguf.base_bpw("IQ4_XS") == 4.25
 
 
 def test_row_bytes():

@@ -17,12 +17,8 @@ from ..errors import UsageError
 # PEFT's default targets for Llama-family models when target_modules is None
 # (peft utils/constants.py TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING: ["q_proj", "v_proj"]).
 DEFAULT_TARGETS = ("q_proj", "v_proj")
-# Every linear of a decoder layer: what vLLM wraps when LoRA is enabled (it creates LoRA slots for all supported
-# modules of the model, whatever an adapter targets: lora/models.py `supported_lora_modules`).
+# Every linear of a decoder layer (`targets=all`, PEFT's "all-linear").
 ALL_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-# vLLM: --max-loras 1, --max-lora-rank 16 by default (config/lora.py LoRAConfig).
-VLLM_MAX_LORAS = 1
-VLLM_MAX_LORA_RANK = 16
 # TensorRT-LLM LoraConfig.max_lora_rank = 64 (lora_helper.py); device cache slots = rank x layers x modules x
 # max_loras (_util.py create_py_executor_instance).
 TRT_MAX_LORA_RANK = 64
@@ -112,17 +108,12 @@ def lora_from_repo(repo, model) -> LoRA:
 
 
 def lora_bytes(framework: str, lora: LoRA, model, tp: int) -> tuple[int, str]:
-    """Bytes an engine holds for the adapter(s), and how it decided."""
+    """Bytes an engine holds for the adapter(s), and how it decided. (vLLM's stacked slots, sharded per layer
+    type, are sized in hfvram.estimate.vllm.lora_bytes.)"""
     d = min(2, model.compute_bytes)
     if framework == "transformers":
         # PEFT upcasts fp16/bf16 adapters to fp32 (autocast_adapter_dtype=True, peft_model.py), once per adapter
         return lora.count * lora.params * 4, "PEFT keeps adapters in fp32 (autocast_adapter_dtype=True)"
-    if framework == "vllm":
-        rank = max(VLLM_MAX_LORA_RANK, 1 << (lora.rank - 1).bit_length())
-        slots = max(VLLM_MAX_LORAS, lora.count)
-        params = lora_params(model, rank, ALL_LINEARS)
-        return int(slots * params * d / tp), (f"vLLM preallocates --max-loras {slots} x --max-lora-rank {rank} slots "
-                                              f"for every linear layer")
     if framework == "trtllm":
         rank = max(TRT_MAX_LORA_RANK, lora.rank)
         params = lora_params(model, rank, lora.targets)

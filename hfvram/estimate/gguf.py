@@ -199,7 +199,7 @@ def normalize_ftype(ftype: str, version: str = "current") -> str:
     return f
 
 
-def effective_bpw(ftype: str) -> float:
+def base_bpw(ftype: str) -> float:
     """Bits per weight of the ftype's base ggml type (the mixture rules make real files a little larger)."""
     blck, size = TYPE_TRAITS[FILE_TYPES[normalize_ftype(ftype)]]
     return size * 8 / blck

@@ -15,8 +15,7 @@ _KIND_NAMES = {
 }
 
 
-def summary_rows(result, units: str = "GiB") -> list[tuple[str, str]]:
-    d = result.to_dict()
+def summary_rows(d: dict, units: str = "GiB") -> list[tuple[str, str]]:
     a, w, kv, p = d["architecture"], d["weights"], d["kv_cache"], d["parameters"]
     arch = [a["model_type"] or "?", f"{a['num_layers']} layers"]
     if a["hidden_size"]:
@@ -93,19 +92,17 @@ def num(n, units: str = "GiB") -> str:
     return f"{n / (1e9 if units == 'GB' else 1 << 30):.2f}"
 
 
-def estimate_table(result, units: str = "GiB"):
+def estimate_table(d: dict, es, units: str = "GiB"):
     """One row per framework: components of the most loaded GPU, total, fit, largest context."""
     from rich.table import Table
 
 
-    d = result.to_dict()
     estimates = d["estimates"]
     if not estimates:
         return None
     used = [(label, keys) for label, keys in COLUMNS
             if any(e["components"].get(k) for e in estimates.values() for k in keys)]
     gpu = d["gpu"]
-    es = result.estimate_settings
     title = f"Per-GPU memory at {d['kv_cache']['context']:,} tokens x {d['kv_cache']['batch']}"
     if es is not None and (es.tp > 1 or es.pp > 1):
         title += f", tp {es.tp} pp {es.pp}"
@@ -136,11 +133,10 @@ def estimate_table(result, units: str = "GiB"):
     return table
 
 
-def projection_table(result, units: str = "GiB"):
+def projection_table(d: dict, units: str = "GiB"):
     from rich.table import Table
 
 
-    d = result.to_dict()
     if not d["projections"] or not d["estimates"]:
         return None
     contexts = [(str(d["kv_cache"]["context"]), {k: v["per_gpu_bytes"] for k, v in d["estimates"].items()},
@@ -169,10 +165,10 @@ def render(result, units: str = "GiB") -> None:
     table = Table(title=title, show_header=False, box=None, title_justify="left", pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    for key, value in summary_rows(result, units):
+    for key, value in summary_rows(d, units):
         table.add_row(key, value)
     console.print(table)
-    for extra in (estimate_table(result, units), projection_table(result, units)):
+    for extra in (estimate_table(d, result.estimate_settings, units), projection_table(d, units)):
         if extra is not None:
             console.print()
             console.print(extra)
