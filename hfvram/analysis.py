@@ -110,6 +110,7 @@ class Analysis:
                     "num_experts": a.moe.num_experts,
                     "experts_per_token": a.moe.experts_per_token,
                     "shared_experts": a.moe.shared_experts,
+                    "expert_intermediate_size": a.moe.expert_intermediate_size,
                 },
                 "quantization": None if q is None else {
                     "method": q.method,

@@ -48,7 +48,8 @@ def test_deepseek_v3_mla_moe_mtp_fp8():
     # MLA caches kv_lora_rank 512 + qk_rope_head_dim 64 = 576 elements per token and layer: 1,152 bytes in bf16
     assert d["kv_cache"]["per_token_bytes"] == 61 * 1152
     assert (a["num_kv_heads"], a["head_dim"]) == (1, 576)
-    assert a["moe"] == {"num_experts": 256, "experts_per_token": 8, "shared_experts": 1}
+    assert a["moe"] == {"num_experts": 256, "experts_per_token": 8, "shared_experts": 1,
+        "expert_intermediate_size": 2048}
     assert a["mtp_layers"] == 1 and d["weights"]["by_component"]["mtp"] > 0
     assert a["quantization"]["method"] == "fp8" and a["quantization"]["bits"] == 8
     # yarn: original_max_position_embeddings 4096 x factor 40
@@ -66,7 +67,8 @@ def test_gpt_oss_20b_alternating_sliding_window_mxfp4():
     # 24 layers x 8 KV heads x 64 x 2 x 2 bytes = 49,152 bytes per token; sliding layers hold 128 tokens
     assert d["kv_cache"]["per_token_bytes"] == 49_152
     assert d["kv_cache"]["bytes"] == 12 * 2048 * 4096 + 12 * 2048 * 128
-    assert a["moe"] == {"num_experts": 32, "experts_per_token": 4, "shared_experts": 0}
+    assert a["moe"] == {"num_experts": 32, "experts_per_token": 4, "shared_experts": 0,
+        "expert_intermediate_size": 2880}
     assert a["quantization"]["method"] == "mxfp4"
     # huggingface.js parse-safetensors-metadata.spec.ts: BF16 1,804,459,584 + U8 19,110,297,600 (MXFP4 blocks x2,
     # scales excluded) = 20,914,757,184 parameters; index total_size 13,761,264,768 bytes
@@ -91,7 +93,8 @@ def test_llama4_chunked_attention():
     per_layer = 8 * 128 * 2 * 2
     # chunked layers keep one 8192-token chunk
     assert d["kv_cache"]["bytes"] == 12 * per_layer * 32768 + 36 * per_layer * 8192
-    assert d["architecture"]["moe"] == {"num_experts": 16, "experts_per_token": 1, "shared_experts": 1}
+    assert d["architecture"]["moe"] == {"num_experts": 16, "experts_per_token": 1, "shared_experts": 1,
+        "expert_intermediate_size": 8192}
 
 
 def test_qwen3_next_linear_attention_state():
@@ -100,7 +103,8 @@ def test_qwen3_next_linear_attention_state():
     # Gated DeltaNet: conv (2*16*128 + 32*128) x (4-1) = 24,576 + state 32*128*128 = 524,288 elements, bf16, x36
     assert d["kv_cache"]["state_bytes"] == 36 * (24_576 + 524_288) * 2
     assert d["kv_cache"]["per_token_bytes"] == 12 * 2 * 256 * 2 * 2
-    assert d["architecture"]["moe"] == {"num_experts": 512, "experts_per_token": 10, "shared_experts": 1}
+    assert d["architecture"]["moe"] == {"num_experts": 512, "experts_per_token": 10, "shared_experts": 1,
+        "expert_intermediate_size": 512}
 
 
 def test_nemotron_h_mamba2_hybrid():
@@ -135,7 +139,8 @@ def test_deepseek_v2_lite_mla():
     d = facts("deepseek-ai/DeepSeek-V2-Lite")
     assert kinds(d) == {"mla": 27}
     assert d["kv_cache"]["per_token_bytes"] == 27 * 576 * 2
-    assert d["architecture"]["moe"] == {"num_experts": 64, "experts_per_token": 6, "shared_experts": 2}
+    assert d["architecture"]["moe"] == {"num_experts": 64, "experts_per_token": 6, "shared_experts": 2,
+        "expert_intermediate_size": 1408}
 
 
 def test_encoders_hold_no_cache():

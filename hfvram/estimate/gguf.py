@@ -34,6 +34,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from ..introspect.config import text_section
+
 LLAMA_CPP_CURRENT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"  # llama-cpp-python 0.3.36 vendor/llama.cpp
 LLAMA_CPP_B1513 = "6bb4908a17150b49373b5f977685b2e180a04f6f"  # llama-cpp-python 0.2.18 vendor/llama.cpp
 VERSIONS = ("current", "b1513")
@@ -438,7 +440,7 @@ def gguf_tensors(hf_name: str, shape: Iterable[int] | None = None, *, arch: str 
     # [n_head_kv*(qk_nope+v), kv_lora_rank] into k_b = [n_head_kv, kv_lora_rank, qk_nope] (transposed) and
     # v_b = [n_head_kv, v_head_dim, kv_lora_rank]; the fused kv_b is not written.
     if base == "self_attn.kv_b_proj":
-        cfg = _text_config(config)
+        cfg = text_section(dict(config or {}))
         rows, rank = (shape_t + (0, 0))[:2] if len(shape_t) == 2 else (0, 0)
         nope = int(cfg.get("qk_nope_head_dim") or 0)
         v = int(cfg.get("v_head_dim") or 0)
@@ -476,13 +478,6 @@ def gguf_name(hf_name: str, arch: str | None = None) -> tuple[str, int | None] |
     if not out:
         return None
     return out[0].name, out[0].layer
-
-
-def _text_config(config: Mapping | None) -> Mapping:
-    if not config:
-        return {}
-    tc = config.get("text_config")
-    return tc if isinstance(tc, Mapping) else config
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1225,24 +1220,10 @@ _KNOWN_BLOCK_LEAVES = {v + s for v in set(_BLOCK.values()) | set(_EXPERT_KIND.va
 
 def weights_for(facts, ftype: str, version: str = "current") -> GGUFWeights | None:
     """``gguf_weights`` from ``hfvram.introspect.ModelFacts`` (None when there is no tensor table)."""
-    from ..errors import UsageError
-
-    tensors = list(getattr(facts, "tensors", None) or [])
-    repo = getattr(facts, "repo", None)
-    if repo is not None and getattr(repo, "safetensors", None):
-        # only the checkpoint's weight files (not e.g. a repo's original/ or consolidated.safetensors copy)
-        from ..sources.select import weight_files
-
-        kind, files = weight_files(repo.files, repo.texts)
-        if kind == "safetensors":
-            tensors = [t for f in files if f in repo.safetensors for t in repo.safetensors[f][1]]
+    tensors = facts.tensors  # the selected weight files only (not a repo's original/ or consolidated copy)
     if not tensors:
         return None
     a = facts.arch
-    try:
-        normalize_ftype(ftype, version)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
     moe = getattr(a, "moe", None)
     return gguf_weights(tensors, ftype, n_layers=a.num_layers, n_kv_heads=a.num_kv_heads or a.num_attention_heads,
                         n_heads=a.num_attention_heads, n_experts=moe.num_experts if moe else 0,

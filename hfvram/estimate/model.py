@@ -93,9 +93,8 @@ class Model:
 
     @property
     def moe_intermediate(self) -> int:
-        raw = self.facts.raw_config
-        text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
-        return int(text.get("moe_intermediate_size") or text.get("intermediate_size") or self.intermediate)
+        moe = self.arch.moe
+        return (moe.expert_intermediate_size if moe else None) or self.intermediate
 
     @property
     def max_position(self) -> int:

@@ -253,8 +253,7 @@ def rope_cache(model: Model, d: int = 2) -> int:
     """RotaryEmbedding.cos_sin_cache (rotary_embedding/base.py): [rows, rotary_dim] in the model dtype, shared by
     all layers. Rows: max_position_embeddings; yarn / deepseek_yarn: original x factor; longrope: original + max
     (short and long caches); M-RoPE (mrope_section): x4 (rotary_embedding/__init__.py, mrope.py)."""
-    raw = model.facts.raw_config
-    text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
+    text = model.facts.text_config
     if not any(l.is_attention for l in model.layers):
         return 0
     rotary = int((text.get("qk_rope_head_dim") or model.head_dim) * float(text.get("partial_rotary_factor") or 1.0))

@@ -14,8 +14,7 @@ from . import config as cfg
 from . import estimate_params
 from .arch import DTYPES, Architecture, build
 from .quant import QuantFacts, detect
-from .weights import SHARED_EXPERT
-from .weights import WeightFacts, analyse
+from .weights import SHARED_EXPERT, WeightFacts, analyse
 
 
 @dataclass
@@ -29,6 +28,7 @@ class ModelFacts:
     params_active: int
     dtype: str  # torch dtype name of the unquantised weights (bfloat16, float16, float32)
     notes: list[str] = field(default_factory=list)
+    text_config: dict = field(default_factory=dict)  # the language model's raw JSON (a composite's text_config)
 
     @property
     def dtype_bytes(self) -> int:
@@ -76,7 +76,7 @@ def introspect(repo: RepoData) -> ModelFacts:
         experts = weights.component_params["experts"]
         active = total - experts + experts * arch.moe.experts_per_token // arch.moe.num_experts
     return ModelFacts(repo=repo, raw_config=raw, arch=arch, weights=weights, quant=quant,
-                      params_total=total, params_active=active, dtype=dtype, notes=notes)
+                      params_total=total, params_active=active, dtype=dtype, notes=notes, text_config=text.raw)
 
 
 def _raw_config(repo: RepoData) -> tuple[dict, str | None]:

@@ -31,6 +31,7 @@ class MoE:
     num_experts: int
     experts_per_token: int
     shared_experts: int = 0
+    expert_intermediate_size: int | None = None  # one routed expert's MLP width (None: the dense intermediate_size)
 
 
 @dataclass
@@ -336,7 +337,10 @@ def _moe(text: View) -> MoE | None:
     shared = raw.int("n_shared_experts", "num_shared_experts", "moe_shared_expert_count")
     if shared is None and (text.int("shared_expert_intermediate_size") or 0) > 0:
         shared = 1  # Qwen2/3-MoE, Qwen3-Next: one shared expert when shared_expert_intermediate_size > 0
-    return MoE(num_experts=experts, experts_per_token=per_token, shared_experts=shared or 0)
+    # Qwen-MoE, DeepSeek, Nemotron-H: moe_intermediate_size; Mixtral, gpt-oss: the experts are intermediate_size wide
+    inter = raw.int("moe_intermediate_size", "intermediate_size")
+    return MoE(num_experts=experts, experts_per_token=per_token, shared_experts=shared or 0,
+               expert_intermediate_size=inter)
 
 
 # -- context length ---------------------------------------------------------------------------------------------

@@ -100,13 +100,15 @@ def load(raw: dict) -> tuple[View, View, str]:
                 config = mapping[model_type].from_dict(dict(raw))
                 text = _text_config(config, raw)
             top = View(config, raw)
-            return top, View(text, _raw_text(raw) if text is not config else raw), "transformers"
+            return top, View(text, text_section(raw) if text is not config else raw), "transformers"
         except Exception:
             pass  # fall through to the raw JSON: a config transformers rejects is still readable
-    return View(None, raw), View(None, _raw_text(raw)), "raw"
+    return View(None, raw), View(None, text_section(raw)), "raw"
 
 
-def _raw_text(raw: dict) -> dict:
+def text_section(raw: dict) -> dict:
+    """The language model's part of a raw config: a composite's text sub-config (with the top-level dtype and
+    quantisation it leaves out), else the config itself."""
     for key in TEXT_CONFIG_KEYS:
         sub = raw.get(key)
         if isinstance(sub, dict) and sub:
