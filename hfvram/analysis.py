@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .errors import UsageError
+# --kv-dtype names -> bytes per element ("auto" = the model's dtype: vLLM `cache_dtype="auto"`, transformers
+# DynamicCache in the model dtype). The table and its sources live with the estimators.
+from .estimate.base import KV_BYTES as KV_DTYPES
 from .introspect import ModelFacts, introspect
 from .sources import open_model, parse_ref
 from .specs import count_kinds
 
 SCHEMA = "hfvram/1"
-
-# --kv-dtype names -> bytes per element ("auto" = the model's dtype: vLLM `cache_dtype="auto"`, transformers
-# DynamicCache in the model dtype). The table and its sources live with the estimators.
-from .estimate.base import KV_BYTES as KV_DTYPES  # noqa: E402
-_DTYPE_SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp32"}
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_BATCH = 1
@@ -50,7 +48,9 @@ class KVCache:
 def kv_cache(facts: ModelFacts, context: int, batch: int, kv_dtype: str = "auto") -> KVCache:
     """The model's own minimum cache: full-attention and MLA layers hold `context` tokens, sliding/chunked layers
     min(context, window), linear/Mamba layers their fixed state (in the model dtype)."""
-    name = _DTYPE_SHORT.get(facts.dtype, "fp16") if kv_dtype == "auto" else kv_dtype
+    name = kv_dtype
+    if kv_dtype == "auto":  # the model's dtype; float64 / float8 checkpoints run their cache in fp32 / fp16
+        name = facts.dtype_short if facts.dtype_short in KV_DTYPES else ("fp32" if facts.dtype_bytes > 4 else "fp16")
     kv_bytes = KV_DTYPES[name]
     state_dtype_bytes = float(facts.dtype_bytes)
     by_kind: dict[str, dict] = {}

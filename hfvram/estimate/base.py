@@ -12,22 +12,24 @@ from typing import Callable
 
 from ..gpus import GPUChoice
 from ..specs import MLA, FullAttention, LayerSpec, LinearAttention, Mamba
-
-GiB = 1 << 30
-MiB = 1 << 20
+from ..units import GiB, MiB  # noqa: F401 - estimators import them from here
+from .gguf import KV_CACHE_TYPES as GGML_KV_BYTES
 
 # CUDA context of a process on recent drivers with lazy module loading (CUDA >= 11.7): "~300-400 MiB"
 # (ptrblck in pytorch/pytorch#107667 and #109888; #20532 reports 300-400 MB). We take the top of that range.
 CUDA_CONTEXT_BYTES = 400 * MiB
 
+# ExLlamaV2's quantised caches (exllamav2/cache.py ExLlamaV2Cache_Q8/_Q6/_Q4): bytes per element with one fp16 scale
+# per 32 elements; Q8 stores K and V in 8 bits, Q4 in 4, Q6 K in 8 and V in 4 bits (so 6 on average).
+EXL2_KV_BYTES = {"q8": 1 + 2 / 32, "q6": (1 + 0.5) / 2 + 2 / 32, "q4": 0.5 + 2 / 32}
+
 # --kv-dtype vocabulary -> bytes per element. fp8/int8 are one byte (vLLM fp8_e4m3/e5m2, TRT-LLM FP8/INT8 KV);
-# q8_0 / q4_0 are llama.cpp block types (34/32 and 18/32 bytes per element, ggml-common.h); q8/q6/q4 are
-# ExLlamaV2's quantised caches (bytes incl. fp16 scales per 32 elements, exllamav2/cache.py), taken per element of
-# K and V together / 2.
+# q8_0 ... iq4_nl are llama.cpp's block types (ggml type traits, hfvram.estimate.gguf.KV_CACHE_TYPES); q8/q6/q4
+# ExLlamaV2's caches.
 KV_BYTES = {
     "fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0,
-    "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32, "q5_0": 22 / 32, "q5_1": 24 / 32, "iq4_nl": 18 / 32,
-    "q8": 2.125 / 2, "q6": 1.625 / 2, "q4": 1.125 / 2,
+    **{name: b for name, b in GGML_KV_BYTES.items() if name not in ("f32", "f16", "bf16")},
+    **EXL2_KV_BYTES,
 }
 
 

@@ -20,7 +20,7 @@ Not supported by ExLlamaV2: MLA, Mamba/linear-attention hybrids, encoders.
 from __future__ import annotations
 
 from ..specs import MLA, FullAttention, LinearAttention, Mamba
-from .base import CUDA_CONTEXT_BYTES, MiB, Estimate, Settings, largest_fitting, rider_bytes
+from .base import CUDA_CONTEXT_BYTES, EXL2_KV_BYTES, MiB, Estimate, Settings, largest_fitting, rider_bytes
 from .model import Model
 
 NAME = "exllamav2"
@@ -30,9 +30,8 @@ MAX_INPUT_LEN = 2048  # ExLlamaV2Config.max_input_len default (config.py l.174)
 MAX_DQ_ELEMENTS = 512 * 1024**2  # ExLlamaV2Config.max_dq_size: "Max number of elements to dequantize at once"
 AUTOSPLIT_RESERVE = 192 * MiB  # model.py load_autosplit: guard on the first device while loading
 PAGE = 256  # generator/dynamic.py PAGED_PAGE_SIZE: cache max_seq_len must be a multiple of it
-# Cache bytes per element of K and V together / 2 (cache.py classes; scales fp16 per 32 elements):
-#   FP16 2; 8-bit (FP8) 1; Q8 (1 + 2/32 + 1 + 2/32)/2; Q6 (1 + 0.5 + 2 x 2/32)/2; Q4 (0.5 + 0.5 + 2 x 2/32)/2
-CACHE = {"fp16": 2.0, "fp8": 1.0, "q8": 2.125 / 2, "q6": 1.625 / 2, "q4": 1.125 / 2}
+# Cache bytes per element: FP16 2, 8-bit (FP8) 1, Q8/Q6/Q4 with their fp16 scales (cache.py; base.EXL2_KV_BYTES).
+CACHE = {"fp16": 2.0, "fp8": 1.0, **EXL2_KV_BYTES}
 _FROM_KV_DTYPE = {"auto": "fp16", "fp16": "fp16", "bf16": "fp16", "fp32": "fp16", "fp8": "fp8", "int8": "q8",
                   "q8_0": "q8", "q8": "q8", "q6": "q6", "q4": "q4", "q4_0": "q4"}
 

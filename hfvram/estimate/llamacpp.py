@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..specs import MLA, FullAttention, LayerSpec, SlidingWindow
 from .base import CUDA_CONTEXT_BYTES, Estimate, Settings, largest_fitting, rider_bytes, state_per_gpu
+from .gguf import KV_CACHE_TYPES  # cache element sizes of --cache-type-k/-v (ggml type traits)
 from .model import Model
 
 NAME = "llamacpp"
@@ -26,10 +27,6 @@ N_CTX_PAD = 256  # llama-context.cpp: n_ctx = GGML_PAD(n_ctx, 256)
 N_UBATCH = 512  # common/common.h n_ubatch default
 # Flash attention: `-fa auto` turns it on for CUDA since ggml-org/llama.cpp#15434 (2025-08).
 FLASH_ATTN_DEFAULT = True
-# Cache element sizes: ggml type traits (ggml-common.h): f16 2, bf16 2, f32 4, q8_0 34/32, q4_0 18/32, q4_1 20/32,
-# q5_0 22/32, q5_1 24/32, iq4_nl 18/32.
-CACHE_TYPES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32,
-               "q5_0": 22 / 32, "q5_1": 24 / 32, "iq4_nl": 18 / 32}
 _FROM_KV_DTYPE = {"auto": "f16", "fp16": "f16", "bf16": "bf16", "fp32": "f32", "fp8": "q8_0", "int8": "q8_0",
                   "q8_0": "q8_0", "q4_0": "q4_0", "q8": "q8_0", "q4": "q4_0", "q6": "q8_0"}
 F32 = 4  # ggml compute tensors are f32
@@ -93,7 +90,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
     ctype = cache_type(s)
     if ctype not in ("f16", "bf16", "f32") and not flash:
         notes.append("llama.cpp refuses a quantised V cache without flash attention (-fa): V kept at f16")
-    t = CACHE_TYPES[ctype]
+    t = KV_CACHE_TYPES[ctype]
     if model.quant_method in ("gptq", "awq", "bitsandbytes", "fp8", "compressed-tensors") and not model.gguf_type:
         notes.append(f"a {model.quant_method} checkpoint converts to GGUF at f16 (pass --quantize gguf:TYPE)")
     if model.weights.get("vision"):

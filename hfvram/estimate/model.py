@@ -126,7 +126,7 @@ def build(facts: ModelFacts, quantize: str | None = None, gguf_version: str | No
         weights = {"dense": w.bytes - emb - head, "experts": 0, "embeddings": emb, "lm_head": head, "vision": 0,
                    "mtp": 0}
     q = facts.quant
-    label = facts.dtype.replace("bfloat16", "bf16").replace("float16", "fp16").replace("float32", "fp32")
+    label = facts.dtype_short
     if q is not None:
         label = f"{q.method}" + (f" {q.bits:g}-bit" if q.bits else "")
     model = Model(facts=facts, weights=weights, label=label, quant_method=q.method if q else None)

@@ -45,8 +45,7 @@ MLP_COPIES = 3
 
 def kv_dtype_bytes(model: Model, s: Settings) -> tuple[str, float]:
     if s.kv_dtype == "auto":
-        return model.facts.dtype.replace("bfloat16", "bf16").replace("float16", "fp16").replace("float32", "fp32"), \
-            float(model.compute_bytes)
+        return model.facts.dtype_short, float(model.compute_bytes)
     return s.kv_dtype, KV_BYTES[s.kv_dtype]
 
 

@@ -12,7 +12,7 @@ from ..sources.select import weight_files
 from ..stformat import Tensor
 from . import config as cfg
 from . import estimate_params
-from .arch import DTYPES, Architecture, build
+from .arch import DTYPES, SHORT_NAMES, Architecture, build
 from .quant import QuantFacts, detect
 from .weights import SHARED_EXPERT, WeightFacts, analyse
 
@@ -33,6 +33,11 @@ class ModelFacts:
     @property
     def dtype_bytes(self) -> int:
         return DTYPES[self.dtype][1]
+
+    @property
+    def dtype_short(self) -> str:
+        """fp32 / fp16 / bf16 (other dtypes keep their torch name)."""
+        return SHORT_NAMES.get(self.dtype, self.dtype)
 
     @property
     def tensors(self) -> list[Tensor]:

@@ -57,11 +57,18 @@ class Architecture:
     notes: list[str] = field(default_factory=list)
 
 
+# Aliases torch accepts for the same dtype (torch.float is float32, torch.half float16), folded to one name.
+_CANONICAL = {"float": "float32", "fp32": "float32", "half": "float16", "fp16": "float16", "bf16": "bfloat16"}
+# Short names, as --kv-dtype and the labels spell them.
+SHORT_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
 def dtype_name(value) -> str | None:
+    """The canonical torch name of a config's dtype (`torch.float16`, `half` -> `float16`), None if unknown."""
     if value is None:
         return None
     name = str(value).replace("torch.", "")
-    return name if name in DTYPES else None
+    return _CANONICAL.get(name, name) if name in DTYPES else None
 
 
 def build(top: View, text: View, reader: str) -> Architecture:
