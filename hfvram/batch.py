@@ -71,15 +71,27 @@ def read_model_list(sources: list[str]) -> list[str]:
     return list(seen)
 
 
-def list_hub(hub, search: str | None, author: str | None, sort: str | None, limit: int | None) -> list[str]:
-    """Repo ids from the Hub's model listing (huggingface_hub list_models)."""
-    return hub.list_models(search=search, author=author, sort=sort, limit=limit)
+def model_rows(model: str, settings: dict, *, hub, offline: bool = False, limit_bytes: int | None = None,
+               headroom: float = 0.0, suggest: bool = False, notes: list[str] | None = None) -> list[dict]:
+    """One model's rows (one per framework), or a single error row: a failing model never stops a batch.
+    `notes` collects what the source said about the repo (a fallback to the cache or the snapshot, say)."""
+    from .analysis import analyze
+
+    try:
+        result = analyze(model, offline=offline, hub=hub, projections=(), suggest=suggest, **settings)
+        if notes is not None:
+            notes.extend(result.facts.repo.notes)
+        return rows_for(result, model, limit_bytes, headroom)
+    except HfvramError as exc:
+        return [error_row(model, exc.message)]
+    except Exception as exc:  # noqa: BLE001 - one bad row never stops the batch
+        first = " ".join(str(exc).split())[:200]
+        return [error_row(model, f"internal error: {type(exc).__name__}: {first}")]
 
 
 def scan(models: list[str], settings: dict, writer: Writer, *, jobs: int = DEFAULT_JOBS, hub=None,
          offline: bool = False, done: set[str] | None = None, progress: bool = False,
          limit_bytes: int | None = None, headroom: float = 0.0) -> Summary:
-    from .analysis import analyze
     from .sources.hub import HubSource
 
     hub = hub or HubSource()
@@ -90,15 +102,9 @@ def scan(models: list[str], settings: dict, writer: Writer, *, jobs: int = DEFAU
     bar = _progress(len(todo)) if progress else None
 
     def one(model: str) -> list[dict]:
-        try:
-            # no "what would make it fit" search per row: it re-runs the estimators several times
-            result = analyze(model, offline=offline, hub=hub, projections=(), suggest=False, **settings)
-            return rows_for(result, model, limit_bytes, headroom)
-        except HfvramError as exc:
-            return [error_row(model, exc.message)]
-        except Exception as exc:  # noqa: BLE001 - one bad row never stops the scan
-            first = " ".join(str(exc).split())[:200]
-            return [error_row(model, f"internal error: {type(exc).__name__}: {first}")]
+        # no "what would make it fit" search per row: it re-runs the estimators several times
+        return model_rows(model, settings, hub=hub, offline=offline, limit_bytes=limit_bytes, headroom=headroom,
+                          suggest=False)
 
     def results():
         if jobs <= 1:  # in order, in this thread

@@ -8,9 +8,9 @@ import os
 
 import click
 
-from .batch import parse_headroom
-from .errors import HfvramError, UsageError
-from .report.rows import error_row, markdown_row, rows_for
+from .batch import model_rows, parse_headroom
+from .errors import UsageError
+from .report.rows import MARKDOWN_HEADER, markdown_row
 from .units import fmt_bytes, parse_size
 
 
@@ -30,7 +30,6 @@ def verdict_line(row: dict) -> str:
 
 def run_check(models: list[str], settings: dict, *, headroom: str | None, max_memory: str | None, fmt: str,
               offline: bool = False) -> int:
-    from .analysis import analyze
     from .sources.hub import HubSource
 
     share = parse_headroom(headroom)
@@ -42,13 +41,11 @@ def run_check(models: list[str], settings: dict, *, headroom: str | None, max_me
     hub = HubSource()
     rows: list[dict] = []
     for model in models:
-        try:
-            result = analyze(model, offline=offline, hub=hub, projections=(), **settings)
-            for note in result.facts.repo.notes:
-                click.echo(f"hfvram: {note}", err=True)
-            rows.extend(rows_for(result, model, limit, share))
-        except HfvramError as exc:
-            rows.append(error_row(model, exc.message))
+        notes: list[str] = []
+        rows.extend(model_rows(model, settings, hub=hub, offline=offline, limit_bytes=limit, headroom=share,
+                               suggest=True, notes=notes))
+        for note in notes:
+            click.echo(f"hfvram: {note}", err=True)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "markdown":
@@ -69,9 +66,7 @@ def run_check(models: list[str], settings: dict, *, headroom: str | None, max_me
 
 
 def markdown_table(rows: list[dict]) -> str:
-    head = ("| model | framework | status | per GPU | fits | max context | reason |\n"
-            "|---|---|---|---:|---|---:|---|")
-    return "\n".join([head] + [markdown_row(r) for r in rows])
+    return "\n".join([MARKDOWN_HEADER] + [markdown_row(r) for r in rows])
 
 
 __all__ = ["run_check", "verdict_line"]

@@ -216,7 +216,7 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, output, resume, off
     ok, 1 when some failed or do not fit, 2 on a usage error. csv, jsonl and markdown rows are written as they
     finish, so an interrupted scan keeps what it had; --resume picks up from such a file.
     """
-    from .batch import list_hub, read_model_list, scan
+    from .batch import read_model_list, scan
     from .errors import UsageError
     from .report.rows import Writer, read_done
     from .sources.hub import HubSource
@@ -228,7 +228,7 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, output, resume, off
     hub = HubSource()
     models = read_model_list(list(inputs)) if inputs else []
     if search or author:
-        listed = list_hub(hub, search, author, sort or "downloads", limit)
+        listed = hub.list_models(search=search, author=author, sort=sort or "downloads", limit=limit)
         models += [m for m in listed if m not in models]
     done = read_done(resume) if resume else set()
     append = bool(resume and output and resume == output)

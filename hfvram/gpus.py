@@ -45,8 +45,13 @@ def _norm(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
+def _entries() -> list[dict]:
+    return json.loads(CATALOG.read_text())
+
+
+@lru_cache(maxsize=1)
 def catalog() -> list[GPU]:
-    entries = json.loads(CATALOG.read_text())
+    entries = _entries()
     ratio = usable_ratio(entries)
     gpus = []
     for e in entries:
@@ -72,9 +77,8 @@ def usable_ratio(entries: list[dict]) -> float:
 
 @lru_cache(maxsize=1)
 def _aliases() -> dict[str, GPU]:
-    entries = json.loads(CATALOG.read_text())
     table = {}
-    for entry, gpu in zip(entries, catalog()):
+    for entry, gpu in zip(_entries(), catalog()):
         for alias in [entry["name"], *entry.get("aliases", [])]:
             table.setdefault(_norm(alias), gpu)
     return table

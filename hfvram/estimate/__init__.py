@@ -20,8 +20,6 @@ from .base import Estimate, Settings, largest_fitting
 from .model import Model, build
 
 NAMES = ("transformers", "vllm", "trtllm", "llamacpp", "exllamav2")
-LABELS = {"transformers": "HF Transformers", "vllm": "vLLM", "trtllm": "TensorRT-LLM", "llamacpp": "llama.cpp",
-          "exllamav2": "ExLlamaV2"}
 ALIASES = {"hf": "transformers", "tensorrt-llm": "trtllm", "tensorrt_llm": "trtllm", "trt": "trtllm",
            "llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "gguf": "llamacpp", "exl2": "exllamav2",
            "exllama": "exllamav2"}

@@ -195,10 +195,9 @@ def draft_estimate(name: str, s: Settings) -> "Estimate | None":
     """The draft model through the same engine policy, alone (no GPU verdict, no riders)."""
     if s.draft is None:
         return None
-    from importlib import import_module
+    from . import module
 
-    mod = import_module(f"hfvram.estimate.{name}")
-    return mod.estimate(s.draft, replace(s, gpu=None, draft=None, lora=None))
+    return module(name).estimate(s.draft, replace(s, gpu=None, draft=None, lora=None))
 
 
 def spec_tokens(name: str, s: Settings) -> int:

@@ -24,7 +24,6 @@ from .base import CUDA_CONTEXT_BYTES, EXL2_KV_BYTES, MiB, Estimate, Settings, la
 from .model import Model
 
 NAME = "exllamav2"
-LABEL = "ExLlamaV2"
 
 MAX_INPUT_LEN = 2048  # ExLlamaV2Config.max_input_len default (config.py l.174)
 MAX_DQ_ELEMENTS = 512 * 1024**2  # ExLlamaV2Config.max_dq_size: "Max number of elements to dequantize at once"

@@ -21,7 +21,6 @@ from .gguf import KV_CACHE_TYPES  # cache element sizes of --cache-type-k/-v (gg
 from .model import Model
 
 NAME = "llamacpp"
-LABEL = "llama.cpp"
 
 N_CTX_PAD = 256  # llama-context.cpp: n_ctx = GGML_PAD(n_ctx, 256)
 N_UBATCH = 512  # common/common.h n_ubatch default

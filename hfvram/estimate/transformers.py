@@ -27,7 +27,6 @@ from .base import (
 from .model import Model
 
 NAME = "transformers"
-LABEL = "HF Transformers"
 
 # Caching-allocator slack (reserved - allocated) as a share of what is allocated beyond the weights: published
 # peak-allocated vs peak-reserved pairs show +11.5% and +11.2% (pytorch/pytorch#40989) and 1-12% for steady

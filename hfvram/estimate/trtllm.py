@@ -24,7 +24,6 @@ from .model import Model
 from .vllm import CUDAGRAPH_FIRST, CUDAGRAPH_PER_GRAPH, NON_TORCH, activation_peak
 
 NAME = "trtllm"
-LABEL = "TensorRT-LLM"
 
 FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default (llmapi/llm_args.py)
 MAX_NUM_TOKENS = 8192  # BaseLlmArgs.max_num_tokens default (llmapi/llm_args.py)

@@ -31,7 +31,6 @@ from .base import (
 from .model import Model
 
 NAME = "vllm"
-LABEL = "vLLM"
 
 DEFAULT_VERSION = "0.33"
 BLOCK_SIZE = 16  # CacheConfig.DEFAULT_BLOCK_SIZE (config/cache.py)

@@ -66,8 +66,7 @@ class Writer:
             if not append:
                 self.csv.writeheader()
         elif fmt == "markdown" and not append:
-            out.write("| model | framework | status | per GPU | fits | max context | reason |\n")
-            out.write("|---|---|---|---:|---|---:|---|\n")
+            out.write(MARKDOWN_HEADER + "\n")
         out.flush()
 
     def write(self, row: dict) -> None:
@@ -90,6 +89,10 @@ class Writer:
         elif self.fmt == "table":
             render_table(self.rows, self.out, self.units)
         self.out.flush()
+
+
+MARKDOWN_HEADER = ("| model | framework | status | per GPU | fits | max context | reason |\n"
+                   "|---|---|---|---:|---|---:|---|")
 
 
 def markdown_row(row: dict, units: str = "GiB") -> str:
