@@ -54,7 +54,9 @@ PAGING_NOTES = {
 }
 
 
-def estimate_one(name: str, model: Model, settings: Settings) -> Estimate:
+def estimate_one(name: str, model: Model, settings: Settings, max_context: bool = True) -> Estimate:
+    """One framework's estimate with the fit verdict; `max_context=False` skips the search for the largest context
+    that fits (a trial that only needs the verdict)."""
     if name == "transformers" and settings.kv_paging == "contiguous":
         settings = replace(settings, cache_implementation="static")
     est = module(name).estimate(model, settings)
@@ -65,9 +67,10 @@ def estimate_one(name: str, model: Model, settings: Settings) -> Estimate:
         usable = gpu.gpu.usable_bytes
         est.fits = est.per_gpu_bytes <= usable
         est.headroom_bytes = int(usable - est.per_gpu_bytes)
-        ceiling = max(settings.context, model.max_position or settings.context)
-        est.max_context = largest_fitting(
-            lambda c: module(name).estimate(model, settings.with_context(c)).per_gpu_bytes <= usable, 1, ceiling)
+        if max_context:
+            ceiling = max(settings.context, model.max_position or settings.context)
+            est.max_context = largest_fitting(
+                lambda c: module(name).estimate(model, settings.with_context(c)).per_gpu_bytes <= usable, 1, ceiling)
     if gpu is not None and est.fits is not None:
         devices = settings.tp * settings.pp
         if devices != gpu.count:
@@ -87,7 +90,7 @@ def run(model: Model, settings: Settings, names: list[str], suggest: bool = True
 
         for name, est in results.items():
             if est.fits is False:
-                est.suggestions = suggestions(name, model, settings)
+                est.suggestions = suggestions(name, model, settings, est)
     return results
 
 

@@ -23,24 +23,27 @@ QUANT_OPTIONS = {
 TP_OPTIONS = (2, 4, 8)
 
 
-def suggestions(name: str, model, settings: Settings) -> list[str]:
+def suggestions(name: str, model, settings: Settings, est) -> list[str]:
+    """`est`: this framework's estimate at `settings` (which does not fit). Trials only need a verdict."""
+    from functools import partial
+
     from . import estimate_one
 
+    trial_of = partial(estimate_one, name, max_context=False)
     out: list[str] = []
-    est = estimate_one(name, model, settings)
     if est.max_context and est.max_context < settings.context:
         out.append(f"fits at --context {fmt_tokens(est.max_context)} or less")
     for kv in KV_OPTIONS[name]:
         if kv == settings.kv_dtype:
             continue
-        trial = estimate_one(name, model, replace(settings, kv_dtype=kv))
+        trial = trial_of(model, replace(settings, kv_dtype=kv))
         if trial.fits:
             out.append(f"fits with --kv-dtype {kv} (KV {fmt_bytes(trial.components.get('kv_cache', 0))})")
             break
     if not model.projected:
         for q in QUANT_OPTIONS[name]:
             trial_model = build(model.facts, q)
-            trial = estimate_one(name, trial_model, settings)
+            trial = trial_of(trial_model, settings)
             if trial.fits:
                 out.append(f"fits with --quantize {q} (weights {fmt_bytes(trial.components.get('weights', 0))} "
                            f"per GPU)")
@@ -50,7 +53,7 @@ def suggestions(name: str, model, settings: Settings) -> list[str]:
     for tp in TP_OPTIONS:
         if tp <= settings.tp * settings.pp or heads % tp:
             continue
-        trial = estimate_one(name, model, replace(settings, tp=tp, pp=1, gpu=GPUChoice(gpu.gpu, tp)))
+        trial = trial_of(model, replace(settings, tp=tp, pp=1, gpu=GPUChoice(gpu.gpu, tp)))
         if trial.fits:
             flag = "--tp" if name in ("vllm", "trtllm") else "--tp (layer split)"
             out.append(f"fits on {tp} x {gpu.gpu.name} with {flag} {tp}")
