@@ -14,6 +14,8 @@ from .specs import count_kinds
 
 SCHEMA = "hfvram/1"
 
+# Our defaults when --context / --batch are not given (a choice, stated in the README): one sequence of 4K tokens,
+# Llama-2's whole window.
 DEFAULT_CONTEXT = 4096
 DEFAULT_BATCH = 1
 

@@ -185,10 +185,13 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-# Speculative tokens proposed per step when a draft model is given and the engine has no default of its own:
-# vLLM's examples use num_speculative_tokens=5 (docs/features/spec_decode.md); llama.cpp --draft-max 16
-# (common/common.h); transformers assisted generation num_assistant_tokens=20 (generation/configuration_utils.py).
-SPEC_TOKENS = {"vllm": 5, "trtllm": 5, "llamacpp": 16, "transformers": 20, "exllamav2": 5}
+# Speculative tokens proposed per step when a draft model is given and --num-speculative-tokens is not:
+# vLLM's examples use num_speculative_tokens=5 (docs/features/spec_decode.md; SpeculativeConfig has no default);
+# TensorRT-LLM's DraftTargetDecodingConfig needs max_draft_len, examples/llm-api/quickstart_advanced.py defaults
+# --spec_decode_max_draft_len to 1; llama.cpp --draft-max 16 (common/common.h); transformers assisted generation
+# num_assistant_tokens=20 (generation/configuration_utils.py); ExLlamaV2DynamicGenerator num_draft_tokens=4
+# (exllamav2/generator/dynamic.py).
+SPEC_TOKENS = {"vllm": 5, "trtllm": 1, "llamacpp": 16, "transformers": 20, "exllamav2": 4}
 
 
 def draft_estimate(name: str, s: Settings) -> "Estimate | None":

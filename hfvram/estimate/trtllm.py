@@ -27,10 +27,10 @@ NAME = "trtllm"
 
 FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default (llmapi/llm_args.py)
 MAX_NUM_TOKENS = 8192  # BaseLlmArgs.max_num_tokens default (llmapi/llm_args.py)
-MAX_BATCH_SIZE = 2048  # BaseLlmArgs.max_batch_size default
 # CudaGraphConfig default: batch sizes 1..31, 32, 64, 128 (_generate_cuda_graph_batch_sizes(128)) = 34 graphs.
 CUDA_GRAPHS = 34
 TOKENS_PER_BLOCK = 32  # KvCacheConfig tokens_per_block default (engine builds before the PyTorch backend used 64)
+TRT_PROFILE_AS_VLLM = (1, 0)  # a vLLM version tuple newer than every policy switch in vllm.py
 
 
 def kv_dtype(model: Model, s: Settings) -> tuple[str, float]:
@@ -99,8 +99,10 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if s.pp > 1:
         weights = weights / s.pp
     max_tokens = s.max_num_tokens or MAX_NUM_TOKENS
-    # The profiling requests are context requests with max_tokens=1: the forward over max_num_tokens dominates.
-    act = activation_peak(model, max_tokens, 1, s.tp, (1, 0))
+    # The profiling requests are context requests with max_tokens=1: the forward over max_num_tokens dominates. The
+    # same forward as vLLM's profile run, with its current accounting (a version past every vLLM switch: persistent
+    # MoE workspaces on top, the one-row sampler at 15.5 bytes per logit).
+    act = activation_peak(model, max_tokens, 1, s.tp, TRT_PROFILE_AS_VLLM)
     gpu = s.gpu.gpu if s.gpu else None
     # Memory outside torch (cuBLAS workspaces, NCCL buffers) enters the peak through `used - torch_allocated`; we
     # reuse vLLM's measured figures for the same libraries (0.25 GiB at TP1, ~2.1 GiB per GPU with TP, H100).

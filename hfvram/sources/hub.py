@@ -63,7 +63,7 @@ class HubSource:
         token: str | bool | None = None,
         endpoint: str | None = None,
         cache: MetadataCache | None = None,
-        max_workers: int = 64,
+        max_workers: int = 64,  # requests in flight per source, shared by a scan's models (a bound, not tuned)
         retries: int = RETRIES,
         sleep: Callable[[float], None] = time.sleep,
     ):
