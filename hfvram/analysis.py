@@ -143,8 +143,7 @@ class Analysis:
         }
 
     def _gpu_dict(self) -> dict | None:
-        es = self.estimate_settings
-        choice = getattr(es, "gpu", None)
+        choice = self.estimate_settings.gpu if self.estimate_settings is not None else None
         if choice is None:
             return None
         g = choice.gpu

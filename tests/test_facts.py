@@ -222,6 +222,18 @@ def test_per_layer_kv_heads_from_a_list(tmp_path):
     assert d["architecture"]["num_kv_heads"] == 4
 
 
+@pytest.mark.parametrize("alias,dtype,kv_bytes", [("float", "float32", 4), ("torch.half", "float16", 2),
+                                                 ("bf16", "bfloat16", 2)])
+def test_dtype_aliases_fold_to_torch_names(tmp_path, alias, dtype, kv_bytes):
+    """torch.float is float32 and torch.half float16: the cache follows the real element size."""
+    cfg = {"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+           "num_key_value_heads": 4, "vocab_size": 100, "max_position_embeddings": 2048, "torch_dtype": alias}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    d = hfvram.analyze(str(tmp_path / "config.json"), frameworks=[], projections=()).to_dict()
+    assert d["architecture"]["dtype"] == dtype
+    assert d["kv_cache"]["per_token_bytes"] == 2 * 2 * 256 * kv_bytes
+
+
 def test_fp8_kv_on_a_gpu_without_fp8_is_flagged():
     d = hfvram.analyze("meta-llama/Llama-2-7b-hf", offline=True, gpu="RTX-3090", kv_dtype="fp8",
                        frameworks=["vllm"], projections=()).to_dict()
