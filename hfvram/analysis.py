@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .errors import UsageError
+from .options import Options, parse as parse_options
 # --kv-dtype names -> bytes per element ("auto" = the model's dtype: vLLM `cache_dtype="auto"`, transformers
 # DynamicCache in the model dtype). The table and its sources live with the estimators.
 from .estimate.base import KV_BYTES as KV_DTYPES
@@ -12,7 +13,7 @@ from .introspect import ModelFacts, introspect
 from .sources import open_model, parse_ref
 from .specs import count_kinds
 
-SCHEMA = "hfvram/1"
+SCHEMA = "hfvram/2"
 
 # Our defaults when --context / --batch are not given (a choice, stated in the README): one sequence of 4K tokens,
 # Llama-2's whole window.
@@ -25,15 +26,6 @@ class Settings:
     context: int | None = None  # None: DEFAULT_CONTEXT
     batch: int = DEFAULT_BATCH
     kv_dtype: str = "auto"
-
-    def validated(self) -> "Settings":
-        if self.context is not None and self.context < 1:
-            raise UsageError(f"--context must be a positive number of tokens, not {self.context}")
-        if self.batch < 1:
-            raise UsageError(f"--batch must be at least 1, not {self.batch}")
-        if self.kv_dtype != "auto" and self.kv_dtype not in KV_DTYPES:
-            raise UsageError(f"--kv-dtype must be auto or one of {', '.join(KV_DTYPES)}, not {self.kv_dtype!r}")
-        return self
 
 
 @dataclass
@@ -151,65 +143,73 @@ class Analysis:
                 "fp8": g.fp8, "usable_derived": g.usable_derived}
 
 
-def analyze(model, *, revision: str | None = None, context: int | None = None, batch: int = DEFAULT_BATCH,
-            kv_dtype: str = "auto", offline: bool = False, token=None, hub=None, repo=None,
-            frameworks=None, gpu=None, gpu_mem: str | None = None, quantize: str | None = None,
-            lora: str | None = None, draft: str | None = None,
-            projections=(16384, 32768, 131072), suggest: bool = True, **engine) -> Analysis:
+def analyze(model, *, revision: str | None = None, offline: bool = False, token=None, hub=None, repo=None,
+            projections=(16384, 32768, 131072), suggest: bool = True, options: Options | None = None,
+            **settings) -> Analysis:
     """Analyse one model: a Hub id (`org/name`, `org/name@rev`), a local folder or a config.json path.
 
-    Estimates for `frameworks` (default: all five) follow each engine's defaults; `gpu` ("RTX-4090", "L40S:2") or
-    `gpu_mem` ("24GiB") adds the fit verdict. `quantize` projects the weights ("awq", "gguf:Q4_K_M", "exl2:4.65"),
-    `lora` adds adapters (a repo id or "rank=16,targets=q_proj+v_proj,count=2"), `draft` a speculative-decoding
-    draft model. Other keywords are `hfvram.estimate.Settings` fields (tp, pp, gpu_memory_utilization,
-    max_num_batched_tokens, n_ubatch, kv_paging, num_speculative_tokens, ...).
+    Settings are what the CLI takes, as keywords (numbers or their strings): context ("32k"), batch, kv_dtype,
+    frameworks or framework ("vllm", ["vllm", "llamacpp"]; default all five), gpu ("RTX-4090", "L40S:2") or gpu_mem
+    ("24GiB") for the fit verdict, headroom ("10%") and max_memory ("40GiB") for what the deployment may use,
+    tp, pp, quantize ("awq", "gguf:Q4_K_M", "exl2:4.65"), lora (a repo id or "rank=16,targets=q_proj+v_proj"),
+    draft (a model), and the engine knobs (gpu_memory_utilization, max_num_batched_tokens, max_num_seqs,
+    enforce_eager, vllm_version, free_gpu_memory_fraction, max_num_tokens, n_ubatch, flash_attn, gpu_layers,
+    prompt_tokens, attn_implementation, cache_implementation, kv_paging, num_speculative_tokens, ...; see
+    `hfvram.options.KNOBS`). A setting that is unknown or out of range raises `HfvramError` (UsageError).
     """
     from . import estimate as est
-    from .gpus import custom, parse_gpu
 
-    settings = Settings(context=context, batch=batch, kv_dtype=kv_dtype).validated()
-    names = est.framework_names(frameworks)
+    opts = options if options is not None else parse_options(**settings)
     if repo is None:
-        ref = parse_ref(model)
+        ref = parse_ref(model) if isinstance(model, str) else None
+        if ref is None:
+            raise UsageError(f"model must be a Hub id, a local path or a config.json path, not {model!r}")
         if revision:
             ref = replace(ref, revision=revision)
         repo = open_model(ref, offline=offline, token=token, hub=hub)
     facts = introspect(repo)
-    ctx = settings.context or DEFAULT_CONTEXT
+    ctx = opts.context or DEFAULT_CONTEXT
+    names = list(opts.frameworks or est.NAMES)
     notes = list(facts.notes)
     if facts.arch.max_context and ctx > facts.arch.max_context:
         notes.append(f"context {ctx:,} is beyond the model's maximum {facts.arch.max_context:,} (computed anyway: "
                      f"RoPE scaling can extend it)")
-    choice = parse_gpu(gpu) if isinstance(gpu, str) else gpu
-    if gpu_mem:
-        choice = custom(gpu_mem, count=choice.count if choice else 1)
-    if settings.kv_dtype == "fp8" and choice is not None and not choice.gpu.fp8:
+    choice = opts.gpu
+    if opts.limit_bytes is not None and choice is None:
+        from .gpus import custom
+
+        choice = custom(opts.limit_bytes, count=(opts.tp or 1) * (opts.pp or 1))
+    if opts.kv_dtype == "fp8" and choice is not None and not choice.gpu.fp8:
         notes.append(f"{choice.gpu.name} has no FP8 support (compute capability {choice.gpu.compute_capability}): "
                      f"engines emulate an fp8 KV cache there, or refuse it (see each engine's notes)")
-    tp = engine.pop("tp", None)
-    pp = engine.pop("pp", None)
-    for flag, value in (("--tp", tp), ("--pp", pp), ("--batch", batch)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be at least 1, not {value}")
-    tp, pp = tp or 1, pp or 1
+    tp, pp = opts.tp or 1, opts.pp or 1
     if choice is not None and choice.count > 1 and tp * pp == 1:
         tp = choice.count  # --gpu L40S:2 alone means two-way tensor parallelism
-    es = est.Settings(context=ctx, batch=settings.batch, kv_dtype=settings.kv_dtype, tp=tp, pp=pp, gpu=choice,
-                      **{k: v for k, v in engine.items() if v is not None})
-    engine_model = est.build(facts, quantize, gguf_version=engine.get("llamacpp_version"))
+    heads = facts.arch.num_attention_heads
+    tp_engines = [n for n in names if n in ("vllm", "trtllm")]
+    if opts.tp and tp > 1 and heads and heads % tp and tp_engines:
+        from .support import LABELS
+
+        raise UsageError(f"--tp {tp} does not divide the {heads} attention heads of {facts.repo.id} "
+                         f"({' and '.join(LABELS[n] for n in tp_engines)} shard heads evenly; try --tp "
+                         f"{max(t for t in range(1, tp) if heads % t == 0)})")
+    es = est.Settings(context=ctx, batch=opts.batch, kv_dtype=opts.kv_dtype, tp=tp, pp=pp, gpu=choice,
+                      limit_bytes=opts.limit_bytes, headroom=opts.headroom, **opts.engine)
+    engine_model = est.build(facts, opts.quantize, gguf_version=opts.engine.get("llamacpp_version"))
     notes.extend(engine_model.notes)
-    if lora:
+    if opts.lora:
         from .estimate.extras import lora_from_repo, parse_lora_spec
 
-        if "=" in lora:
-            es = replace(es, lora=parse_lora_spec(lora, engine_model))
+        if "=" in opts.lora:
+            es = replace(es, lora=parse_lora_spec(opts.lora, engine_model))
         else:
-            adapter = open_model(parse_ref(lora), offline=offline, token=token, hub=hub)
+            adapter = open_model(parse_ref(opts.lora), offline=offline, token=token, hub=hub)
             es = replace(es, lora=lora_from_repo(adapter, engine_model))
             notes.extend(es.lora.notes)
-    if draft:
-        draft_facts = introspect(open_model(parse_ref(draft), offline=offline, token=token, hub=hub))
-        gguf_or_exl = quantize if quantize and quantize.split(":")[0] in ("gguf", "exl2") else None
+    if opts.draft:
+        draft_facts = introspect(open_model(parse_ref(opts.draft), offline=offline, token=token, hub=hub))
+        q = opts.quantize
+        gguf_or_exl = q if q and q.split(":")[0].lower() in ("gguf", "exl2") else None
         es = replace(es, draft=est.build(draft_facts, gguf_or_exl))
         if draft_facts.arch.vocab_size and facts.arch.vocab_size and draft_facts.arch.vocab_size != facts.arch.vocab_size:
             notes.append(f"draft vocabulary ({draft_facts.arch.vocab_size:,}) differs from the target's "
@@ -218,7 +218,8 @@ def analyze(model, *, revision: str | None = None, context: int | None = None, b
     table = {}
     for p in projections or ():
         if p != ctx:
-            table[p] = {name: e.per_gpu_bytes for name, e in
+            table[p] = {name: (e.per_gpu_bytes if e.supported else None) for name, e in
                         est.run(engine_model, es.with_context(p), names, suggest=False).items()}
-    return Analysis(facts=facts, settings=settings, kv=kv_cache(facts, ctx, settings.batch, settings.kv_dtype),
+    settings_ = Settings(context=opts.context, batch=opts.batch, kv_dtype=opts.kv_dtype)
+    return Analysis(facts=facts, settings=settings_, kv=kv_cache(facts, ctx, opts.batch, opts.kv_dtype),
                     notes=notes, estimates=estimates, estimate_settings=es, model=engine_model, projections=table)

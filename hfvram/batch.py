@@ -4,7 +4,6 @@ becomes an error row and the others go on."""
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -34,22 +33,10 @@ class Summary:
 
     def line(self) -> str:
         rate = self.models / self.seconds if self.seconds else 0.0
-        parts = [f"{self.models} models", f"{self.ok} ok", f"{self.does_not_fit} do not fit", f"{self.errors} failed"]
+        parts = [f"{self.models} models", f"{self.ok} ok", f"{self.does_not_fit} do not fit or cannot run", f"{self.errors} failed"]
         if self.skipped:
             parts.append(f"{self.skipped} skipped (--resume)")
         return f"hfvram: {', '.join(parts)} in {self.seconds:.1f} s ({rate:.1f} models/s)"
-
-
-def parse_headroom(text: str | None) -> float:
-    if not text:
-        return 0.0
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%?)\s*", str(text))
-    if not m:
-        raise UsageError(f"--headroom must be a fraction or a percentage (10% or 0.1), not {text!r}")
-    value = float(m.group(1)) / (100 if m.group(2) else 1)
-    if not 0 <= value < 1:
-        raise UsageError(f"--headroom must be between 0 and 100%, not {text!r}")
-    return value
 
 
 def read_model_list(sources: list[str]) -> list[str]:
@@ -71,28 +58,33 @@ def read_model_list(sources: list[str]) -> list[str]:
     return list(seen)
 
 
-def model_rows(model: str, settings: dict, *, hub, offline: bool = False, limit_bytes: int | None = None,
-               headroom: float = 0.0, suggest: bool = False, notes: list[str] | None = None) -> list[dict]:
+def model_rows(model: str, settings: dict, *, hub, offline: bool = False, suggest: bool = False,
+               notes: list[str] | None = None, options=None) -> list[dict]:
     """One model's rows (one per framework), or a single error row: a failing model never stops a batch.
-    `notes` collects what the source said about the repo (a fallback to the cache or the snapshot, say)."""
+    `notes` collects what the source said about the repo (a fallback to the cache or the snapshot, say).
+    `options`: the settings already checked by hfvram.options.parse (they were, before the first row)."""
     from .analysis import analyze
+    from .errors import NetworkError
 
     try:
-        result = analyze(model, offline=offline, hub=hub, projections=(), suggest=suggest, **settings)
+        result = analyze(model, offline=offline, hub=hub, projections=(), suggest=suggest, options=options,
+                         **({} if options is not None else settings))
         if notes is not None:
             notes.extend(result.facts.repo.notes)
-        return rows_for(result, model, limit_bytes, headroom)
+        return rows_for(result, model)
     except HfvramError as exc:
-        return [error_row(model, exc.message)]
+        return [error_row(model, exc.message, retryable=isinstance(exc, NetworkError))]
     except Exception as exc:  # noqa: BLE001 - one bad row never stops the batch
         first = " ".join(str(exc).split())[:200]
         return [error_row(model, f"internal error: {type(exc).__name__}: {first}")]
 
 
 def scan(models: list[str], settings: dict, writer: Writer, *, jobs: int = DEFAULT_JOBS, hub=None,
-         offline: bool = False, done: set[str] | None = None, progress: bool = False,
-         limit_bytes: int | None = None, headroom: float = 0.0) -> Summary:
+         offline: bool = False, done: set[str] | None = None, progress: bool = False) -> Summary:
+    from .options import parse
     from .sources.hub import HubSource
+
+    options = parse(**settings)  # a bad setting is a usage error before the first row, not an error per row
 
     hub = hub or HubSource()
     summary = Summary()
@@ -103,8 +95,7 @@ def scan(models: list[str], settings: dict, writer: Writer, *, jobs: int = DEFAU
 
     def one(model: str) -> list[dict]:
         # no "what would make it fit" search per row: it re-runs the estimators several times
-        return model_rows(model, settings, hub=hub, offline=offline, limit_bytes=limit_bytes, headroom=headroom,
-                          suggest=False)
+        return model_rows(model, settings, hub=hub, offline=offline, suggest=False, options=options)
 
     def results():
         if jobs <= 1:  # in order, in this thread
@@ -132,7 +123,7 @@ def scan(models: list[str], settings: dict, writer: Writer, *, jobs: int = DEFAU
         for rows in results():
             summary.models += 1
             status = "error" if rows[0]["status"] == "error" else (
-                "does-not-fit" if any(r["status"] == "does-not-fit" for r in rows) else "ok")
+                "does-not-fit" if any(r["status"] in ("does-not-fit", "unsupported") for r in rows) else "ok")
             if status == "error":
                 summary.errors += 1
             elif status == "does-not-fit":

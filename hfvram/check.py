@@ -1,5 +1,6 @@
 """`hfvram check`: a deployment gate for CI. Every model x framework must fit its GPU(s) with the headroom asked
-for; a model that cannot be analysed never passes."""
+for; a model that cannot be analysed never passes, nor one the engine cannot run, nor (unless --allow-estimated)
+one whose weights were not read from any file."""
 
 from __future__ import annotations
 
@@ -8,51 +9,72 @@ import os
 
 import click
 
-from .batch import model_rows, parse_headroom
+from .batch import model_rows
 from .errors import UsageError
-from .report.rows import MARKDOWN_HEADER, markdown_row
-from .units import fmt_bytes, parse_size
+from .report.rows import ESTIMATED, MARKDOWN_HEADER, markdown_row
+from .units import fmt_bytes
 
 
-def verdict_line(row: dict) -> str:
+def verdict_line(row: dict, units: str = "GiB") -> str:
     if row["status"] == "error":
         return f"ERROR {row['model']}: {row['reason']}"
+    engine = row.get("engine_version") or row["framework"]
+    if row["status"] == "unsupported":
+        return f"FAIL {row['framework']:<12} {row['model']}: {engine} cannot run it: {row['reason']}"
     word = "PASS" if row["status"] == "ok" else "FAIL"
     where = f" on {row['gpus']} x {row['gpu']}" if row.get("gpu") else ""
-    line = (f"{word} {row['framework']:<12} {row['model']}: {fmt_bytes(row['per_gpu_bytes'])} of "
-            f"{fmt_bytes(row['usable_bytes'])} allowed per GPU{where} at {row['context']:,} tokens x {row['batch']}")
+    at = f"at {row['context']:,} tokens x {row['batch']}"
+    held = row.get("process_bytes") or row["per_gpu_bytes"]
+    if row.get("budget_bytes"):  # the engine takes a budget of its own (vLLM: utilization x memory)
+        use = (f"needs {fmt_bytes(row['per_gpu_bytes'], units)} {at} within its budget of {fmt_bytes(row['budget_bytes'], units)}"
+               f" ({_budget_words(row)}); the process holds {fmt_bytes(held, units)} of {fmt_bytes(row['allowed_bytes'], units)}"
+               f" allowed per GPU{where}")
+    else:
+        use = f"{fmt_bytes(held, units)} of {fmt_bytes(row['allowed_bytes'], units)} allowed per GPU{where} {at}"
+    line = f"{word} {row['framework']:<12} {row['model']}: {engine}: {use}"
     if row["status"] == "ok":
-        line += f" ({fmt_bytes(row['headroom_bytes'])} spare)"
-    elif row.get("reason") and ";" in row["reason"]:
-        line += f"; {row['reason'].split(';', 1)[1].strip()}"
+        line += f" ({fmt_bytes(row['headroom_bytes'], units)} spare)"
+        if row.get("estimated"):
+            line += f"; {ESTIMATED}"
+    elif row.get("reason"):
+        line += f"; {row['reason']}"
     return line
 
 
-def run_check(models: list[str], settings: dict, *, headroom: str | None, max_memory: str | None, fmt: str,
-              offline: bool = False) -> int:
+def _budget_words(row: dict) -> str:
+    settings = row.get("engine_settings") or {}
+    util = settings.get("gpu_memory_utilization")
+    return f"gpu_memory_utilization {util:g} of the GPU" if util else "the engine's own share"
+
+
+def run_check(models: list[str], settings: dict, *, fmt: str, offline: bool = False,
+              allow_estimated: bool = False, units: str = "GiB") -> int:
+    from .options import parse
     from .sources.hub import HubSource
 
-    share = parse_headroom(headroom)
-    limit = parse_size(max_memory) if max_memory else None
-    if not (settings.get("gpu") or settings.get("gpu_mem") or limit):
+    options = parse(**settings)
+    if options.gpu is None and options.limit_bytes is None:
         raise UsageError("check needs a target: --gpu NAME[:COUNT], --gpu-mem SIZE or --max-memory SIZE")
-    if limit and not (settings.get("gpu") or settings.get("gpu_mem")):
-        settings = {**settings, "gpu_mem": max_memory}
     hub = HubSource()
     rows: list[dict] = []
     for model in models:
         notes: list[str] = []
-        rows.extend(model_rows(model, settings, hub=hub, offline=offline, limit_bytes=limit, headroom=share,
-                               suggest=True, notes=notes))
+        model_result = model_rows(model, settings, hub=hub, offline=offline, suggest=True, notes=notes,
+                                  options=options)
+        for row in model_result:
+            if row["status"] == "ok" and row.get("estimated") and not allow_estimated:
+                row["status"] = "does-not-fit"
+                row["reason"] = f"{ESTIMATED}: not a verdict to gate on (pass --allow-estimated to accept it)"
+        rows.extend(model_result)
         for note in notes:
             click.echo(f"hfvram: {note}", err=True)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "markdown":
-        click.echo(markdown_table(rows))
+        click.echo(markdown_table(rows, units))
     else:
         for row in rows:
-            click.echo(verdict_line(row))
+            click.echo(verdict_line(row, units))
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
         try:
@@ -62,11 +84,11 @@ def run_check(models: list[str], settings: dict, *, headroom: str | None, max_me
             click.echo(f"hfvram: cannot append to GITHUB_STEP_SUMMARY: {exc.strerror}", err=True)
     if any(r["status"] == "error" for r in rows):
         return 2
-    return 1 if any(r["status"] == "does-not-fit" for r in rows) else 0
+    return 1 if any(r["status"] in ("does-not-fit", "unsupported") for r in rows) else 0
 
 
-def markdown_table(rows: list[dict]) -> str:
-    return "\n".join([MARKDOWN_HEADER] + [markdown_row(r) for r in rows])
+def markdown_table(rows: list[dict], units: str = "GiB") -> str:
+    return "\n".join([MARKDOWN_HEADER] + [markdown_row(r, units) for r in rows])
 
 
 __all__ = ["run_check", "verdict_line"]

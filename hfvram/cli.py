@@ -15,7 +15,7 @@ from . import __version__
 from .batch import DEFAULT_JOBS
 from .errors import HfvramError
 
-_SUBCOMMANDS_HELP = "Subcommands: gpus, scan, check, snapshot (run `hfvram <subcommand> --help`)."
+_SUBCOMMANDS_HELP = "Subcommands: scan, check, gpus, engines, snapshot (run `hfvram <subcommand> --help`)."
 
 
 class DefaultGroup(click.Group):
@@ -79,14 +79,6 @@ def cli():
     """
 
 
-def _context(value):  # noqa: D103
-    if value is None:
-        return None
-    from .units import parse_tokens
-
-    return parse_tokens(value)
-
-
 def estimate_options(f):
     """Options shared by `show`, `scan` and `check` (one definition, so they cannot drift)."""
     options = [
@@ -101,6 +93,10 @@ def estimate_options(f):
         click.option("--gpu", default=None, metavar="NAME[:COUNT]",
                      help="GPU to fit on, from `hfvram gpus` (e.g. RTX-4090, L40S:2, 8xH100)."),
         click.option("--gpu-mem", default=None, metavar="SIZE", help="Or a GPU known by its memory (24GiB, 80GB)."),
+        click.option("--headroom", default=None, metavar="PCT",
+                     help="Memory to keep free on each GPU (10% or 0.1): fit, largest context and advice leave it."),
+        click.option("--max-memory", default=None, metavar="SIZE",
+                     help="Per-GPU memory the deployment may use (40GiB); with --gpu the smaller of the two."),
         click.option("--tp", type=int, default=None, help="Tensor-parallel degree (default: the --gpu count)."),
         click.option("--pp", type=int, default=None, help="Pipeline-parallel degree."),
         click.option("--quantize", default=None, metavar="FORMAT",
@@ -118,7 +114,8 @@ def estimate_options(f):
         click.option("--max-num-batched-tokens", type=int, default=None, help="vLLM (default by GPU class)."),
         click.option("--max-num-seqs", type=int, default=None, help="vLLM (default by GPU class)."),
         click.option("--enforce-eager", is_flag=True, default=None, help="vLLM: no CUDA graphs."),
-        click.option("--vllm-version", default=None, help="vLLM release whose defaults apply (default 0.33)."),
+        click.option("--vllm-version", default=None, metavar="X.Y",
+                     help="vLLM release whose policy and defaults apply (default 0.33)."),
         click.option("--free-gpu-memory-fraction", type=float, default=None,
                      help="TensorRT-LLM KV share of free memory (default 0.9)."),
         click.option("--max-num-tokens", type=int, default=None, help="TensorRT-LLM (default 8192)."),
@@ -137,16 +134,33 @@ def estimate_options(f):
     return f
 
 
-KV_CHOICES = ["auto", "fp32", "fp16", "bf16", "fp8", "int8", "q8_0", "q4_0", "q8", "q6", "q4"]
+KV_CHOICES = ["auto", "fp32", "fp16", "bf16", "fp8", "int8", "q8_0", "q4_0", "q8", "q6", "q4"]  # options.KV_CHOICES
 
 
 def analysis_kwargs(opts: dict) -> dict:
-    """CLI option values -> hfvram.analyze keywords."""
-    out = dict(opts)
-    out["context"] = _context(out.pop("context", None))
+    """CLI option values -> hfvram.analyze keywords (checked by hfvram.options.parse before any work)."""
+    out = {k: v for k, v in opts.items() if v is not None}
     frameworks = out.pop("frameworks", ())
-    out["frameworks"] = list(frameworks) or None
+    if frameworks:
+        out["frameworks"] = list(frameworks)
+    if out.get("attn_implementation") == "sdpa":
+        out.pop("attn_implementation")
+    if out.get("cache_implementation") == "dynamic":
+        out.pop("cache_implementation")
+    if out.get("batch") == 1:
+        out.pop("batch")
+    if out.get("kv_dtype") == "auto":
+        out.pop("kv_dtype")
     return out
+
+
+def checked(opts: dict) -> dict:
+    """The analyze keywords, after hfvram.options.parse has refused any bad one (one line, exit 2)."""
+    from .options import parse
+
+    kwargs = analysis_kwargs(opts)
+    parse(**kwargs)
+    return kwargs
 
 
 @cli.command("show")
@@ -154,14 +168,14 @@ def analysis_kwargs(opts: dict) -> dict:
 @estimate_options
 @click.option("--revision", default=None, help="Branch, tag or commit (same as MODEL@revision).")
 @click.option("--offline", is_flag=True, help="Make no network request: metadata cache, then bundled snapshot.")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema hfvram/1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema hfvram/2).")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]),
               help="Binary (2^30) or decimal (10^9) sizes in tables.")
 def show(model, revision, offline, as_json, units, **opts):
     """Analyse one model (the default command: `hfvram MODEL` is `hfvram show MODEL`)."""
     from .analysis import analyze
 
-    result = analyze(model, revision=revision, offline=offline, **analysis_kwargs(opts))
+    result = analyze(model, revision=revision, offline=offline, **checked(opts))
     for note in result.facts.repo.notes:
         click.echo(f"hfvram: {note}", err=True)
     if as_json:
@@ -203,13 +217,14 @@ def _writer_target(output: str | None, append: bool):
               help="Models analysed concurrently.")
 @click.option("--format", "fmt", default="table", show_default=True,
               type=click.Choice(["table", "csv", "jsonl", "markdown", "json"]))
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write rows here instead of stdout.")
 @click.option("--resume", default=None, metavar="FILE",
               help="Skip models already answered (ok / does-not-fit) in this earlier JSONL or CSV output.")
 @click.option("--offline", is_flag=True, help="No network: metadata cache, then the bundled snapshot.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]))
-def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, output, resume, offline, quiet, units, **opts):
+def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, resume, offline, quiet, units, **opts):
     """Analyse many models: files (one model per line, `-` for stdin) and/or a Hub listing.
 
     One row per model and framework with status ok, does-not-fit (with --gpu) or error. Exit 0 when every row is
@@ -225,6 +240,8 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, output, resume, off
         raise UsageError("nothing to scan: give model list file(s), `-` for stdin, or --search/--author")
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    settings = checked(opts)
+    fmt = "json" if as_json else fmt
     hub = HubSource()
     models = read_model_list(list(inputs)) if inputs else []
     if search or author:
@@ -236,7 +253,7 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, output, resume, off
     writer = Writer(fmt, target, units, append=append)
     progress = not quiet and sys.stderr.isatty()
     try:
-        summary = scan(models, analysis_kwargs(opts), writer, jobs=jobs, hub=hub, offline=offline, done=done,
+        summary = scan(models, settings, writer, jobs=jobs, hub=hub, offline=offline, done=done,
                        progress=progress)
     finally:
         if close:
@@ -249,26 +266,30 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, output, resume, off
 @cli.command("check")
 @click.argument("models", nargs=-1, required=True)
 @estimate_options
-@click.option("--headroom", default=None, metavar="PCT", help="Memory to keep free on each GPU (10% or 0.1).")
-@click.option("--max-memory", default=None, metavar="SIZE",
-              help="Per-GPU memory the deployment may use (40GiB); with --gpu the smaller of the two applies.")
+@click.option("--allow-estimated", is_flag=True,
+              help="Let a verdict pass whose weights were estimated from the config (no weight file read).")
 @click.option("--format", "fmt", default="text", show_default=True, type=click.Choice(["text", "json", "markdown"]))
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]),
+              help="Binary (2^30) or decimal (10^9) sizes in the verdict lines.")
 @click.option("--offline", is_flag=True, help="No network: metadata cache, then the bundled snapshot.")
-def check_cmd(models, headroom, max_memory, fmt, offline, **opts):
+def check_cmd(models, allow_estimated, fmt, as_json, units, offline, **opts):
     """The CI gate: does each MODEL fit, per framework? Exit 0 all fit, 1 any does not, 2 on any error.
 
-    Needs --gpu (or --gpu-mem) or --max-memory. A verdict line per model and framework; with GITHUB_STEP_SUMMARY
-    set, a Markdown table is appended to it.
+    Needs --gpu (or --gpu-mem) or --max-memory. A verdict line per model and framework; an engine that cannot run
+    the model fails; so does a verdict whose weights were guessed from the config, unless --allow-estimated. With
+    GITHUB_STEP_SUMMARY set, a Markdown table is appended to it.
     """
     from .check import run_check
 
-    sys.exit(run_check(list(models), analysis_kwargs(opts), headroom=headroom, max_memory=max_memory, fmt=fmt,
-                       offline=offline))
+    sys.exit(run_check(list(models), checked(opts), fmt="json" if as_json else fmt, offline=offline,
+                       allow_estimated=allow_estimated, units=units))
 
 
 @cli.command("gpus")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
-def gpus_cmd(as_json):
+@click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]))
+def gpus_cmd(as_json, units):
     """List the GPU catalog: marketed and usable memory, FP8 support."""
     from .gpus import catalog
     from .units import fmt_bytes
@@ -288,15 +309,50 @@ def gpus_cmd(as_json):
     for col in ("GPU", "class", "memory", "usable", "FP8", "SM"):
         table.add_column(col, justify="right" if col in ("memory", "usable") else "left")
     for g in rows:
-        table.add_row(g.name, g.klass, fmt_bytes(g.memory_bytes), fmt_bytes(g.usable_bytes) +
+        table.add_row(g.name, g.klass, fmt_bytes(g.memory_bytes, units), fmt_bytes(g.usable_bytes, units) +
                       ("*" if g.usable_derived else ""), "yes" if g.fp8 else "no", g.compute_capability or "-")
     Console().print(table)
 
 
+@cli.command("engines")
+@click.option("--json", "as_json", is_flag=True, help="Print the support table as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="List every architecture, not only the counts.")
+def engines_cmd(as_json, show_all):
+    """What each engine can run: architectures, weight formats and KV-cache types, and where that was read.
+
+    hfvram answers "unsupported" (never a size) for a model an engine cannot load; this is the table it consults.
+    """
+    from .support import rows
+
+    table = rows()
+    if as_json:
+        import json
+
+        click.echo(json.dumps(table, indent=2))
+        return
+    for r in table:
+        click.echo(f"{r['label']} {r['version'] or '(no list)'}" + (f"  [read from {r['read_from']}]"
+                                                                   if r["read_from"] else ""))
+        click.echo(f"  weights:      {', '.join(r['weight_formats'])}")
+        click.echo(f"  KV cache:     {', '.join(r['kv_cache_dtypes'])}")
+        archs = r["architectures"]
+        if show_all:
+            click.echo(f"  architectures ({len(archs)}): {', '.join(archs)}")
+        else:
+            click.echo(f"  architectures: {len(archs)} (`hfvram engines --all` lists them)")
+
+
 @cli.command("snapshot")
-def snapshot_cmd():
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def snapshot_cmd(as_json):
     """List the models bundled with hfvram (answered with no network)."""
     from .sources import snapshot
 
-    for repo_id in snapshot.ids():
+    ids = snapshot.ids()
+    if as_json:
+        import json
+
+        click.echo(json.dumps(ids, indent=2))
+        return
+    for repo_id in ids:
         click.echo(repo_id)

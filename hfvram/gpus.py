@@ -89,14 +89,26 @@ def find(name: str) -> GPU:
     table = _aliases()
     if key in table:
         return table[key]
-    close = [g.name for k, g in table.items() if key and (key in k or k in key)]
-    hint = f" (did you mean {', '.join(sorted(set(close))[:4])}?)" if close else " (see `hfvram gpus`)"
+    import difflib
+
+    names = sorted({g.name for g in table.values()})
+    close = difflib.get_close_matches(name, names, n=4, cutoff=0.5)
+    close += [g.name for k, g in table.items() if key and len(key) >= 3 and (key in k or k in key)
+              and g.name not in close]
+    hint = f" (did you mean {', '.join(list(dict.fromkeys(close))[:4])}?)" \
+        if close else " (see `hfvram gpus`, or give its memory with --gpu-mem 24GiB)"
     raise UsageError(f"unknown GPU {name!r}{hint}")
+
+
+# The most GPUs one count may name (`8xH100`): larger numbers in a name are part of it (7900XTX, A6000).
+MAX_COUNT = 64
 
 
 def parse_gpu(spec: str) -> GPUChoice:
     """`RTX-4090`, `L40S:2`, `8xH100` or `H100x8`."""
     spec = spec.strip()
+    if not spec:
+        raise UsageError("--gpu needs a GPU name (see `hfvram gpus`)")
     name, count = spec, 1
     if ":" in spec:
         name, _, n = spec.rpartition(":")
@@ -105,7 +117,9 @@ def parse_gpu(spec: str) -> GPUChoice:
         m = re.match(r"^(\d+)\s*[x*]\s*(.+)$", spec, re.I) or re.match(r"^(.+?)\s*[x*]\s*(\d+)$", spec, re.I)
         if m:
             a, b = m.groups()
-            name, count = (b, _count(a, spec)) if a.isdigit() else (a, _count(b, spec))
+            n, rest = (a, b) if a.isdigit() else (b, a)
+            if int(n) <= MAX_COUNT and _norm(rest) in _aliases():
+                name, count = rest, _count(n, spec)
     return GPUChoice(find(name), count)
 
 
@@ -115,8 +129,8 @@ def _count(text: str, spec: str) -> int:
     return int(text)
 
 
-def custom(size_text: str, count: int = 1, fp8: bool = True) -> GPUChoice:
+def custom(size: int | str, count: int = 1, fp8: bool = True) -> GPUChoice:
     """`--gpu-mem 24GiB`: a GPU known only by its memory. The size is taken as the usable total."""
-    size = parse_size(size_text)
+    size = parse_size(size) if isinstance(size, str) else int(size)
     return GPUChoice(GPU(name=f"{size / (1 << 30):.0f}GiB GPU", memory_bytes=size, usable_bytes=size, fp8=fp8,
                          bf16=True, compute_capability=None, klass="custom"), count)

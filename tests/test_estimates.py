@@ -62,9 +62,19 @@ def test_vllm_mla_is_not_split_across_tensor_parallel_ranks():
 
 
 def test_vllm_kv_heads_replicated_when_tp_exceeds_them():
-    # Qwen2.5-7B has 4 KV heads: at TP 8 every rank still holds one (max(1, 4 // 8))
-    e = run("Qwen/Qwen2.5-7B-Instruct", "vllm", context=4096, tp=8)
-    assert e.components["kv_cache"] == 28 * 1 * 128 * 2 * 2 * 4096
+    # Llama-3.1-8B has 32 heads and 8 KV heads: at TP 16 every rank still holds one KV head (max(1, 8 // 16))
+    e = run("meta-llama/Meta-Llama-3.1-8B", "vllm", context=4096, tp=16)
+    assert e.components["kv_cache"] == 32 * 1 * 128 * 2 * 2 * 4096
+
+
+def test_tp_that_does_not_divide_the_heads():
+    # Qwen2.5-7B has 28 heads: an explicit --tp 8 is a usage error when vLLM or TensorRT-LLM is asked for ...
+    with pytest.raises(hfvram.HfvramError, match="does not divide the 28 attention heads"):
+        run("Qwen/Qwen2.5-7B-Instruct", "vllm", tp=8)
+    # ... and three GPUs named by --gpu make those engines' rows unsupported, while layer splits still answer
+    rows = run("Qwen/Qwen2.5-7B-Instruct", ["vllm", "llamacpp"], gpu="L40S:3")
+    assert not rows["vllm"].supported and "does not divide" in rows["vllm"].unsupported[0]
+    assert rows["llamacpp"].supported and rows["llamacpp"].fits is True
 
 
 def test_vllm_chunked_local_attention():
@@ -172,9 +182,12 @@ def test_exllamav2_no_sliding_savings_and_q4_cache():
     assert q4.components["kv_cache"] == int(42 * 8192 * 8 * 256 * 1.125) + 8192 * 8 * 256 * 2 * 2
 
 
-def test_exllamav2_flags_unsupported_architectures():
-    e = run("deepseek-ai/DeepSeek-V2-Lite", "exllamav2")
-    assert any("not supported" in n for n in e.notes)
+def test_exllamav2_refuses_architectures_it_lacks():
+    e = run("deepseek-ai/DeepSeek-V2-Lite", "exllamav2", gpu="H100")
+    assert not e.supported and e.fits is False and e.per_gpu_bytes == 0
+    assert any("latent attention" in r or "mla" in r.lower() for r in e.unsupported)
+    mamba = run("state-spaces/mamba-2.8b-hf", "exllamav2")
+    assert not mamba.supported
 
 
 # -- transformers -------------------------------------------------------------------------------------------------
@@ -234,7 +247,7 @@ def test_options_change_results_as_engines_would():
 def test_fit_verdict_max_context_and_suggestions():
     e = run("meta-llama/Meta-Llama-3.1-70B", "vllm", gpu="L40S", context=32768)
     assert e.fits is False
-    assert any("--tp" in s or "--quantize" in s for s in e.suggestions)
+    assert any("--tp" in s.text or "--quantize" in s.text for s in e.suggestions)
     ok = run("meta-llama/Meta-Llama-3.1-8B", "llamacpp", gpu="RTX-4090", context=32768)
     assert ok.fits is True and ok.max_context > 32768
 
@@ -246,7 +259,9 @@ def test_cli_gpu_table_and_json_estimates(cli):
     assert d["gpu"]["name"] == "RTX-4090"
     for name in ("transformers", "vllm", "trtllm", "llamacpp", "exllamav2"):
         e = d["estimates"][name]
-        assert set(e) >= {"total_bytes", "per_gpu_bytes", "components", "fits", "max_context", "notes"}
+        assert set(e) >= {"total_bytes", "per_gpu_bytes", "components", "fits", "max_context", "notes", "engine",
+                          "supported", "process_bytes", "suggestions"}
+        assert e["supported"] is True and e["engine"]["version"]
         assert e["fits"] is True and e["per_gpu_bytes"] == sum(e["components"].values())
     # the seed's rule: llama.cpp and ExLlamaV2 below the PyTorch baseline, computed not assumed
     assert d["estimates"]["llamacpp"]["vs_transformers"] < 0 and d["estimates"]["exllamav2"]["vs_transformers"] < 0

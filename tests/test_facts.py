@@ -28,7 +28,7 @@ def test_cli_json_offline_shape_for_llama2_7b(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "bundled snapshot" in out.stderr and out.stderr.count("\n") == 1
     d = json.loads(out.stdout)
-    assert d["schema"] == "hfvram/1"
+    assert d["schema"] == "hfvram/2"
     assert set(d) >= {"model", "architecture", "parameters", "weights", "kv_cache", "estimates"}
     assert set(d["architecture"]["layer_kinds"]) >= {"full_attention", "sliding_attention", "chunked_attention", "mla",
                                                      "linear_attention", "mamba"}

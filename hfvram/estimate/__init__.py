@@ -16,7 +16,7 @@ from dataclasses import replace
 from importlib import import_module
 
 from ..errors import UsageError
-from .base import Estimate, Settings, largest_fitting
+from .base import Estimate, Settings, Suggestion, fit_allocating, largest_fitting
 from .model import Model, build
 
 NAMES = ("transformers", "vllm", "trtllm", "llamacpp", "exllamav2")
@@ -55,22 +55,39 @@ PAGING_NOTES = {
 
 
 def estimate_one(name: str, model: Model, settings: Settings, max_context: bool = True) -> Estimate:
-    """One framework's estimate with the fit verdict; `max_context=False` skips the search for the largest context
-    that fits (a trial that only needs the verdict)."""
+    """One framework's estimate with the fit verdict, or an unsupported one when the engine cannot run this model
+    with these settings (hfvram.support). `max_context=False` skips the search for the largest context that fits
+    (a trial that only needs the verdict)."""
+    from ..support import LABELS, check
+
+    verdict = check(name, model, settings)
+    if not verdict.supported:
+        est = Estimate(framework=name, components={}, gpus=max(1, settings.tp * settings.pp), supported=False,
+                       unsupported=list(verdict.reasons), engine={"label": LABELS[name]})
+        if settings.gpu is not None:
+            est.fits = False
+            est.fit_reason = f"{LABELS[name]} cannot run it: {verdict.reasons[0]}"
+        return est
     if name == "transformers" and settings.kv_paging == "contiguous":
         settings = replace(settings, cache_implementation="static")
     est = module(name).estimate(model, settings)
+    est.notes[:0] = [n for n in verdict.notes if n not in est.notes]
     if settings.kv_paging and name in PAGING_NOTES and PAGING_NOTES[name] not in est.notes:
         est.notes.append(PAGING_NOTES[name])
     gpu = settings.gpu
     if gpu is not None and est.fits is None:
-        usable = gpu.gpu.usable_bytes
-        est.fits = est.per_gpu_bytes <= usable
-        est.headroom_bytes = int(usable - est.per_gpu_bytes)
-        if max_context:
-            ceiling = max(settings.context, model.max_position or settings.context)
-            est.max_context = largest_fitting(
-                lambda c: module(name).estimate(model, settings.with_context(c)).per_gpu_bytes <= usable, 1, ceiling)
+        at_context = est.per_gpu_bytes
+
+        def need_at(c: int) -> float:
+            if c == settings.context:
+                return at_context
+            return module(name).estimate(model, settings.with_context(c)).per_gpu_bytes
+
+        fit_allocating(est, settings, model, need_at)
+        if not max_context:
+            est.max_context = None
+    if gpu is not None and max_context and est.max_context:
+        est.max_context = _verified_max_context(name, model, settings, est.max_context)
     if gpu is not None and est.fits is not None:
         devices = settings.tp * settings.pp
         if devices != gpu.count:
@@ -78,12 +95,24 @@ def estimate_one(name: str, model: Model, settings: Settings, max_context: bool 
     return est
 
 
+def _verified_max_context(name: str, model: Model, settings: Settings, found: int) -> int | None:
+    """The largest context is searched with the settings' other figures held; engines whose defaults move with the
+    context (vLLM's batched-token default, say) can disagree at the edge. Re-run the estimate there, and search
+    with whole re-runs when it does not fit, so that advice to use it holds."""
+    def fits(c: int) -> bool:
+        return bool(estimate_one(name, model, settings.with_context(c), max_context=False).fits)
+
+    if found == settings.context or fits(found):
+        return found
+    return largest_fitting(fits, 1, found)
+
+
 def run(model: Model, settings: Settings, names: list[str], suggest: bool = True) -> dict[str, Estimate]:
     results = {name: estimate_one(name, model, settings) for name in names}
     base = results.get(BASELINE) or (estimate_one(BASELINE, model, settings) if len(names) > 1 else None)
-    if base is not None:
+    if base is not None and base.supported:
         for name, est in results.items():
-            if name != BASELINE and base.per_gpu_bytes:
+            if name != BASELINE and base.per_gpu_bytes and est.supported:
                 est.extras["vs_transformers"] = round(est.per_gpu_bytes / base.per_gpu_bytes - 1, 4)
     if suggest and settings.gpu is not None:
         from .fit import suggestions
@@ -94,4 +123,4 @@ def run(model: Model, settings: Settings, names: list[str], suggest: bool = True
     return results
 
 
-__all__ = ["Estimate", "Model", "NAMES", "Settings", "build", "framework_names", "run", "replace"]
+__all__ = ["Estimate", "Model", "NAMES", "Settings", "Suggestion", "build", "framework_names", "run", "replace"]

@@ -44,6 +44,10 @@ class Settings:
     pp: int = 1
     gpu: GPUChoice | None = None
     kv_paging: str | None = None  # contiguous | paged | aggressive
+    # What the deployment may use on each GPU: the smaller of the GPU and --max-memory, less --headroom. Every fit
+    # verdict, largest context and suggestion is worked out against this (`allowed_bytes`).
+    limit_bytes: int | None = None
+    headroom: float = 0.0
     # vLLM
     gpu_memory_utilization: float | None = None
     max_num_batched_tokens: int | None = None
@@ -79,9 +83,35 @@ class Settings:
     def gpus(self) -> int:
         return self.tp * self.pp
 
+    @property
+    def usable_bytes(self) -> int | None:
+        """What CUDA reports on the GPU (engines that size from the device, like vLLM, start here)."""
+        return self.gpu.gpu.usable_bytes if self.gpu is not None else None
+
+    @property
+    def allowed_bytes(self) -> int | None:
+        """Memory the deployment may hold on each GPU: min(GPU, --max-memory) x (1 - --headroom)."""
+        if self.gpu is None:
+            return None
+        cap = self.gpu.gpu.usable_bytes
+        if self.limit_bytes is not None:
+            cap = min(cap, self.limit_bytes)
+        return int(cap * (1.0 - self.headroom))
+
     def with_context(self, context: int) -> "Settings":
         return replace(self, context=context, prompt_tokens=None if self.prompt_tokens is None
                        else min(self.prompt_tokens, context))
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A change that makes the deployment fit, as words and as the settings to re-run with (`analyze` keywords)."""
+
+    text: str
+    settings: dict
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "settings": dict(self.settings)}
 
 
 @dataclass
@@ -91,27 +121,47 @@ class Estimate:
     gpus: int = 1
     total_bytes: int = 0  # over all GPUs
     fits: bool | None = None
-    headroom_bytes: int | None = None
+    headroom_bytes: int | None = None  # allowed - what the process holds (negative: short by that much)
     max_context: int | None = None
     notes: list[str] = field(default_factory=list)
     extras: dict = field(default_factory=dict)
-    suggestions: list[str] = field(default_factory=list)
+    suggestions: list[Suggestion] = field(default_factory=list)
+    # The engine and release whose policy was applied, and the defaults it implies ({"gpu_memory_utilization": 0.92})
+    engine: dict = field(default_factory=dict)
+    supported: bool = True
+    unsupported: list[str] = field(default_factory=list)  # why the engine cannot run this (when not supported)
+    fit_reason: str | None = None  # why it does not fit, in words (when fits is False)
+    # What the process holds on the GPU when that is not what it needs: vLLM takes its whole budget, TensorRT-LLM a
+    # fraction of what is free. None: the process holds per_gpu_bytes.
+    process_bytes: int | None = None
+    budget_bytes: int | None = None  # the engine's own budget when it has one (vLLM: utilization x memory)
 
     @property
     def per_gpu_bytes(self) -> int:
         return int(sum(self.components.values()))
 
+    @property
+    def held_bytes(self) -> int:
+        """What the process holds on the most loaded GPU (what must fit in the allowed memory)."""
+        return int(self.per_gpu_bytes if self.process_bytes is None else self.process_bytes)
+
     def to_dict(self) -> dict:
         return {
+            "supported": self.supported,
+            "unsupported_reasons": self.unsupported,
+            "engine": self.engine,
             "total_bytes": int(self.total_bytes or self.per_gpu_bytes * self.gpus),
             "per_gpu_bytes": self.per_gpu_bytes,
+            "process_bytes": self.held_bytes,
+            "budget_bytes": self.budget_bytes,
             "gpus": self.gpus,
             "components": {k: int(v) for k, v in self.components.items()},
             "fits": self.fits,
+            "fit_reason": self.fit_reason,
             "headroom_bytes": self.headroom_bytes,
             "max_context": self.max_context,
             "notes": self.notes,
-            "suggestions": self.suggestions,
+            "suggestions": [s.to_dict() for s in self.suggestions],
             **self.extras,
         }
 
@@ -165,6 +215,52 @@ def stage_layers(layers: list[LayerSpec], pp: int, rank: int | None = None) -> l
 
 
 # -- fit and max context ------------------------------------------------------------------------------------------
+
+def fit_allocating(est: "Estimate", s: Settings, model, need_at: Callable[[int], float], extra: int = 0,
+                   what: str = "") -> None:
+    """The verdict for engines that allocate what they need (transformers, llama.cpp, ExLlamaV2): the process holds
+    `need_at(context)` (+ `extra` that must be free while loading) and it must be within the allowed memory. Sets
+    fits, headroom, the largest context that fits (up to the model's maximum) and the reason in words."""
+    allowed = s.allowed_bytes
+    if allowed is None:
+        return
+    need = need_at(s.context) + extra
+    est.fits = need <= allowed
+    est.headroom_bytes = int(allowed - need)
+    if not est.fits:
+        est.fit_reason = (f"needs {_gib(need)}{what} per GPU, {_gib(allowed)} allowed{allowed_note(s)}: "
+                          f"{_gib(need - allowed)} short")
+    est.max_context = largest_fitting(lambda c: need_at(c) + extra <= allowed, 1, context_ceiling(model, s))
+
+
+def engine_info(label: str, version: str, settings: dict[str, tuple]) -> dict:
+    """What an estimate assumed: the engine, its release, and each setting's value with whether it was the
+    engine's default (True) or given (False)."""
+    return {"label": label, "version": version,
+            "settings": {k: v for k, (v, _) in settings.items()},
+            "defaults": [k for k, (_, default) in settings.items() if default]}
+
+
+def context_ceiling(model, s: Settings) -> int:
+    """The largest context worth searching: the model's maximum (or the asked context when it is larger)."""
+    return max(s.context, model.max_position or s.context)
+
+
+def allowed_note(s: Settings) -> str:
+    """How the allowed memory was derived, when it is not simply the GPU: `(40.00 GiB cap, 10% headroom)`."""
+    parts = []
+    if s.limit_bytes is not None and s.gpu is not None and s.limit_bytes < s.gpu.gpu.usable_bytes:
+        parts.append(f"--max-memory {_gib(s.limit_bytes)}")
+    if s.headroom:
+        parts.append(f"{100 * s.headroom:g}% headroom")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _gib(n: float) -> str:
+    from ..units import fmt_bytes
+
+    return fmt_bytes(n)
+
 
 def largest_fitting(fits: Callable[[int], bool], low: int, high: int) -> int | None:
     """Largest integer in [low, high] for which `fits` holds (monotone), or None when even `low` does not fit."""

@@ -14,16 +14,17 @@ Policy (turboderp-org/exllamav2 @ da07fac; ../shared/research/hub-and-engines.md
 - the dynamic generator pages the cache in 256-token pages (generator/dynamic.py PAGED_PAGE_SIZE), so the context
   rounds up to 256; its 8-bit (FP8) cache is not usable there.
 (Details and line numbers: docs/research/trtllm-exllama-hf-facts.md sections 5-7.)
-Not supported by ExLlamaV2: MLA, Mamba/linear-attention hybrids, encoders.
+What ExLlamaV2 cannot run (MLA, Mamba/linear-attention hybrids, encoders, other formats) is hfvram.support's.
 """
 
 from __future__ import annotations
 
-from ..specs import MLA, FullAttention, LinearAttention, Mamba
-from .base import CUDA_CONTEXT_BYTES, EXL2_KV_BYTES, MiB, Estimate, Settings, largest_fitting, rider_bytes
+from ..specs import FullAttention
+from .base import CUDA_CONTEXT_BYTES, EXL2_KV_BYTES, MiB, Estimate, Settings, engine_info, fit_allocating, rider_bytes
 from .model import Model
 
 NAME = "exllamav2"
+EXLLAMAV2_VERSION = "0.3 @ da07fac"  # turboderp-org/exllamav2 commit the policy was read at (2025-12-09)
 
 MAX_INPUT_LEN = 2048  # ExLlamaV2Config.max_input_len default (config.py l.174)
 MAX_DQ_ELEMENTS = 512 * 1024**2  # ExLlamaV2Config.max_dq_size: "Max number of elements to dequantize at once"
@@ -64,13 +65,6 @@ def rope_tables(model: Model, context: int) -> int:
 
 def estimate(model: Model, s: Settings) -> Estimate:
     notes: list[str] = []
-    unsupported = [l for l in model.layers if isinstance(l, (MLA, Mamba, LinearAttention))]
-    if unsupported or not any(isinstance(l, FullAttention) for l in model.layers):
-        notes.append("architecture not supported by ExLlamaV2 (MLA, Mamba/linear-attention or encoder layers): "
-                     "figures below are indicative only")
-    if model.quant_method not in ("exl2", None, "gptq") and not model.exl2_bpw:
-        notes.append(f"ExLlamaV2 loads EXL2, GPTQ and fp16 weights, not {model.quant_method}: pass "
-                     f"--quantize exl2:BPW to size an EXL2 conversion")
     devices = max(1, s.tp * s.pp)
     weights = (model.loaded(mtp=False, vision=False) - model.weights.get("embeddings", 0)) / devices
     ctype = cache_type(s)
@@ -100,17 +94,17 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if model.exl2_bpw:
         extras["exl2_bpw"] = model.exl2_bpw
     est = Estimate(framework=NAME, components=components, gpus=devices, notes=notes, extras=extras)
+    est.engine = engine_info("ExLlamaV2", EXLLAMAV2_VERSION, {
+        "cache": (ctype, s.kv_dtype == "auto"), "max_seq_len": (context, True),
+        "max_input_len": (s.max_input_len or MAX_INPUT_LEN, s.max_input_len is None),
+    })
     if s.gpu is not None:
-        usable = s.gpu.gpu.usable_bytes
-        # loading needs the autosplit guard free on top of what stays resident
-        est.fits = est.per_gpu_bytes + AUTOSPLIT_RESERVE <= usable
-        est.headroom_bytes = int(usable - est.per_gpu_bytes - AUTOSPLIT_RESERVE)
-        fixed = weights + scratch(model, s) + AUTOSPLIT_RESERVE + CUDA_CONTEXT_BYTES + sum(riders.values())
+        fixed = weights + scratch(model, s) + CUDA_CONTEXT_BYTES + sum(riders.values())
 
-        def fits(c: int) -> bool:
+        def need_at(c: int) -> float:
             c = -(-c // PAGE) * PAGE
-            return fixed + rope_tables(model, c) + kv_at(c) <= usable
+            return fixed + rope_tables(model, c) + kv_at(c)
 
-        ceiling = max(s.context, model.max_position or s.context)
-        est.max_context = largest_fitting(fits, 1, ceiling)
+        # loading needs the autosplit guard free on top of what stays resident
+        fit_allocating(est, s, model, need_at, extra=AUTOSPLIT_RESERVE, what=" (with the 192 MiB load reserve)")
     return est

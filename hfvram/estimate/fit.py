@@ -1,4 +1,10 @@
-"""What would make it fit: the smallest change, tried for real with the same estimator."""
+"""What would make it fit: the smallest changes, each tried for real with the same estimator and settings.
+
+Every suggestion is a `Suggestion(text, settings)`: `settings` are the `hfvram.analyze` keywords to re-run with
+(the CLI flags in `text`), and a suggestion is only offered after a trial with exactly those settings fits. When
+the engine itself takes more than the allowed memory (vLLM's gpu_memory_utilization, TensorRT-LLM's
+free_gpu_memory_fraction), the knob that keeps it within goes into every suggestion.
+"""
 
 from __future__ import annotations
 
@@ -6,56 +12,126 @@ from dataclasses import replace
 
 from ..gpus import GPUChoice
 from ..units import fmt_bytes, fmt_tokens
-from .base import Settings
+from .base import Settings, Suggestion, largest_fitting
 from .model import build
 
-# Smaller KV element types each engine accepts, tried in order.
+# Smaller KV element types each engine accepts, tried in order (unsupported ones are skipped by hfvram.support).
 KV_OPTIONS = {
-    "transformers": ["fp8"], "vllm": ["fp8"], "trtllm": ["fp8"], "llamacpp": ["q8_0", "q4_0"],
+    "transformers": [], "vllm": ["fp8"], "trtllm": ["fp8"], "llamacpp": ["q8_0", "q4_0"],
     "exllamav2": ["q8", "q4"],
 }
 # Weight formats each engine runs, tried in order of fidelity.
 QUANT_OPTIONS = {
     "transformers": ["fp8", "int8", "nf4"], "vllm": ["fp8", "awq"], "trtllm": ["fp8", "int4"],
-    "llamacpp": ["gguf:Q8_0", "gguf:Q5_K_M", "gguf:Q4_K_M", "gguf:Q3_K_M"], "exllamav2": ["exl2:6.0", "exl2:4.65",
-                                                                                          "exl2:3.5"],
+    "llamacpp": ["gguf:Q8_0", "gguf:Q5_K_M", "gguf:Q4_K_M", "gguf:Q3_K_M"],
+    "exllamav2": ["exl2:6.0", "exl2:4.65", "exl2:3.5"],
 }
 TP_OPTIONS = (2, 4, 8)
 
+# analyze() keyword -> CLI flag, for the words of a suggestion.
+FLAGS = {"context": "--context", "kv_dtype": "--kv-dtype", "quantize": "--quantize", "tp": "--tp", "gpu": "--gpu",
+         "gpu_memory_utilization": "--gpu-memory-utilization",
+         "free_gpu_memory_fraction": "--free-gpu-memory-fraction", "gpu_layers": "--gpu-layers"}
 
-def suggestions(name: str, model, settings: Settings, est) -> list[str]:
-    """`est`: this framework's estimate at `settings` (which does not fit). Trials only need a verdict."""
-    from functools import partial
 
+def flags(changes: dict) -> str:
+    parts = []
+    for key, value in changes.items():
+        if key == "context":
+            value = fmt_tokens(value) if value % 1024 == 0 else str(value)
+        parts.append(f"{FLAGS[key]} {value}")
+    return " ".join(parts)
+
+
+def suggestions(name: str, model, settings: Settings, est) -> list[Suggestion]:
+    """`est`: this framework's estimate at `settings` (which does not fit)."""
     from . import estimate_one
 
-    trial_of = partial(estimate_one, name, max_context=False)
-    out: list[str] = []
-    if est.max_context and est.max_context < settings.context:
-        out.append(f"fits at --context {fmt_tokens(est.max_context)} or less")
+    if not est.supported:
+        return []
+    out: list[Suggestion] = []
+    knob = _engine_knob(name, model, settings, est)
+    base = replace(settings, **knob)
+
+    def trial(changes: dict, trial_model=model, trial_settings: Settings | None = None):
+        s = trial_settings or replace(base, **{k: v for k, v in changes.items() if k in _SETTINGS_FIELDS})
+        return estimate_one(name, trial_model, s, max_context=False)
+
+    def offer(changes: dict, detail: str = "") -> None:
+        text = f"fits with {flags({**knob, **changes})}" + (f" ({detail})" if detail else "")
+        out.append(Suggestion(text, {**knob, **changes}))
+
+    if knob and trial({}).fits:
+        offer({}, f"keeps {name}'s own share within the allowed memory")
+        return out
+    # A shorter context (with the knob, if one is needed).
+    longest = estimate_one(name, model, base).max_context
+    if longest and longest < settings.context:
+        offer({"context": longest}, "or less")
     for kv in KV_OPTIONS[name]:
         if kv == settings.kv_dtype:
             continue
-        trial = trial_of(model, replace(settings, kv_dtype=kv))
-        if trial.fits:
-            out.append(f"fits with --kv-dtype {kv} (KV {fmt_bytes(trial.components.get('kv_cache', 0))})")
+        t = trial({"kv_dtype": kv})
+        if t.fits:
+            offer({"kv_dtype": kv}, f"KV {fmt_bytes(t.components.get('kv_cache', 0))}")
             break
     if not model.projected:
         for q in QUANT_OPTIONS[name]:
-            trial_model = build(model.facts, q)
-            trial = trial_of(trial_model, settings)
-            if trial.fits:
-                out.append(f"fits with --quantize {q} (weights {fmt_bytes(trial.components.get('weights', 0))} "
-                           f"per GPU)")
+            t = trial({"quantize": q}, trial_model=build(model.facts, q), trial_settings=base)
+            if t.fits:
+                offer({"quantize": q}, f"weights {fmt_bytes(t.components.get('weights', 0))} per GPU")
                 break
     gpu = settings.gpu
     heads = model.arch.num_attention_heads or 1
     for tp in TP_OPTIONS:
-        if tp <= settings.tp * settings.pp or heads % tp:
+        if tp <= settings.tp * settings.pp or (name in ("vllm", "trtllm") and heads % tp):
             continue
-        trial = trial_of(model, replace(settings, tp=tp, pp=1, gpu=GPUChoice(gpu.gpu, tp)))
-        if trial.fits:
-            flag = "--tp" if name in ("vllm", "trtllm") else "--tp (layer split)"
-            out.append(f"fits on {tp} x {gpu.gpu.name} with {flag} {tp}")
+        tp_settings = replace(base, tp=tp, pp=1, gpu=GPUChoice(gpu.gpu, tp))
+        if trial({}, trial_settings=tp_settings).fits:
+            changes = {"tp": tp}
+            if gpu.gpu.klass != "custom":
+                changes["gpu"] = f"{gpu.gpu.name}:{tp}"
+            offer(changes, "tensor parallel" if name in ("vllm", "trtllm") else "layers split over the GPUs")
             break
+    if name == "llamacpp" and not out:
+        layers = _gpu_layers(model, base)
+        if layers is not None:
+            offer({"gpu_layers": layers}, "the other layers run from host RAM, much slower")
     return out
+
+
+# Fields of Settings a suggestion may change directly (quantize changes the model, not the settings).
+_SETTINGS_FIELDS = {"context", "kv_dtype", "tp", "gpu_memory_utilization", "free_gpu_memory_fraction", "gpu_layers"}
+
+
+def _engine_knob(name: str, model, settings: Settings, est) -> dict:
+    """The engine's own share setting that keeps its process within the allowed memory, when it is the problem."""
+    allowed = settings.allowed_bytes
+    if allowed is None or est.held_bytes <= allowed:
+        return {}
+    if name == "vllm":
+        from .vllm import utilization_within
+
+        graphs_outside = est.held_bytes - (est.budget_bytes or 0) - est.components.get("cuda_context", 0)
+        util = utilization_within(settings, allowed, max(0, graphs_outside))
+        return {"gpu_memory_utilization": util} if util else {}
+    if name == "trtllm":
+        from .trtllm import fraction_within
+
+        peak = est.held_bytes - est.extras.get("kv_pool_bytes", 0)
+        fraction = fraction_within(settings, peak, allowed)
+        return {"free_gpu_memory_fraction": fraction} if fraction else {}
+    return {}
+
+
+def _gpu_layers(model, settings: Settings) -> int | None:
+    """llama.cpp partial offload: the most layers that fit on the GPU (the rest stay in host RAM)."""
+    from . import estimate_one
+
+    n = len(model.layers)
+
+    def fits(k: int) -> bool:
+        return bool(estimate_one("llamacpp", model, replace(settings, gpu_layers=k), max_context=False).fits)
+
+    best = largest_fitting(fits, 1, n)
+    return best if best is not None and best < n else None

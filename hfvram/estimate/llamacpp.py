@@ -16,11 +16,13 @@ Policy (llama.cpp source as vendored in llama-cpp-python 0.3.36; ../shared/resea
 from __future__ import annotations
 
 from ..specs import MLA, FullAttention, LayerSpec, SlidingWindow
-from .base import CUDA_CONTEXT_BYTES, Estimate, Settings, largest_fitting, rider_bytes, state_per_gpu
+from .base import CUDA_CONTEXT_BYTES, Estimate, Settings, engine_info, fit_allocating, rider_bytes, state_per_gpu
 from .gguf import KV_CACHE_TYPES  # cache element sizes of --cache-type-k/-v (ggml type traits)
 from .model import Model
 
 NAME = "llamacpp"
+# The llama.cpp whose rules these are: the commit vendored by llama-cpp-python 0.3.36 (hfvram.estimate.gguf).
+LLAMA_CPP_VERSION = "0c1e570 (llama-cpp-python 0.3.36)"
 
 N_CTX_PAD = 256  # llama-context.cpp: n_ctx = GGML_PAD(n_ctx, 256)
 N_UBATCH = 512  # common/common.h n_ubatch default
@@ -80,8 +82,22 @@ def layer_weights(model: Model) -> list[float]:
     return [body / n] * n
 
 
+def converted(model: Model) -> Model:
+    """A quantised Hub checkpoint as llama.cpp loads it: convert_hf_to_gguf.py (default --outtype f16) dequantises
+    GPTQ / FP8 weights to F16 and repacks gpt-oss MXFP4 experts as MXFP4 (hfvram.estimate.gguf reproduces it)."""
+    if model.gguf_type or model.projected or model.facts.quant is None:
+        return model
+    from .model import build
+
+    out = build(model.facts, "gguf:F16")
+    out.label = "gguf F16 (as converted)"
+    out.notes = [f"a {model.facts.quant.method} checkpoint, as convert_hf_to_gguf.py --outtype f16 writes it"]
+    return out
+
+
 def estimate(model: Model, s: Settings) -> Estimate:
-    notes: list[str] = []
+    model = converted(model)
+    notes: list[str] = list(model.notes) if model.label.endswith("(as converted)") else []
     n_seq = max(1, s.n_parallel or s.batch)
     n_ctx = pad(s.context * (s.batch if s.n_parallel is None else 1))
     n_ubatch = s.n_ubatch or N_UBATCH
@@ -90,8 +106,6 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if ctype not in ("f16", "bf16", "f32") and not flash:
         notes.append("llama.cpp refuses a quantised V cache without flash attention (-fa): V kept at f16")
     t = KV_CACHE_TYPES[ctype]
-    if model.quant_method in ("gptq", "awq", "bitsandbytes", "fp8", "compressed-tensors") and not model.gguf_type:
-        notes.append(f"a {model.quant_method} checkpoint converts to GGUF at f16 (pass --quantize gguf:TYPE)")
     if model.weights.get("vision"):
         notes.append("vision tower not counted: llama.cpp loads it from a separate mmproj GGUF")
 
@@ -127,16 +141,19 @@ def estimate(model: Model, s: Settings) -> Estimate:
         for key in ("weights", "kv_cache"):
             components[key] = int(components[key] / devices)
         notes.append(f"--split-mode layer over {devices} GPUs: weights and KV divided evenly, compute buffer on each")
+    est.engine = engine_info("llama.cpp", LLAMA_CPP_VERSION, {
+        "n_ctx": (n_ctx, True), "n_ubatch": (n_ubatch, s.n_ubatch is None),
+        "flash_attn": ("on" if flash else "off", s.flash_attn is None),
+        "cache_type_k": (ctype, s.kv_dtype == "auto"), "cache_type_v": (ctype, s.kv_dtype == "auto"),
+        "n_gpu_layers": ("all" if gpu_layers > n_layer else gpu_layers, s.gpu_layers is None),
+        "parallel": (n_seq, s.n_parallel is None),
+    })
     if s.gpu is not None:
-        usable = s.gpu.gpu.usable_bytes
-        est.fits = est.per_gpu_bytes <= usable
-        est.headroom_bytes = int(usable - est.per_gpu_bytes)
         fixed = weights / devices + CUDA_CONTEXT_BYTES + sum(riders.values())
 
-        def fits(ctx: int) -> bool:
+        def need_at(ctx: int) -> float:
             nc = pad(ctx * (s.batch if s.n_parallel is None else 1))
-            return fixed + kv_at(nc) / devices + compute_buffer(model, nc, n_ubatch, flash) <= usable
+            return fixed + kv_at(nc) / devices + compute_buffer(model, nc, n_ubatch, flash)
 
-        ceiling = max(s.context, model.max_position or s.context)
-        est.max_context = largest_fitting(fits, 1, ceiling)
+        fit_allocating(est, s, model, need_at)
     return est

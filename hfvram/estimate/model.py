@@ -8,6 +8,7 @@ loaded only for speculative decoding).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
@@ -146,17 +147,31 @@ def _params(facts: ModelFacts) -> dict[str, int]:
 
 
 def parse_quantize(text: str) -> tuple[str, str | float | None]:
+    from .gguf import FILE_TYPES, normalize_ftype
+
     text = text.strip().lower()
     if text.startswith("gguf:"):
-        return "gguf", text.split(":", 1)[1].upper()
-    if text.startswith("exl2:"):
         try:
-            return "exl2", float(text.split(":", 1)[1])
+            return "gguf", normalize_ftype(text.split(":", 1)[1])
+        except ValueError:
+            raise UsageError(f"--quantize {text}: unknown llama.cpp file type (one of {', '.join(FILE_TYPES)})") \
+                from None
+    if text.startswith(("exl2:", "exl3:")):
+        try:
+            bpw = float(text.split(":", 1)[1])
         except ValueError:
             raise UsageError(f"--quantize exl2:BPW needs a number of bits per weight, not {text!r}") from None
+        if text.startswith("exl3:"):
+            raise UsageError("--quantize exl3 is not modelled (ExLlamaV3 checkpoints are read as they are)")
+        return "exl2", bpw
     if text in QUANT_BYTES:
         return text, None
-    raise UsageError(f"--quantize must be one of {', '.join(QUANT_BYTES)}, gguf:TYPE or exl2:BPW, not {text!r}")
+    hint = ""
+    if text.upper().replace("-", "_") in FILE_TYPES:
+        hint = f" (did you mean gguf:{text.upper().replace('-', '_')}?)"
+    elif re.fullmatch(r"\d+(\.\d+)?bpw|\d+\.\d+", text):
+        hint = f" (did you mean exl2:{text.replace('bpw', '')}?)"
+    raise UsageError(f"--quantize must be one of {', '.join(QUANT_BYTES)}, gguf:TYPE or exl2:BPW, not {text!r}{hint}")
 
 
 def project(model: Model, quantize: str, gguf_version: str | None = None) -> None:

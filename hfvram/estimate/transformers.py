@@ -22,11 +22,13 @@ from __future__ import annotations
 from collections import Counter
 
 from .base import (
-    CUDA_CONTEXT_BYTES, KV_BYTES, Estimate, Settings, rider_bytes, spec_tokens, state_per_gpu, stage_layers,
+    CUDA_CONTEXT_BYTES, KV_BYTES, Estimate, Settings, engine_info, rider_bytes, spec_tokens, state_per_gpu,
+    stage_layers,
 )
 from .model import Model
 
 NAME = "transformers"
+TRANSFORMERS_VERSION = "5.x"  # the generate()/cache policy read in transformers 5.24.0 (module docstring)
 
 # Caching-allocator slack (reserved - allocated) as a share of what is allocated beyond the weights: published
 # peak-allocated vs peak-reserved pairs show +11.5% and +11.2% (pytorch/pytorch#40989) and 1-12% for steady
@@ -139,4 +141,11 @@ def estimate(model: Model, s: Settings) -> Estimate:
     extras = {"peak_allocated_bytes": int(weights + kv + act),
               # summed over the GPUs of a device_map split (what multi-GPU benchmark tables print)
               "peak_allocated_total_bytes": int(model.loaded(mtp=False, vision=True) + full_kv + act)}
-    return Estimate(framework=NAME, components=components, gpus=devices, notes=notes, extras=extras)
+    est = Estimate(framework=NAME, components=components, gpus=devices, notes=notes, extras=extras)
+    est.engine = engine_info("Transformers", TRANSFORMERS_VERSION, {
+        "attn_implementation": (s.attn_implementation, s.attn_implementation == "sdpa"),
+        "cache_implementation": (s.cache_implementation, s.cache_implementation == "dynamic"),
+        "prompt_tokens": (prompt, s.prompt_tokens is None),
+        "dtype": (model.facts.dtype_short if not model.projected else model.label, True),
+    })
+    return est

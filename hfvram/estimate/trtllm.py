@@ -15,15 +15,21 @@ Policy (tensorrt_llm/_torch/pyexecutor/_util.py KvCacheCreator, resource_manager
 
 from __future__ import annotations
 
+import math
+
 from ..specs import MLA, FullAttention, LayerSpec, SlidingWindow
+from ..units import fmt_bytes
 from .base import (
-    CUDA_CONTEXT_BYTES, KV_BYTES, Estimate, Settings, ceil_div, largest_fitting, per_token_per_gpu,
-    spec_tokens, stage_layers, state_per_gpu,
+    CUDA_CONTEXT_BYTES, KV_BYTES, Estimate, Settings, allowed_note, ceil_div, engine_info, largest_fitting,
+    per_token_per_gpu, spec_tokens, stage_layers, state_per_gpu,
 )
 from .model import Model
 from .vllm import CUDAGRAPH_FIRST, CUDAGRAPH_PER_GRAPH, NON_TORCH, activation_peak
 
 NAME = "trtllm"
+# The release whose defaults these are: TensorRT-LLM 1.x LLM API / PyTorch backend (llmapi/llm_args.py read at the
+# snapshot cited in docs/research/trtllm-exllama-hf-facts.md).
+TRTLLM_VERSION = "1.x (PyTorch backend)"
 
 FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default (llmapi/llm_args.py)
 MAX_NUM_TOKENS = 8192  # BaseLlmArgs.max_num_tokens default (llmapi/llm_args.py)
@@ -91,10 +97,6 @@ def estimate(model: Model, s: Settings) -> Estimate:
     notes: list[str] = []
     layers = stage_layers(model.layers, s.pp)
     name, _ = kv_dtype(model, s)
-    if name == "fp8" and s.gpu and not s.gpu.gpu.fp8:
-        notes.append(f"{s.gpu.gpu.name} has no FP8 support: TensorRT-LLM's FP8 KV cache needs SM 8.9+")
-    if name == "int8":
-        notes.append("INT8 KV is not supported by TensorRT-LLM's PyTorch backend (only FP8/NVFP4 quantised KV)")
     weights = model.loaded(mtp=False, vision=False) / s.tp
     if s.pp > 1:
         weights = weights / s.pp
@@ -131,16 +133,50 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if model.weights.get("vision"):
         notes.append("vision tower not counted: TensorRT-LLM runs the multimodal encoder as a separate engine")
     est = Estimate(framework=NAME, components=components, gpus=s.tp * s.pp, notes=notes, extras=extras)
+    est.engine = engine_info("TensorRT-LLM", TRTLLM_VERSION, {
+        "backend": ("pytorch", True),
+        "free_gpu_memory_fraction": (fraction, s.free_gpu_memory_fraction is None),
+        "max_num_tokens": (max_tokens, s.max_num_tokens is None),
+        "tokens_per_block": (TOKENS_PER_BLOCK, True),
+        "kv_cache_dtype": (name, s.kv_dtype == "auto"),
+        "cuda_graph_batch_sizes": (CUDA_GRAPHS, True),
+    })
     if gpu is not None:
-        free = gpu.usable_bytes - peak
+        usable, allowed = s.usable_bytes, s.allowed_bytes
+        free = usable - peak
         pool = max(0.0, fraction * free)
+        held = peak + pool  # the pool is a fraction of what is free after the peak, whatever the model needs
         per_token_all = kv_per_sequence(model, s, layers, TOKENS_PER_BLOCK) / TOKENS_PER_BLOCK
         extras["kv_pool_bytes"] = int(pool)
         extras["kv_tokens"] = int(pool / per_token_all) if per_token_all else None
-        extras["process_bytes"] = int(peak + pool)
-        est.fits = fits_pool(model, s, layers, s.context, pool)
-        est.headroom_bytes = int(pool - kv)
+        extras["process_bytes"] = int(held)
+        est.process_bytes = int(held)
+        within = held <= allowed
+        est.fits = fits_pool(model, s, layers, s.context, pool) and within
+        est.headroom_bytes = int(allowed - held)
+        if not within:
+            est.fit_reason = (f"TensorRT-LLM holds {fmt_bytes(held)} (its peak {fmt_bytes(peak)} plus "
+                              f"free_gpu_memory_fraction {fraction:g} of the {fmt_bytes(free)} left), more than the "
+                              f"{fmt_bytes(allowed)} allowed{allowed_note(s)}")
+        elif not est.fits:
+            if free <= 0:
+                est.fit_reason = (f"weights and the profiling peak alone take {fmt_bytes(peak)}, "
+                                  f"{fmt_bytes(peak - usable)} more than the GPU's {fmt_bytes(usable)}")
+            else:
+                shares = len(window_groups(model, s, layers))
+                est.fit_reason = (f"the KV pool ({fmt_bytes(pool)} = {fraction:g} x the {fmt_bytes(free)} left "
+                                  f"after a {fmt_bytes(peak)} peak) cannot hold {fmt_bytes(kv)}"
+                                  + (f" in {shares} equal shares, one per window size" if shares > 1 else
+                                     f": {fmt_bytes(kv - pool)} short"))
         ceiling = max(s.context, model.max_position or s.context)
         est.max_context = largest_fitting(lambda c: fits_pool(model, s, layers, c, pool), 1, ceiling) \
-            if pool > 0 else None
+            if pool > 0 and within else None
     return est
+
+
+def fraction_within(s: Settings, peak: float, allowed: int) -> float | None:
+    """The largest --free-gpu-memory-fraction (2 decimals) whose process stays within `allowed`, or None."""
+    free = (s.usable_bytes or 0) - peak
+    if free <= 0 or allowed <= peak:
+        return None
+    return math.floor((allowed - peak) / free * 100) / 100 or None

@@ -24,15 +24,17 @@ import math
 from dataclasses import dataclass
 
 from ..specs import ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, MLA, SlidingWindow
+from ..units import fmt_bytes
 from .base import (
-    CUDA_CONTEXT_BYTES, GiB, MiB, KV_BYTES, Estimate, Settings, ceil_div, largest_fitting, per_token_per_gpu,
-    spec_tokens, stage_bounds, stage_layers, state_per_gpu,
+    CUDA_CONTEXT_BYTES, GiB, MiB, KV_BYTES, Estimate, Settings, allowed_note, ceil_div, engine_info, largest_fitting,
+    per_token_per_gpu, spec_tokens, stage_bounds, stage_layers, state_per_gpu,
 )
 from .model import Model
 
 NAME = "vllm"
 
 DEFAULT_VERSION = "0.33"
+NEWEST_VERSION = "0.33"  # the newest release whose policy was read (docs/research/vllm-facts.md)
 BLOCK_SIZE = 16  # CacheConfig.DEFAULT_BLOCK_SIZE (config/cache.py)
 # gpu_memory_utilization default: 0.9 through 0.19.1, 0.92 from 0.20.0 (config/cache.py; PR #38284).
 UTILIZATION_092_SINCE = (0, 20)
@@ -337,14 +339,8 @@ def estimate(model: Model, s: Settings) -> Estimate:
     mnbt = s.max_num_batched_tokens or d_mnbt
     max_seqs = s.max_num_seqs or d_seqs
     name, kv_b = kv_dtype(model, s)
-    if name.startswith("fp8") and gpu is not None and gpu.sm and gpu.sm < 8.0:
-        notes.append(f"vLLM refuses an fp8 KV cache below SM80 ({gpu.name}): no attention backend supports it")
-    if name == "int8":
-        notes.append("vLLM has no plain int8 KV cache; sized as its 1-byte fp8 cache")
     if gpu is not None and gpu.sm and gpu.sm < 8.0 and model.facts.dtype == "bfloat16":
         notes.append(f"{gpu.name} has no bf16: vLLM runs this model in fp16 (same size)")
-    if s.tp > 1 and (model.arch.num_attention_heads or 0) % s.tp:
-        notes.append(f"vLLM needs the {model.arch.num_attention_heads} attention heads to divide by --tp {s.tp}")
     paging = s.kv_paging or "paged"
     if paging == "contiguous":
         notes.append("--kv-paging contiguous: sliding and chunked layers reserve the full context, as with vLLM's "
@@ -407,9 +403,22 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if any(l.is_recurrent for l in plan.layers) and plan.block != (s.block_size or BLOCK_SIZE):
         notes.append(f"hybrid model: attention block size raised to {plan.block} tokens so a page holds a state")
     est = Estimate(framework=NAME, components=components, gpus=s.tp * s.pp, notes=notes, extras=extras)
+    est.engine = engine_info("vLLM", ".".join(map(str, version)), {
+        "gpu_memory_utilization": (util, s.gpu_memory_utilization is None),
+        "max_num_batched_tokens": (mnbt, s.max_num_batched_tokens is None),
+        "max_num_seqs": (max_seqs, s.max_num_seqs is None),
+        "block_size": (plan.block, s.block_size is None),
+        "kv_cache_dtype": (name, s.kv_dtype == "auto"),
+        "cuda_graphs": ("off" if s.enforce_eager else "on", not s.enforce_eager),
+    })
     if gpu is None:
         return est
-    budget = math.ceil(gpu.usable_bytes * util)
+    usable = gpu.usable_bytes
+    budget = math.ceil(usable * util)
+    # What the process holds: vLLM takes its whole budget whatever the model needs, plus the CUDA context outside
+    # it, plus (before 0.20) the CUDA graphs captured after the pool was sized.
+    held = budget + CUDA_CONTEXT_BYTES + (0 if graphs_in_budget else graphs)
+    allowed = s.allowed_bytes
 
     def stage_blocks(st) -> int:
         _, p, _, _, _, f = st
@@ -417,8 +426,11 @@ def estimate(model: Model, s: Settings) -> Estimate:
         return max(0, int(pool // p.bytes_per_block) - 1) if p.bytes_per_block and pool > 0 else 0  # null block
 
     blocks_by_stage = [stage_blocks(st) for st in stages]
-    fits = all(b * st[1].bytes_per_block >= s.batch * per_request(st[1], st[2], s.context)
-               for b, st in zip(blocks_by_stage, stages))
+
+    def kv_fits(context: int) -> bool:
+        return all(b * st[1].bytes_per_block >= s.batch * per_request(st[1], st[2], context)
+                   for b, st in zip(blocks_by_stage, stages))
+
     tight = min(range(len(stages)), key=lambda i: blocks_by_stage[i])
     blocks = blocks_by_stage[tight]
     _, tplan, tdraft, _, _, tfixed = stages[tight]
@@ -429,18 +441,42 @@ def estimate(model: Model, s: Settings) -> Estimate:
         "num_blocks": blocks,
         "max_concurrency": round(blocks / per_req_blocks, 2) if per_req_blocks else None,
         # What the process holds: the whole budget (vLLM takes it whatever the model needs) plus the context.
-        "process_bytes": int(budget + CUDA_CONTEXT_BYTES),
+        "process_bytes": int(held),
     })
     if per_req_blocks:
         if version >= TOKENS_BY_CONCURRENCY_SINCE:
             extras["kv_tokens"] = int(blocks / per_req_blocks * s.context)
         else:
             extras["kv_tokens"] = blocks // max(1, len(tplan.groups)) * tplan.block
-    est.fits = fits and CUDA_CONTEXT_BYTES <= gpu.usable_bytes * (1 - util)
-    est.headroom_bytes = int(min(b * st[1].bytes_per_block - s.batch * per_request(st[1], st[2], s.context)
-                                 for b, st in zip(blocks_by_stage, stages)))
+    est.budget_bytes = int(budget)
+    est.process_bytes = int(held)
+    within = held <= allowed
+    est.fits = kv_fits(s.context) and within
+    est.headroom_bytes = int(allowed - held)
+    share = f"gpu_memory_utilization {util:g} x {fmt_bytes(usable)} = {fmt_bytes(budget)}"
+    if not within:
+        est.fit_reason = (f"vLLM holds {fmt_bytes(held)} ({share}, plus {fmt_bytes(held - budget)} outside it), "
+                          f"more than the {fmt_bytes(allowed)} allowed{allowed_note(s)}")
+    elif not est.fits:
+        worst = max(stages, key=lambda st: st[5] + s.batch * per_request(st[1], st[2], s.context))
+        need = worst[5] + s.batch * per_request(worst[1], worst[2], s.context) + worst[1].bytes_per_block
+        if worst[5] >= budget:
+            est.fit_reason = (f"weights and fixed overheads alone take {fmt_bytes(worst[5])}, "
+                              f"{fmt_bytes(worst[5] - budget)} more than vLLM's budget ({share})")
+        else:
+            est.fit_reason = (f"needs {fmt_bytes(need)} for {s.batch} x {s.context:,} tokens but vLLM's budget is "
+                              f"{share}: {fmt_bytes(need - budget)} short")
     ceiling = max(s.context, model.max_position or s.context)
-    est.max_context = largest_fitting(
-        lambda c: all(b * st[1].bytes_per_block >= s.batch * per_request(st[1], st[2], c)
-                      for b, st in zip(blocks_by_stage, stages)), 1, ceiling) if blocks else None
+    est.max_context = largest_fitting(kv_fits, 1, ceiling) if blocks and within else None
     return est
+
+
+def utilization_within(s: Settings, allowed: int, graphs_outside: int = 0) -> float | None:
+    """The largest --gpu-memory-utilization (2 decimals) whose process stays within `allowed`, or None."""
+    usable = s.usable_bytes
+    if not usable:
+        return None
+    util = math.floor((allowed - CUDA_CONTEXT_BYTES - graphs_outside) / usable * 100) / 100
+    while util > 0 and math.ceil(usable * util) + CUDA_CONTEXT_BYTES + graphs_outside > allowed:
+        util = round(util - 0.01, 2)
+    return util if util > 0 else None

@@ -11,44 +11,58 @@ from typing import IO
 from ..units import fmt_bytes
 
 FIELDS = ("model", "revision", "framework", "status", "reason", "gpu", "gpus", "context", "batch", "per_gpu_bytes",
-          "total_bytes", "weights_bytes", "kv_cache_bytes", "usable_bytes", "headroom_bytes", "fits", "max_context",
-          "parameters", "source")
+          "process_bytes", "total_bytes", "weights_bytes", "kv_cache_bytes", "allowed_bytes", "headroom_bytes",
+          "fits", "max_context", "estimated", "engine_version", "parameters", "source", "retryable")
+
+# What an estimate resting on no weight file says (hfvram check fails it unless --allow-estimated).
+ESTIMATED = "weights estimated from the config (no weight file was read)"
 
 
-def rows_for(analysis, model: str, limit_bytes: int | None = None, headroom: float = 0.0) -> list[dict]:
-    """One row per framework. Status: ok, does-not-fit (a GPU or limit was given and it does not fit)."""
+def rows_for(analysis, model: str) -> list[dict]:
+    """One row per framework. Status: ok; does-not-fit (a GPU or limit was given and it does not fit, with the
+    headroom and memory cap the analysis was run with); unsupported (the engine cannot run it)."""
     d = analysis.to_dict()
     gpu = d["gpu"]
+    es = analysis.estimate_settings
+    allowed = es.allowed_bytes if es is not None else None
+    estimated = d["weights"]["source"] in ("config", "none")
     out = []
     for name, e in d["estimates"].items():
-        usable = gpu["usable_bytes"] if gpu else None
-        if limit_bytes is not None:
-            usable = min(usable, limit_bytes) if usable else limit_bytes
-        allowed = int(usable * (1 - headroom)) if usable else None
-        fits = e["fits"]
-        if allowed is not None:
-            fits = (fits is not False) and e["per_gpu_bytes"] <= allowed
-        reason = None
-        if fits is False:
-            reason = f"needs {fmt_bytes(e['per_gpu_bytes'])} per GPU, {fmt_bytes(allowed)} allowed"
+        status, reason = "ok", None
+        if not e["supported"]:
+            status, reason = "unsupported", "; ".join(e["unsupported_reasons"])
+        elif e["fits"] is False:
+            status = "does-not-fit"
+            reason = e["fit_reason"] or "does not fit"
             if e["suggestions"]:
-                reason += "; " + e["suggestions"][0]
+                reason += "; " + e["suggestions"][0]["text"]
+        elif estimated:
+            reason = ESTIMATED
+        engine = e.get("engine") or {}
         out.append({
-            "model": model, "revision": d["model"]["revision"], "framework": name,
-            "status": "does-not-fit" if fits is False else "ok", "reason": reason,
-            "gpu": gpu["name"] if gpu else None, "gpus": e["gpus"], "context": d["kv_cache"]["context"],
-            "batch": d["kv_cache"]["batch"], "per_gpu_bytes": e["per_gpu_bytes"], "total_bytes": e["total_bytes"],
+            "model": model, "revision": d["model"]["revision"], "framework": name, "status": status,
+            "reason": reason, "gpu": gpu["name"] if gpu else None, "gpus": e["gpus"],
+            "context": d["kv_cache"]["context"], "batch": d["kv_cache"]["batch"],
+            "per_gpu_bytes": e["per_gpu_bytes"] if e["supported"] else None,
+            "process_bytes": e["process_bytes"] if e["supported"] else None,
+            "budget_bytes": e.get("budget_bytes"),
+            "total_bytes": e["total_bytes"] if e["supported"] else None,
             "weights_bytes": e["components"].get("weights"), "kv_cache_bytes": e["components"].get("kv_cache"),
-            "usable_bytes": allowed, "headroom_bytes": None if allowed is None else allowed - e["per_gpu_bytes"],
-            "fits": fits, "max_context": e["max_context"], "parameters": d["parameters"]["total"],
-            "source": d["model"]["source"],
+            "allowed_bytes": allowed, "headroom_bytes": e["headroom_bytes"], "fits": e["fits"],
+            "max_context": e["max_context"], "estimated": estimated,
+            "engine_version": f"{engine.get('label', name)} {engine.get('version', '')}".strip(),
+            "engine_settings": engine.get("settings"), "engine_defaults": engine.get("defaults"),
+            "suggestions": e["suggestions"], "parameters": d["parameters"]["total"],
+            "source": d["model"]["source"], "retryable": None,
         })
     return out
 
 
-def error_row(model: str, message: str) -> dict:
+def error_row(model: str, message: str, retryable: bool = False) -> dict:
+    """A model that could not be analysed. `retryable`: a network fault or rate limit (trying again may help), not
+    a bad repo, file or setting."""
     row = dict.fromkeys(FIELDS)
-    row.update({"model": model, "status": "error", "reason": message})
+    row.update({"model": model, "status": "error", "reason": message, "retryable": retryable})
     return row
 
 
@@ -91,16 +105,16 @@ class Writer:
         self.out.flush()
 
 
-MARKDOWN_HEADER = ("| model | framework | status | per GPU | fits | max context | reason |\n"
-                   "|---|---|---|---:|---|---:|---|")
+MARKDOWN_HEADER = ("| model | framework | engine | status | per GPU | fits | max context | reason |\n"
+                   "|---|---|---|---|---:|---|---:|---|")
 
 
 def markdown_row(row: dict, units: str = "GiB") -> str:
     fits = {True: "yes", False: "**no**", None: "-"}[row.get("fits")]
     size = fmt_bytes(row["per_gpu_bytes"], units) if row.get("per_gpu_bytes") else "-"
     reason = (row.get("reason") or "").replace("|", "\\|")
-    return (f"| {row['model']} | {row.get('framework') or '-'} | {row['status']} | {size} | {fits} | "
-            f"{row.get('max_context') or '-'} | {reason} |")
+    return (f"| {row['model']} | {row.get('framework') or '-'} | {row.get('engine_version') or '-'} | "
+            f"{row['status']} | {size} | {fits} | {row.get('max_context') or '-'} | {reason} |")
 
 
 def render_table(rows: list[dict], out: IO[str], units: str) -> None:
@@ -113,7 +127,7 @@ def render_table(rows: list[dict], out: IO[str], units: str) -> None:
                          overflow="fold" if col in ("model", "reason") else "ellipsis")
     for r in rows:
         status = {"ok": "[green]ok[/green]", "does-not-fit": "[yellow]does-not-fit[/yellow]",
-                  "error": "[red]error[/red]"}[r["status"]]
+                  "unsupported": "[magenta]unsupported[/magenta]", "error": "[red]error[/red]"}[r["status"]]
         table.add_row(r["model"], r.get("framework") or "-", status,
                       fmt_bytes(r["per_gpu_bytes"], units) if r.get("per_gpu_bytes") else "-",
                       {True: "yes", False: "no", None: "-"}[r.get("fits")],

@@ -118,6 +118,12 @@ def estimate_table(d: dict, es, units: str = "GiB"):
         table.add_column("max ctx", justify="right")
     for name, e in estimates.items():
         row = [SHORT_LABELS.get(name, name)]
+        if not e["supported"]:
+            row += ["-"] * len(used) + ["[magenta]unsupported[/magenta]", "-"]
+            if gpu:
+                row += ["[red]no[/red]", "-"]
+            table.add_row(*row)
+            continue
         for _, keys in used:
             value = sum(e["components"].get(k, 0) for k in keys)
             row.append(num(value, units) if value else "-")
@@ -150,6 +156,14 @@ def projection_table(d: dict, units: str = "GiB"):
     return table
 
 
+def engine_line(e: dict) -> str:
+    """`vLLM 0.33: gpu_memory_utilization 0.92*, max_num_seqs 256*, ...` (* = the engine's default)."""
+    engine = e.get("engine") or {}
+    defaults = set(engine.get("defaults") or ())
+    settings = ", ".join(f"{k} {v}{'*' if k in defaults else ''}" for k, v in (engine.get("settings") or {}).items())
+    return f"{engine.get('label', '?')} {engine.get('version', '')}: {settings} (* default)"
+
+
 def render(result, units: str = "GiB") -> None:
     from rich.console import Console
     from rich.table import Table
@@ -169,17 +183,25 @@ def render(result, units: str = "GiB") -> None:
         if extra is not None:
             console.print()
             console.print(extra)
+    console.print()
     for name, e in d["estimates"].items():
+        label = SHORT_LABELS.get(name, name)
+        if not e["supported"]:
+            for reason in e["unsupported_reasons"]:
+                console.print(f"[magenta]{label}:[/magenta] cannot run it: {reason}")
+            continue
+        console.print(f"[dim]{label}:[/dim] {engine_line(e)}")
+        if e.get("fit_reason"):
+            console.print(f"[red]{label}:[/red] does not fit: {e['fit_reason']}")
         for line in e["notes"]:
-            console.print(f"[dim]{name}:[/dim] {line}")
-        for line in e["suggestions"]:
-            console.print(f"[cyan]{name}:[/cyan] {line}")
-    vllm = d["estimates"].get("vllm")
-    if vllm and vllm.get("kv_pool_bytes") is not None:
-        console.print(f"[dim]vllm:[/dim] KV pool {fmt_bytes(vllm['kv_pool_bytes'], units)}, "
-                      f"{vllm['num_blocks']:,} blocks of {vllm['block_size']} tokens, GPU KV cache size "
-                      f"{vllm['kv_tokens']:,} tokens, maximum concurrency {vllm['max_concurrency']}x; "
-                      f"needs {fmt_bytes(vllm['min_gpu_bytes'], units)} of GPU memory for this request")
+            console.print(f"[dim]{label}:[/dim] {line}")
+        for sug in e["suggestions"]:
+            console.print(f"[cyan]{label}:[/cyan] {sug['text']}")
+        if name == "vllm" and e.get("kv_pool_bytes") is not None:
+            console.print(f"[dim]{label}:[/dim] KV pool {fmt_bytes(e['kv_pool_bytes'], units)}, "
+                          f"{e['num_blocks']:,} blocks of {e['block_size']} tokens, GPU KV cache size "
+                          f"{e.get('kv_tokens') or 0:,} tokens, maximum concurrency {e['max_concurrency'] or 0}x; "
+                          f"needs {fmt_bytes(e['min_gpu_bytes'], units)} of GPU memory for this request")
     for note in d["notes"]:
         if note not in result.facts.repo.notes:  # those went to stderr already
             console.print(f"[yellow]note:[/yellow] {note}")

@@ -223,9 +223,11 @@ class HubSource:
             bundled.notes.append(f"{reason}: answering {repo_id} from the bundled snapshot "
                                  f"(commit {str(bundled.sha)[:12]})")
             return bundled
+        close = snapshot.closest(repo_id)
+        hint = f"; closest bundled: {', '.join(close)}" if close else ""
         raise NotAvailableOffline(
             f"{reason}, and {repo_id}@{revision} is neither in the metadata cache nor in the bundled snapshot "
-            f"(run once online, or see `hfvram snapshot` for the models that ship with hfvram)"
+            f"(run once online, or see `hfvram snapshot` for the models that ship with hfvram{hint})"
         )
 
     # -- errors and retries -------------------------------------------------------------------------------------

@@ -30,3 +30,15 @@ def lookup(repo_id: str) -> RepoData | None:
     if path is None:
         return None
     return RepoData.loads(path.read_bytes(), source="snapshot")
+
+
+def closest(repo_id: str, n: int = 3) -> list[str]:
+    """Bundled ids that look like `repo_id` (for the error when it is not bundled): by name, then by whole id."""
+    import difflib
+
+    all_ids = ids()
+    names = {i.split("/")[-1].lower(): i for i in all_ids}
+    wanted = repo_id.split("/")[-1].lower()
+    hits = [names[k] for k in difflib.get_close_matches(wanted, list(names), n=n, cutoff=0.6)]
+    hits += [i for i in difflib.get_close_matches(repo_id, all_ids, n=n, cutoff=0.6) if i not in hits]
+    return hits[:n]
