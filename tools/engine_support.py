@@ -563,7 +563,7 @@ def extract_exllamav2(path: str) -> dict:
         names += re.findall(r"\"([^\"]+)\"", m.group(2))
     conditional = []
     for m in re.finditer(r"if \(\s*arch_string == \"([^\"]+)\" and([^:]*?)\):", arch_py, re.S):
-        conditional.append(f"{m.group(1)}: only when{' '.join(m.group(2).split())}")
+        conditional.append(f"{m.group(1)}: only when {' '.join(m.group(2).split())}")
     default = re.search(r"arch_string != \"([^\"]+)\" and not arch_recognized", arch_py)
     archs = {n: "native" for n in names}
     if default:
