@@ -492,7 +492,9 @@ def extract_llamacpp(path: str) -> dict:
     type_names = dict(re.findall(r"\[GGML_TYPE_(\w+)\]\s*=\s*\{[^}]*?\.type_name\s*=\s*\"([^\"]+)\"", ggml_c, re.S))
     kv: dict[str, str] = {}
     hf_kv = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
-    kv["auto"] = "f16 (common_params cache_type_k / cache_type_v default)"
+    dflt = re.search(r"ggml_type cache_type_k = GGML_TYPE_(\w+)", src.read("common/common.h"))
+    dflt_name = type_names.get(dflt.group(1), dflt.group(1).lower()) if dflt else "f16"
+    kv["auto"] = f"{dflt_name} (common/common.h common_params cache_type_k / cache_type_v default)"
     for e in kv_enums:
         tn = type_names.get(e, e.lower())
         kv[hf_kv.get(tn, tn)] = f"--cache-type-k/-v {tn}"
@@ -543,8 +545,10 @@ def extract_llamacpp(path: str) -> dict:
             "may_switch_architecture": sort_dict(dynamic),
             "quant_method_checks": {k: sorted(v) for k, v in sorted(where.items())},
             "compressed_tensors_formats": ct_formats,
-            "quantized_v_cache_needs_flash_attn": "src/llama-context.cpp: a quantized V cache requires flash_attn "
-                                                  "(auto-enabled when flash_attn is auto)",
+            "quantized_kv_rules": "src/llama-context.cpp: a quantized V cache requires flash_attn (turned on when "
+                                  "flash_attn is auto, an error when disabled); with flash_attn, a quantized K/V type's "
+                                  "block size (32 for q8_0/q4_0/q4_1/q5_0/q5_1/iq4_nl) must divide every layer's "
+                                  "head dim, or the context is refused",
         },
     }
 
