@@ -109,6 +109,10 @@ def _architecture(engine: str, model, s, c: _Check) -> None:
     label = LABELS[engine]
     data = engine_data(engine)
     known = data.get("architectures") or {}
+    # llama.cpp's converter names a composite model by its text_config.architectures[0] (ENGINE_SUPPORT.md);
+    # other engines by the top-level class. Both are tried.
+    text_names = (model.facts.text_config or {}).get("architectures") or []
+    names += [n for n in text_names if isinstance(n, str) and n not in names]
     if source_format(model) == "gguf":
         if engine != "llamacpp":
             c.reasons.append(f"{label} does not load GGUF files (llama.cpp, Ollama and LM Studio do)")
@@ -210,6 +214,15 @@ def _weights(engine: str, model, s, c: _Check) -> None:
     if fmt in FLOATS:
         return
     if formats and fmt not in formats:
+        removed = (engine_data(engine).get("notes") or {}).get("weight_formats_removed") or {}
+        if engine == "vllm" and fmt in removed:
+            from .estimate.vllm import version_tuple
+
+            if version_tuple(s.vllm_version) <= version_tuple(removed[fmt]):
+                return
+            c.reasons.append(f"vLLM dropped its {fmt} loader after {removed[fmt]} (try --vllm-version "
+                             f"{removed[fmt]})")
+            return
         c.reasons.append(f"{label} has no {fmt} weight loader (read at {label} "
                          f"{engine_data(engine).get('version', '?')})")
         return
@@ -236,6 +249,10 @@ def _kv_cache(engine: str, model, s, c: _Check) -> None:
         own = [k for k in accepted if k in QUANTISED_KV]
         c.reasons.append(f"{label} has no {kv} KV cache" + (f" (it has {', '.join(own)})" if own else ""))
         return
+    by_backend = (engine_data(engine).get("notes") or {}).get("kv_cache_dtypes_by_backend") or {}
+    if engine == "trtllm" and by_backend.get(kv) == "tensorrt" and getattr(s, "trtllm_backend", None) != "tensorrt":
+        c.reasons.append(f"TensorRT-LLM's {kv} KV cache exists only on the TensorRT engine path, not the PyTorch "
+                         f"backend")
     gpu = s.gpu.gpu if s.gpu is not None else None
     if kv == "fp8" and gpu is not None and gpu.sm:
         # vLLM: no attention backend takes an fp8 cache below SM 8.0; TensorRT-LLM's FP8 KV needs SM 8.9+.

@@ -45,7 +45,7 @@ def test_scan_all_ok_exit_0_and_csv_parses(hub, tmp_path, cli):
     assert len(rows) == 3 * 2
     assert {r["model"] for r in rows} == set(GOOD) and {r["status"] for r in rows} == {"ok"}
     assert all(int(r["per_gpu_bytes"]) > 0 for r in rows)
-    assert "3 models, 3 ok, 0 do not fit, 0 failed" in err
+    assert "3 models, 3 ok, 0 do not fit or cannot run, 0 failed" in err
 
 
 def test_scan_errors_in_the_middle_exit_1(hub, tmp_path, cli):

@@ -130,16 +130,24 @@ def test_trtllm_pool_is_fraction_of_free_after_peak():
 
 
 def test_trtllm_vswa_equal_shares():
-    # Gemma-2-9B: 21 full + 21 sliding (4096) layers; each window group gets half the pool
-    e = run("google/gemma-2-9b-it", "trtllm", gpu=gpu(24 * GiB, "8.9"), context=8192)
-    per_layer_token = 8 * 256 * 2 * 2
-    full_group = 21 * per_layer_token * 8192
+    # gpt-oss-20b: 12 full + 12 sliding (128) layers, 8 KV heads x 64; each window group gets half the pool
+    e = run("openai/gpt-oss-20b", "trtllm", gpu=gpu(24 * GiB, "8.9"), context=65536)
+    per_layer_token = 8 * 64 * 2 * 2
+    full_group = 12 * per_layer_token * 65536
+    assert e.components["kv_cache"] == full_group + 12 * per_layer_token * 128
     assert e.fits == (full_group <= e.extras["kv_pool_bytes"] / 2)
+    assert e.max_context is not None and 12 * per_layer_token * e.max_context <= e.extras["kv_pool_bytes"] / 2
 
 
 def test_trtllm_mla_kv():
-    e = run("deepseek-ai/DeepSeek-V2-Lite", "trtllm", context=4096)
-    assert e.components["kv_cache"] == 27 * 576 * 2 * 4096  # kv_factor 1, head_dim kv_lora_rank + rope
+    e = run("deepseek-ai/DeepSeek-V3", "trtllm", context=4096)
+    assert e.components["kv_cache"] == 61 * 576 * 2 * 4096  # kv_factor 1, head_dim kv_lora_rank + rope
+
+
+def test_trtllm_pytorch_backend_lacks_some_architectures():
+    # Gemma-2 and DeepSeek-V2 are on TensorRT-LLM's engine path only (engine_support.json "tensorrt")
+    e = run("google/gemma-2-9b-it", "trtllm")
+    assert not e.supported and "TensorRT engine path" in e.unsupported[0]
 
 
 # -- llama.cpp ----------------------------------------------------------------------------------------------------
