@@ -10,11 +10,9 @@ error rows included, and the output holds each model x framework x GPU exactly o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
@@ -159,6 +157,8 @@ def settings_key(options, framework: str | None) -> str:
         elif f.name == "context":
             value = value or DEFAULT_CONTEXT
         doc[f.name] = value
+    import hashlib
+
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -441,6 +441,8 @@ class Output:
             return
         try:
             if rewrite:
+                import tempfile
+
                 directory = os.path.dirname(os.path.abspath(path))
                 fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
                 self.stream = os.fdopen(fd, "w", encoding="utf-8", newline="")

@@ -167,7 +167,7 @@ def checked(opts: dict) -> dict:
     if isinstance(kwargs.get("gpu"), str) and "," in kwargs["gpu"]:
         from .errors import UsageError
 
-        raise UsageError(f"--gpu {kwargs['gpu']}: one GPU here (`hfvram scan` takes several)")
+        raise UsageError(f"unknown GPU {kwargs['gpu']!r}: one GPU here (`hfvram scan` takes several)")
     parse(**kwargs)
     return kwargs
 
@@ -245,7 +245,7 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, re
     settings = checked(opts)
     scan_options(settings, list(gpu))  # every GPU checked before the first row or request
     fmt = "json" if as_json else fmt
-    rewrite = bool(resume and output and os.path.abspath(resume) == os.path.abspath(output))
+    rewrite = bool(resume and output and os.path.realpath(resume) == os.path.realpath(output))
     if rewrite and fmt not in RESUMABLE:
         raise UsageError(f"--resume {resume} -o {output}: the file is rewritten in --format {fmt}, which --resume "
                          f"cannot read back; use {', '.join(RESUMABLE)}")

@@ -164,7 +164,7 @@ def _scan(cli, f, out_file, *extra, fmt="jsonl"):
     return cli(["scan", f, "--format", fmt, "-o", str(out_file), "--resume", str(out_file), *extra])
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "json"])
 def test_resume_same_settings_reuses_every_row_without_a_request(hub, tmp_path, cli, fmt):
     f = model_file(tmp_path, MODELS)
     out_file = tmp_path / f"rows.{fmt}"
