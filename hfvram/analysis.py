@@ -157,8 +157,6 @@ def analyze(model, *, revision: str | None = None, offline: bool = False, token=
     prompt_tokens, attn_implementation, cache_implementation, kv_paging, num_speculative_tokens, ...; see
     `hfvram.options.KNOBS`). A setting that is unknown or out of range raises `HfvramError` (UsageError).
     """
-    from . import estimate as est
-
     opts = options if options is not None else parse_options(**settings)
     if repo is None:
         ref = parse_ref(model) if isinstance(model, str) else None
@@ -167,7 +165,19 @@ def analyze(model, *, revision: str | None = None, offline: bool = False, token=
         if revision:
             ref = replace(ref, revision=revision)
         repo = open_model(ref, offline=offline, token=token, hub=hub)
-    facts = introspect(repo)
+    return analyze_facts(introspect(repo), opts, offline=offline, token=token, hub=hub, projections=projections,
+                         suggest=suggest)
+
+
+def analyze_facts(facts: ModelFacts, options: Options, *, offline: bool = False, token=None, hub=None,
+                  projections=(16384, 32768, 131072), suggest: bool = True) -> Analysis:
+    """`analyze` for a model already read and introspected (`facts`), under settings already checked
+    (`hfvram.options.parse`). A study of one model on several GPUs reads and introspects it once and calls this per
+    GPU (`hfvram scan --gpu L40S,H100`); the LoRA adapter and draft model, if any, are opened here each time (from
+    the metadata cache after the first)."""
+    from . import estimate as est
+
+    opts = options
     ctx = opts.context or DEFAULT_CONTEXT
     names = list(opts.frameworks or est.NAMES)
     notes = list(facts.notes)

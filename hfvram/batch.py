@@ -1,42 +1,84 @@
-"""Many models at once: `hfvram scan` (a list or a Hub listing, concurrently, rows as they finish) and
-`hfvram check` (the CI gate). One Hub client and one metadata cache are shared by all workers; a failing model
-becomes an error row and the others go on."""
+"""Many models at once: `hfvram scan` (a list or a Hub listing, on one or more GPUs, concurrently, rows in input
+order) and the rows `hfvram check` gates on. One Hub client and one metadata cache are shared by all workers; a
+failing model becomes an error row and the others go on.
+
+A scan is a list of models x GPUs x frameworks. Each model is read and introspected once, then estimated on each GPU
+(`hfvram.analysis.analyze_facts`). `--resume` reuses a model's rows on a GPU only when every framework's row was
+answered (ok, does-not-fit, unsupported) under the same settings (the `settings_key` column); the rest is redone,
+error rows included, and the output holds each model x framework x GPU exactly once.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
-from dataclasses import dataclass
 
-from .errors import HfvramError, UsageError
-from .report.rows import Writer, error_row, rows_for
+from .errors import HfvramError, NetworkError, NotAvailableOffline, UsageError
+from .report.rows import Writer, error_row, gpu_label, rows_for
 
 # A cold model is 2-3 round trips of ~50-300 ms and ~25 ms of CPU: 32 in flight kept the CPU busy in bench/bench.py
 # (500 repos at 50 ms per request: 15.0 s with 8 jobs, 12.9 s with 32).
 DEFAULT_JOBS = 32
+# Rows are written in input order, so a slow model holds back the ones after it: up to this many models per job may
+# be submitted beyond the next one to write (their rows wait in memory, a few kB each). Measured with bench/bench.py's
+# 500-repo scan (32 jobs, 50 ms per request, a loaded 2-core machine, runs interleaved): 4 x jobs 26.1-27.7 s,
+# an unbounded window 25.1-29.3 s, rows written as they finish (the order before) 25.6-26.2 s: within the noise.
+WINDOW_PER_JOB = 4
+ANSWERED = ("ok", "does-not-fit", "unsupported")  # statuses --resume may reuse; error rows are always retried
 
 
 @dataclass
 class Summary:
     models: int = 0
+    gpus: int = 1
+    rows: int = 0
     ok: int = 0
     does_not_fit: int = 0
     errors: int = 0
-    skipped: int = 0
+    retryable: int = 0  # of the failed models, those whose error rows say a retry could help
+    analysed: int = 0  # models read and estimated in this run (the others came whole from --resume)
     seconds: float = 0.0
+    resume: "ResumeCounts | None" = None
 
     @property
     def exit_code(self) -> int:
         return 1 if (self.errors or self.does_not_fit) else 0
 
     def line(self) -> str:
-        rate = self.models / self.seconds if self.seconds else 0.0
-        parts = [f"{self.models} models", f"{self.ok} ok", f"{self.does_not_fit} do not fit or cannot run", f"{self.errors} failed"]
-        if self.skipped:
-            parts.append(f"{self.skipped} skipped (--resume)")
+        rate = self.analysed / self.seconds if self.seconds else 0.0
+        models = f"{self.models} models" + (f" x {self.gpus} GPUs ({self.rows} rows)" if self.gpus > 1 else "")
+        failed = f"{self.errors} failed" + (f" ({self.retryable} retryable)" if self.retryable else "")
+        parts = [models, f"{self.ok} ok", f"{self.does_not_fit} do not fit or cannot run", failed]
         return f"hfvram: {', '.join(parts)} in {self.seconds:.1f} s ({rate:.1f} models/s)"
+
+
+@dataclass
+class ResumeCounts:
+    """What became of an earlier output's rows (`--resume FILE`), counted in rows."""
+
+    path: str
+    found: bool = True
+    reused: int = 0
+    settings_changed: int = 0  # redone: same model, framework and GPU, other settings (context, dtype, knobs, ...)
+    errors_retried: int = 0
+    left_out: int = 0  # a model, framework or GPU this scan does not ask for
+    duplicates: int = 0  # the same row twice (an older hfvram appended on resume): written once
+
+    def line(self) -> str:
+        if not self.found:
+            return f"hfvram: resume: {self.path} does not exist yet; every row is new"
+        parts = [f"{self.reused} rows reused", f"{self.settings_changed} redone because their settings changed",
+                 f"{self.errors_retried} error rows retried"]
+        if self.left_out:
+            parts.append(f"{self.left_out} left out (model, framework or GPU not in this scan)")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicates dropped")
+        return f"hfvram: resume from {self.path}: {', '.join(parts)}"
 
 
 def read_model_list(sources: list[str]) -> list[str]:
@@ -58,88 +100,374 @@ def read_model_list(sources: list[str]) -> list[str]:
     return list(seen)
 
 
+# -- settings -----------------------------------------------------------------------------------------------------
+
+def scan_options(settings: dict, gpus=None) -> list:
+    """The checked settings (`hfvram.options.Options`), one per GPU to scan, in order, duplicates once. `gpus`: names
+    (`["L40S", "H100:2"]`, each may be a comma list) or None; a `gpu` in `settings` is the one-GPU form. Any bad
+    setting or GPU name is a UsageError here, before the first row."""
+    from .options import parse
+
+    settings = dict(settings)
+    single = settings.pop("gpu", None)
+    specs = list(gpus or ())
+    if single is not None:
+        if specs:
+            raise UsageError("give the GPUs either as gpu= or as gpus=, not both")
+        specs = [single]
+    names = []
+    for spec in specs:
+        for part in (spec.split(",") if isinstance(spec, str) else [spec]):
+            if isinstance(part, str) and not part.strip():
+                raise UsageError(f"--gpu {spec!r}: an empty GPU name (give NAME[:COUNT],NAME[:COUNT])")
+            names.append(part.strip() if isinstance(part, str) else part)
+    if not names:
+        return [parse(**settings)]
+    if len(names) > 1 and settings.get("gpu_mem") is not None:
+        raise UsageError("--gpu-mem names one GPU by its memory: give it without --gpu, or list catalog GPUs with "
+                         "--gpu")
+    out: dict = {}
+    for name in names:
+        opts = parse(**settings, gpu=name)
+        out.setdefault(gpu_label(opts.gpu), opts)
+    return list(out.values())
+
+
+def frameworks_of(options) -> tuple[str, ...]:
+    from .estimate import NAMES
+
+    return tuple(options.frameworks or NAMES)
+
+
+def settings_key(options, framework: str | None) -> str:
+    """A short hash of everything that shapes a row besides the model: the hfvram release, the framework, the GPU
+    (catalog entry and count) and every field of the checked options (context with its default filled in, batch,
+    dtypes, quantisation, parallelism, headroom, memory cap, LoRA, draft, engine knobs). New Options fields are
+    included as they come, so a setting can never be silently left out of the comparison."""
+    from . import __version__
+    from .analysis import DEFAULT_CONTEXT
+
+    doc: dict = {"hfvram": __version__, "framework": framework}
+    for f in fields(options):
+        if f.name == "frameworks":
+            continue  # the row's own framework is what matters, not the list it was scanned with
+        value = getattr(options, f.name)
+        if f.name == "gpu":
+            value = None if value is None else asdict(value)
+        elif f.name == "context":
+            value = value or DEFAULT_CONTEXT
+        doc[f.name] = value
+    import hashlib
+
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- errors -------------------------------------------------------------------------------------------------------
+
+def is_retryable(exc: BaseException, offline: bool = False) -> bool:
+    """Could trying again help? Yes for network faults, rate limits and timeouts (and the Hub being unreachable with
+    no cached copy); no for a bad repo id, a gated repo without access, malformed or missing files, a bad setting, or
+    an internal error. An exception may state it itself with a `retryable` attribute (a per-row deadline does)."""
+    flag = getattr(exc, "retryable", None)
+    if isinstance(flag, bool):
+        return flag
+    if isinstance(exc, NetworkError):  # RateLimited included
+        return True
+    if isinstance(exc, NotAvailableOffline):
+        from .sources.hub import offline_env
+
+        return not (offline or offline_env())  # online, the Hub could not be reached; offline, it was never asked
+    return isinstance(exc, (TimeoutError, ConnectionError))
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, HfvramError):
+        return exc.message
+    first = " ".join(str(exc).split())[:200]
+    return f"internal error: {type(exc).__name__}: {first}"
+
+
 def model_rows(model: str, settings: dict, *, hub, offline: bool = False, suggest: bool = False,
                notes: list[str] | None = None, options=None) -> list[dict]:
-    """One model's rows (one per framework), or a single error row: a failing model never stops a batch.
+    """One model's rows on one GPU (one per framework), or a single error row: a failing model never stops a batch.
     `notes` collects what the source said about the repo (a fallback to the cache or the snapshot, say).
     `options`: the settings already checked by hfvram.options.parse (they were, before the first row)."""
     from .analysis import analyze
-    from .errors import NetworkError
+    from .options import parse
 
     try:
-        result = analyze(model, offline=offline, hub=hub, projections=(), suggest=suggest, options=options,
-                         **({} if options is not None else settings))
+        opts = options if options is not None else parse(**settings)
+    except HfvramError as exc:
+        return [error_row(model, exc.message, retryable=False)]
+    try:
+        result = analyze(model, offline=offline, hub=hub, projections=(), suggest=suggest, options=opts)
         if notes is not None:
             notes.extend(result.facts.repo.notes)
-        return rows_for(result, model)
-    except HfvramError as exc:
-        return [error_row(model, exc.message, retryable=isinstance(exc, NetworkError))]
+        return _keyed(rows_for(result, model), opts)
     except Exception as exc:  # noqa: BLE001 - one bad row never stops the batch
-        first = " ".join(str(exc).split())[:200]
-        return [error_row(model, f"internal error: {type(exc).__name__}: {first}")]
+        return [error_row(model, error_message(exc), is_retryable(exc, offline), gpu=opts.gpu,
+                          settings_key=settings_key(opts, None))]
 
 
-def scan(models: list[str], settings: dict, writer: Writer, *, jobs: int = DEFAULT_JOBS, hub=None,
-         offline: bool = False, done: set[str] | None = None, progress: bool = False) -> Summary:
-    from .options import parse
+def _keyed(rows: list[dict], opts) -> list[dict]:
+    for row in rows:
+        row["settings_key"] = settings_key(opts, row["framework"])
+    return rows
+
+
+# -- resume -------------------------------------------------------------------------------------------------------
+
+def row_keys(gpu_opts: list) -> list[dict]:
+    """Per GPU, {framework: settings_key} (None: the key of an error row)."""
+    return [{fw: settings_key(o, fw) for fw in (*frameworks_of(o), None)} for o in gpu_opts]
+
+
+@dataclass
+class Plan:
+    """One model: per GPU, the rows reused from --resume, by framework (what is missing is analysed)."""
+
+    model: str
+    reused: list = field(default_factory=list)  # per GPU: {framework: row}
+    missing: list = field(default_factory=list)  # per GPU: [framework, ...] to analyse
+
+    @property
+    def todo(self) -> bool:
+        return any(self.missing)
+
+
+def plan(models: list[str], gpu_opts: list, previous: list[dict] | None, counts: ResumeCounts | None,
+         keys: list[dict] | None = None) -> list[Plan]:
+    """What each model needs on each GPU, given the rows of an earlier output (`previous`): a row is reused when its
+    model, framework and settings_key (which covers the GPU) are those this scan would write, and it was answered
+    (ok, does-not-fit, unsupported). `counts` learns what became of every earlier row."""
+    keys = keys or row_keys(gpu_opts)
+    all_keys = {k for per_gpu in keys for k in per_gpu.values()}
+    pairs = {(fw, gpu_label(o.gpu)) for o, per_gpu in zip(gpu_opts, keys) for fw in per_gpu}
+    by_model: dict[str, list[dict]] = {}
+    for row in previous or ():
+        by_model.setdefault(row["model"], []).append(row)
+    plans = []
+    for model in models:
+        old = by_model.pop(model, [])
+        p = Plan(model)
+        used: set[int] = set()
+        for per_gpu in keys:
+            found: dict[str, dict] = {}
+            for row in old:
+                fw = row.get("framework")
+                if row["status"] in ANSWERED and fw and fw in per_gpu and row.get("settings_key") == per_gpu[fw]:
+                    found[fw] = row  # a duplicate (an older hfvram appended them): the last one
+            used.update(id(r) for r in found.values())
+            p.reused.append(found)
+            p.missing.append([fw for fw in per_gpu if fw is not None and fw not in found])
+        if counts is not None:
+            for row in old:
+                if id(row) in used:
+                    counts.reused += 1
+                elif row["status"] == "error":
+                    counts.errors_retried += 1
+                elif row.get("settings_key") in all_keys:
+                    counts.duplicates += 1
+                elif (row.get("framework"), row.get("gpu_spec")) in pairs:
+                    counts.settings_changed += 1
+                else:
+                    counts.left_out += 1
+        plans.append(p)
+    if counts is not None:
+        counts.left_out += sum(len(rows) for rows in by_model.values())
+    return plans
+
+
+# -- the scan -----------------------------------------------------------------------------------------------------
+
+def scan(models: list[str], settings: dict, writer: Writer, *, gpus=None, jobs: int = DEFAULT_JOBS, hub=None,
+         offline: bool = False, previous: list[dict] | None = None, resume_path: str | None = None,
+         progress: bool = False) -> Summary:
+    """Analyse `models` on each of `gpus` (or the `gpu` in `settings`, or none) and write their rows to `writer`
+    in input order: model, then GPU, then framework. `previous`: the rows of an earlier output (`--resume`;
+    `hfvram.report.rows.read_rows`), reused where their settings match. If the scan is interrupted with
+    `previous` given, the earlier rows of the models not reached are written as they were, so a rewritten output
+    still holds every model exactly once."""
     from .sources.hub import HubSource
 
-    options = parse(**settings)  # a bad setting is a usage error before the first row, not an error per row
+    gpu_opts = scan_options(settings, gpus)  # a bad setting is a usage error before the first row, not per row
+    counts = ResumeCounts(resume_path or "", found=previous is not None) if resume_path is not None else None
+    keys = row_keys(gpu_opts)
+    plans = plan(models, gpu_opts, previous, counts, keys)
 
     hub = hub or HubSource()
-    summary = Summary()
-    todo = [m for m in models if not (done and m in done)]
-    summary.skipped = len(models) - len(todo)
+    summary = Summary(gpus=len(gpu_opts), resume=counts)
     start = time.monotonic()
-    bar = _progress(len(todo)) if progress else None
+    todo = sum(p.todo for p in plans)
+    bar = _progress(todo) if progress and todo else None
 
-    def one(model: str) -> list[dict]:
-        # no "what would make it fit" search per row: it re-runs the estimators several times
-        return model_rows(model, settings, hub=hub, offline=offline, suggest=False, options=options)
+    def one(p: Plan) -> list[dict]:
+        if not p.todo:
+            return [row for found in p.reused for row in found.values()]
+        from .analysis import analyze_facts
+        from .introspect import introspect
+        from .sources import open_model
 
-    def results():
-        if jobs <= 1:  # in order, in this thread
-            for m in todo:
-                yield one(m)
-            return
-        # A bounded window of submissions: memory stays flat however long the list is.
-        pending = iter(todo)
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="hfvram-scan") as pool:
-            running = {pool.submit(one, m) for m in islice(pending, 2 * jobs)}
+        out: list[dict] = []
+        try:
+            facts, failure = introspect(open_model(p.model, offline=offline, hub=hub)), None
+        except Exception as exc:  # noqa: BLE001 - one bad row never stops the batch
+            facts, failure = None, exc
+        for g, opts in enumerate(gpu_opts):
+            found, missing = p.reused[g], p.missing[g]
             try:
-                while running:
-                    finished, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        yield future.result()
-                        nxt = next(pending, None)
-                        if nxt is not None:
-                            running.add(pool.submit(one, nxt))
-            except BaseException:
-                for f in running:
-                    f.cancel()
-                raise
+                if not missing:
+                    new = {}
+                elif failure is not None:
+                    raise failure
+                else:
+                    # no "what would make it fit" search per row: it re-runs the estimators several times
+                    result = analyze_facts(facts, opts.replace(frameworks=tuple(missing)) if found else opts,
+                                           offline=offline, hub=hub, projections=(), suggest=False)
+                    new = {row["framework"]: row for row in rows_for(result, p.model)}
+                    for fw, row in new.items():
+                        row["settings_key"] = keys[g][fw]
+                out.extend(found.get(fw) or new[fw] for fw in frameworks_of(opts))
+            except Exception as exc:  # noqa: BLE001
+                # the frameworks answered earlier keep their rows; one error row stands for the rest
+                out.extend(found[fw] for fw in frameworks_of(opts) if fw in found)
+                out.append(error_row(p.model, error_message(exc), is_retryable(exc, offline), gpu=opts.gpu,
+                                     settings_key=keys[g][None]))
+        return out
 
+    done = 0  # models whose rows are all written
+    current: list[dict] = []  # the rows being written, and how many of them are
+    position = 0
     try:
-        for rows in results():
-            summary.models += 1
-            status = "error" if rows[0]["status"] == "error" else (
-                "does-not-fit" if any(r["status"] in ("does-not-fit", "unsupported") for r in rows) else "ok")
-            if status == "error":
-                summary.errors += 1
-            elif status == "does-not-fit":
-                summary.does_not_fit += 1
-            else:
-                summary.ok += 1
+        for p, rows in zip(plans, _in_order(plans, one, jobs)):
+            current, position = rows, 0
             for row in rows:
                 writer.write(row)
-            if bar is not None:
-                bar.advance(status)
+                position += 1
+            current = []
+            done += 1
+            _tally(summary, rows)
+            if p.todo:
+                summary.analysed += 1
+                if bar is not None:
+                    bar.advance(rows)
+    except BaseException:
+        if previous is not None:  # interrupted: account for every model once, then let it stop
+            for row in current[position:]:  # the model being written: the rest of its new rows
+                writer.write(row)
+            old: dict[str, list[dict]] = {}
+            for row in previous:
+                old.setdefault(row["model"], []).append(row)
+            for p in plans[done + bool(current):]:  # the models not reached keep their earlier rows
+                for row in _once(old.get(p.model, [])):
+                    writer.write(row)
+            writer.close()
+        raise
     finally:
         if bar is not None:
             bar.stop()
     writer.close()
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def _once(rows: list[dict]) -> list[dict]:
+    """A model's earlier rows, each framework x GPU once (the last written), an error row only for a GPU with no
+    answered row."""
+    last: dict = {}
+    for row in rows:
+        last[(row.get("framework"), row.get("gpu_spec"))] = row
+    answered = {gpu for (fw, gpu), row in last.items() if row["status"] != "error"}
+    return [row for (fw, gpu), row in last.items() if row["status"] != "error" or gpu not in answered]
+
+
+def _tally(summary: Summary, rows: list[dict]) -> None:
+    summary.models += 1
+    summary.rows += len(rows)
+    statuses = {r["status"] for r in rows}
+    if "error" in statuses:
+        summary.errors += 1
+        summary.retryable += any(r.get("retryable") for r in rows if r["status"] == "error")
+    elif statuses & {"does-not-fit", "unsupported"}:
+        summary.does_not_fit += 1
+    else:
+        summary.ok += 1
+
+
+def _in_order(items: list, fn, jobs: int):
+    """fn(item) for every item, `jobs` at a time, yielded in input order. At most WINDOW_PER_JOB x jobs items are
+    submitted beyond the next one to yield, so memory stays flat however long the list is."""
+    if jobs <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    window = WINDOW_PER_JOB * jobs
+    pending = iter(items)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="hfvram-scan") as pool:
+        queue = [pool.submit(fn, item) for item in islice(pending, window)]
+        head = 0
+        try:
+            while head < len(queue):
+                result = queue[head].result()
+                queue[head] = None  # its rows are yielded: drop them here
+                head += 1
+                nxt = next(pending, None)
+                if nxt is not None:
+                    queue.append(pool.submit(fn, nxt))
+                if head > window:  # keep the list short
+                    del queue[:head]
+                    head = 0
+                yield result
+        except BaseException:
+            for f in queue[head:]:
+                f.cancel()
+            raise
+
+
+# -- where the rows go --------------------------------------------------------------------------------------------
+
+class Output:
+    """stdout, FILE (rows streamed into it as they come), or, when FILE is also the --resume file, a temporary file
+    beside it that replaces FILE atomically (`os.replace`) once every row is written: FILE is never half-written
+    and never holds a model twice. `commit()` at the end; `abort()` when the scan failed before accounting for
+    every model (FILE then stays as it was)."""
+
+    def __init__(self, path: str | None, rewrite: bool = False):
+        self.path = path
+        self.tmp: str | None = None
+        if not path:
+            self.stream = sys.stdout
+            return
+        try:
+            if rewrite:
+                import tempfile
+
+                directory = os.path.dirname(os.path.abspath(path))
+                fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+                self.stream = os.fdopen(fd, "w", encoding="utf-8", newline="")
+            else:
+                self.stream = open(path, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+
+    def commit(self) -> None:
+        if not self.path:
+            return
+        self.stream.close()
+        if self.tmp:
+            if os.path.exists(self.path):  # keep the file's permissions
+                os.chmod(self.tmp, os.stat(self.path).st_mode & 0o7777)
+            os.replace(self.tmp, self.path)
+            self.tmp = None
+
+    def abort(self) -> None:
+        if not self.path:
+            return
+        self.stream.close()
+        if self.tmp:
+            os.unlink(self.tmp)
+            self.tmp = None
 
 
 class _progress:
@@ -158,9 +486,9 @@ class _progress:
         self.done = 0
         self.progress.start()
 
-    def advance(self, status: str) -> None:
+    def advance(self, rows: list[dict]) -> None:
         self.done += 1
-        self.failed += status == "error"
+        self.failed += any(r["status"] == "error" for r in rows)
         rate = self.done / max(1e-9, time.monotonic() - self.start)
         self.progress.update(self.task, advance=1, failed=self.failed, rate=f"{rate:.1f}/s")
 

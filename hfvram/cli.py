@@ -79,8 +79,14 @@ def cli():
     """
 
 
-def estimate_options(f):
-    """Options shared by `show`, `scan` and `check` (one definition, so they cannot drift)."""
+def estimate_options(f=None, *, several_gpus: bool = False):
+    """Options shared by `show`, `scan` and `check` (one definition, so they cannot drift). `several_gpus`: `--gpu`
+    may be repeated and take a comma list (scan); elsewhere it names one GPU."""
+    if f is None:
+        return lambda g: estimate_options(g, several_gpus=several_gpus)
+    gpu_help = ("GPU(s) to fit on, from `hfvram gpus`: repeat it or give a comma list (L40S,H100,RTX-4090); one row "
+                "per GPU." if several_gpus else
+                "GPU to fit on, from `hfvram gpus` (e.g. RTX-4090, L40S:2, 8xH100).")
     options = [
         click.option("--context", "context", metavar="N", help="Tokens per sequence held in the KV cache "
                      "(default 4096; 32k and 128K accepted)."),
@@ -90,8 +96,7 @@ def estimate_options(f):
                           "q8/q6/q4: ExLlamaV2 quantised caches."),
         click.option("--framework", "-f", "frameworks", multiple=True, metavar="NAME[,NAME]",
                      help="transformers, vllm, trtllm, llamacpp, exllamav2 (default: all)."),
-        click.option("--gpu", default=None, metavar="NAME[:COUNT]",
-                     help="GPU to fit on, from `hfvram gpus` (e.g. RTX-4090, L40S:2, 8xH100)."),
+        click.option("--gpu", default=None, metavar="NAME[:COUNT]", multiple=several_gpus, help=gpu_help),
         click.option("--gpu-mem", default=None, metavar="SIZE", help="Or a GPU known by its memory (24GiB, 80GB)."),
         click.option("--headroom", default=None, metavar="PCT",
                      help="Memory to keep free on each GPU (10% or 0.1): fit, largest context and advice leave it."),
@@ -159,6 +164,10 @@ def checked(opts: dict) -> dict:
     from .options import parse
 
     kwargs = analysis_kwargs(opts)
+    if isinstance(kwargs.get("gpu"), str) and "," in kwargs["gpu"]:
+        from .errors import UsageError
+
+        raise UsageError(f"unknown GPU {kwargs['gpu']!r}: one GPU here (`hfvram scan` takes several)")
     parse(**kwargs)
     return kwargs
 
@@ -188,23 +197,6 @@ def show(model, revision, offline, as_json, units, **opts):
         render(result, units=units)
 
 
-def _writer_target(output: str | None, append: bool):
-    if not output:
-        return sys.stdout, False
-    try:
-        fh = open(output, "a" if append else "w", encoding="utf-8")
-        if append and fh.tell() > 0:
-            with open(output, "rb") as existing:  # an interrupted run may have cut its last row short
-                existing.seek(-1, 2)
-                if existing.read(1) != b"\n":
-                    fh.write("\n")
-        return fh, True
-    except OSError as exc:
-        from .errors import UsageError
-
-        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
-
-
 @cli.command("scan")
 @click.argument("inputs", nargs=-1, metavar="[FILE|-]...")
 @click.option("--search", default=None, help="Scan a Hub listing: models matching this text.")
@@ -212,28 +204,38 @@ def _writer_target(output: str | None, append: bool):
 @click.option("--sort", default=None, type=click.Choice(["downloads", "likes", "trending_score", "created_at",
                                                            "last_modified"]), help="Order of the Hub listing.")
 @click.option("--limit", type=int, default=None, help="At most this many models from the listing.")
-@estimate_options
+@estimate_options(several_gpus=True)
 @click.option("--jobs", "-j", type=int, default=DEFAULT_JOBS, show_default=True,
               help="Models analysed concurrently.")
 @click.option("--format", "fmt", default="table", show_default=True,
-              type=click.Choice(["table", "csv", "jsonl", "markdown", "json"]))
+              type=click.Choice(["table", "csv", "jsonl", "markdown", "json", "matrix", "matrix-markdown"]),
+              help="Rows (table, csv, jsonl, markdown, json) or the model x GPU grid (matrix for a terminal, "
+                   "matrix-markdown).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write rows here instead of stdout.")
 @click.option("--resume", default=None, metavar="FILE",
-              help="Skip models already answered (ok / does-not-fit) in this earlier JSONL or CSV output.")
+              help="Reuse the rows of this earlier jsonl, csv or json output that were answered with the same "
+                   "settings; redo the rest (errors included). With -o FILE the file is rewritten in place.")
 @click.option("--offline", is_flag=True, help="No network: metadata cache, then the bundled snapshot.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]))
-def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, resume, offline, quiet, units, **opts):
-    """Analyse many models: files (one model per line, `-` for stdin) and/or a Hub listing.
+def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, resume, offline, quiet, units, gpu,
+             **opts):
+    """Analyse many models, on one or more GPUs: files (one model per line, `-` for stdin) and/or a Hub listing.
 
-    One row per model and framework with status ok, does-not-fit (with --gpu) or error. Exit 0 when every row is
-    ok, 1 when some failed or do not fit, 2 on a usage error. csv, jsonl and markdown rows are written as they
-    finish, so an interrupted scan keeps what it had; --resume picks up from such a file.
+    One row per model, GPU and framework, in input order, with status ok, does-not-fit (with --gpu), unsupported or
+    error (retryable or not). Exit 0 when every row is ok, 1 when some failed or do not fit, 2 on a usage error.
+    csv, jsonl and markdown rows are written as they finish, so an interrupted scan keeps what it had; --resume
+    picks up from such a file.
+
+    \b
+    hfvram scan models.txt --gpu L40S,H100,RTX-4090 -f vllm --format matrix
+    hfvram scan models.txt --gpu H100 --context 32k --format csv -o fit.csv
+    hfvram scan models.txt --gpu L40S --format jsonl -o rows.jsonl --resume rows.jsonl
     """
-    from .batch import read_model_list, scan
+    from .batch import Output, read_model_list, scan, scan_options
     from .errors import UsageError
-    from .report.rows import Writer, read_done
+    from .report.rows import RESUMABLE, Writer, read_rows
     from .sources.hub import HubSource
 
     if not inputs and not (search or author):
@@ -241,24 +243,36 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, re
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     settings = checked(opts)
+    scan_options(settings, list(gpu))  # every GPU checked before the first row or request
     fmt = "json" if as_json else fmt
-    hub = HubSource()
+    rewrite = bool(resume and output and os.path.realpath(resume) == os.path.realpath(output))
+    if rewrite and fmt not in RESUMABLE:
+        raise UsageError(f"--resume {resume} -o {output}: the file is rewritten in --format {fmt}, which --resume "
+                         f"cannot read back; use {', '.join(RESUMABLE)}")
+    previous = read_rows(resume) if resume else None
     models = read_model_list(list(inputs)) if inputs else []
+    hub = HubSource()
     if search or author:
         listed = hub.list_models(search=search, author=author, sort=sort or "downloads", limit=limit)
         models += [m for m in listed if m not in models]
-    done = read_done(resume) if resume else set()
-    append = bool(resume and output and resume == output)
-    target, close = _writer_target(output, append)
-    writer = Writer(fmt, target, units, append=append)
+    out = Output(output, rewrite=rewrite)
+    writer = Writer(fmt, out.stream, units)
     progress = not quiet and sys.stderr.isatty()
     try:
-        summary = scan(models, settings, writer, jobs=jobs, hub=hub, offline=offline, done=done,
-                       progress=progress)
-    finally:
-        if close:
-            target.close()
+        summary = scan(models, settings, writer, gpus=list(gpu), jobs=jobs, hub=hub, offline=offline,
+                       previous=previous, resume_path=resume, progress=progress)
+    except BaseException:
+        # interrupted: with --resume every model was accounted for (the rest kept their earlier rows) and the
+        # rewritten file may replace the old one; otherwise the old file stays as it was
+        if rewrite and writer.closed:
+            out.commit()
+        else:
+            out.abort()
+        raise
+    out.commit()
     if not quiet:
+        if summary.resume is not None:
+            click.echo(summary.resume.line(), err=True)
         click.echo(summary.line(), err=True)
     sys.exit(summary.exit_code)
 

@@ -92,17 +92,21 @@ def test_scan_hub_listing(hub, cli):
     assert code == 0 and len(rows) == 3 and all(r["model"].startswith("Qwen/Qwen3") for r in rows)
 
 
-def test_scan_resume_skips_answered_models(hub, tmp_path, cli):
+def test_scan_resume_skips_rows_answered_with_the_same_settings(hub, tmp_path, cli):
     f = model_file(tmp_path, GOOD)
     out_file = tmp_path / "rows.jsonl"
-    # an interrupted earlier run: one complete row, and one cut short
-    out_file.write_text(json.dumps({"model": GOOD[0], "framework": "vllm", "status": "ok"}) + "\n{\"model\": \"Qw")
+    code, _, _ = cli(["scan", f, "-f", "vllm", "--format", "jsonl", "-o", str(out_file)])
+    done = out_file.read_text().splitlines()
+    # an interrupted earlier run: one complete row, one cut short, and one written by an hfvram with no settings key
+    unkeyed = {**json.loads(done[2]), "settings_key": None}
+    out_file.write_text(done[0] + "\n" + json.dumps(unkeyed) + "\n" + done[1][:40])
     hub.reset()
     code, _, err = cli(["scan", f, "-f", "vllm", "--format", "jsonl", "-o", str(out_file), "--resume",
                         str(out_file)])
-    assert code == 0 and "1 skipped" in err
-    models = [json.loads(line)["model"] for line in out_file.read_text().splitlines()[2:]]
-    assert sorted(models) == sorted(GOOD[1:])
+    assert code == 0 and "1 rows reused, 1 redone because their settings changed, 0 error rows retried" in err
+    rows = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [r["model"] for r in rows] == GOOD  # input order, each once
+    assert rows[0] == json.loads(done[0])
     assert not any(GOOD[0] in r.path for r in hub.requests())  # not fetched again
 
 
