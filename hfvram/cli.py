@@ -15,7 +15,8 @@ from . import __version__
 from .batch import DEFAULT_JOBS
 from .errors import HfvramError
 
-_SUBCOMMANDS_HELP = "Subcommands: scan, check, gpus, engines, snapshot (run `hfvram <subcommand> --help`)."
+_SUBCOMMANDS_HELP = ("Subcommands: scan, check, recommend, gpus, engines, snapshot (run `hfvram <subcommand> "
+                     "--help`).")
 
 
 class DefaultGroup(click.Group):
@@ -85,8 +86,9 @@ def estimate_options(f=None, *, several_gpus: bool = False):
     if f is None:
         return lambda g: estimate_options(g, several_gpus=several_gpus)
     gpu_help = ("GPU(s) to fit on, from `hfvram gpus`: repeat it or give a comma list (L40S,H100,RTX-4090); one row "
-                "per GPU." if several_gpus else
-                "GPU to fit on, from `hfvram gpus` (e.g. RTX-4090, L40S:2, 8xH100).")
+                "per GPU; auto = this machine's GPUs." if several_gpus else
+                "GPU to fit on, from `hfvram gpus` (e.g. RTX-4090, L40S:2, 8xH100), or auto: this machine's GPUs "
+                "(`hfvram gpus --local`).")
     options = [
         click.option("--context", "context", metavar="N", help="Tokens per sequence held in the KV cache "
                      "(default 4096; 32k and 128K accepted)."),
@@ -96,7 +98,7 @@ def estimate_options(f=None, *, several_gpus: bool = False):
                           "q8/q6/q4: ExLlamaV2 quantised caches."),
         click.option("--framework", "-f", "frameworks", multiple=True, metavar="NAME[,NAME]",
                      help="transformers, vllm, trtllm, llamacpp, exllamav2 (default: all)."),
-        click.option("--gpu", default=None, metavar="NAME[:COUNT]", multiple=several_gpus, help=gpu_help),
+        click.option("--gpu", default=None, metavar="NAME[:COUNT]|auto", multiple=several_gpus, help=gpu_help),
         click.option("--gpu-mem", default=None, metavar="SIZE", help="Or a GPU known by its memory (24GiB, 80GB)."),
         click.option("--headroom", default=None, metavar="PCT",
                      help="Memory to keep free on each GPU (10% or 0.1): fit, largest context and advice leave it."),
@@ -169,6 +171,11 @@ def checked(opts: dict) -> dict:
 
         raise UsageError(f"unknown GPU {kwargs['gpu']!r}: one GPU here (`hfvram scan` takes several)")
     parse(**kwargs)
+    if str(kwargs.get("gpu", "")).strip().lower() == "auto":
+        from .hardware import summary
+
+        for line in summary():
+            click.echo(f"hfvram: {line}", err=True)
     return kwargs
 
 
@@ -300,32 +307,137 @@ def check_cmd(models, allow_estimated, fmt, as_json, units, offline, **opts):
                        allow_estimated=allow_estimated, units=units))
 
 
-@cli.command("gpus")
-@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+_GPUS_EXAMPLES = """\b
+Examples:
+  hfvram gpus                  the catalog (* = usable memory derived, not printed)
+  hfvram gpus --vendor apple   Apple silicon, one row per memory configuration
+  hfvram gpus --local          this machine's GPUs, what --gpu auto means, host RAM
+"""
+
+
+@cli.command("gpus", epilog=_GPUS_EXAMPLES)
+@click.option("--local", is_flag=True, help="Detect this machine's GPUs (NVML, rocm-smi or sysfs, Apple sysctl) "
+              "and host RAM instead of listing the catalog.")
+@click.option("--vendor", type=click.Choice(["nvidia", "amd", "apple"]), default=None,
+              help="Only this vendor's catalog entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog (or, with --local, what was found) as JSON.")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]))
-def gpus_cmd(as_json, units):
-    """List the GPU catalog: marketed and usable memory, FP8 support."""
+def gpus_cmd(local, vendor, as_json, units):
+    """List the GPU catalog: marketed and usable memory, FP8 support; or, with --local, this machine's GPUs."""
+    if local:
+        return _gpus_local(as_json, units)
     from .gpus import catalog
     from .units import fmt_bytes
 
-    rows = catalog()
+    rows = [g for g in catalog() if vendor is None or g.vendor == vendor]
     if as_json:
         import json
 
-        click.echo(json.dumps([{"name": g.name, "class": g.klass, "memory_bytes": g.memory_bytes,
+        click.echo(json.dumps([{"name": g.name, "vendor": g.vendor, "class": g.klass, "memory_bytes": g.memory_bytes,
                                 "usable_bytes": g.usable_bytes, "usable_derived": g.usable_derived, "fp8": g.fp8,
                                 "compute_capability": g.compute_capability} for g in rows], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="GPU catalog (usable = what CUDA reports; * = derived, no printed total found)")
-    for col in ("GPU", "class", "memory", "usable", "FP8", "SM"):
+    table = Table(title="GPU catalog (usable = what CUDA/HIP reports, or Metal's share of unified memory; "
+                        "* = derived, no printed total found)")
+    for col in ("GPU", "vendor", "class", "memory", "usable", "FP8", "SM"):
         table.add_column(col, justify="right" if col in ("memory", "usable") else "left")
     for g in rows:
-        table.add_row(g.name, g.klass, fmt_bytes(g.memory_bytes, units), fmt_bytes(g.usable_bytes, units) +
-                      ("*" if g.usable_derived else ""), "yes" if g.fp8 else "no", g.compute_capability or "-")
+        table.add_row(g.name, g.vendor or "-", g.klass, fmt_bytes(g.memory_bytes, units),
+                      fmt_bytes(g.usable_bytes, units) + ("*" if g.usable_derived else ""), "yes" if g.fp8 else "no",
+                      g.compute_capability or "-")
     Console().print(table)
+
+
+def _gpus_local(as_json: bool, units: str) -> None:
+    from .hardware import detect, summary
+    from .units import fmt_bytes
+
+    hw = detect()
+    if as_json:
+        import json
+
+        click.echo(json.dumps(hw.to_dict(), indent=2))
+        return
+    ram = hw.ram
+    ram_line = "host RAM: " + (fmt_bytes(ram.total_bytes, units) if ram.total_bytes else "unknown") + (
+        f" ({fmt_bytes(ram.available_bytes, units)} available)" if ram.available_bytes else "") + f", from {ram.source}"
+    if not hw.devices:
+        click.echo("No GPU found on this machine: " + "; ".join(hw.searched) + ".")
+        click.echo("Name one with --gpu NAME[:COUNT] (see `hfvram gpus`) or give its memory with --gpu-mem 24GiB.")
+        for note in hw.notes:
+            click.echo(f"note: {note}")
+        click.echo(ram_line)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="GPUs on this machine")
+    for col in ("#", "device", "catalog", "total", "usable", "in use"):
+        table.add_column(col, justify="right" if col in ("#", "total", "usable", "in use") else "left",
+                         overflow="fold", no_wrap=col != "device")
+    for d in hw.devices:
+        table.add_row(f"{d.vendor} {d.index}", d.name, d.catalog or "(custom)", fmt_bytes(d.total_bytes, units),
+                      fmt_bytes(d.usable_bytes, units),
+                      fmt_bytes(d.used_bytes, units) if d.used_bytes is not None else "-")
+    console = Console()
+    console.print(table)
+    for d in hw.devices:
+        console.print(f"{d.vendor} {d.index} usable: {d.how}", highlight=False)
+    for line in summary(hw):
+        console.print(line, highlight=False)
+    console.print(ram_line, highlight=False)
+
+
+_RECOMMEND_EXAMPLES = """\b
+Examples:
+  hfvram recommend meta-llama/Meta-Llama-3.1-8B       this machine (--gpu auto), 4K
+  hfvram recommend Qwen/Qwen3-32B --gpu RTX-4090 --context 32k -f vllm,llamacpp
+  hfvram recommend --from models.txt --gpu L40S --quantize awq --json
+"""
+
+
+@cli.command("recommend", epilog=_RECOMMEND_EXAMPLES)
+@click.argument("models", nargs=-1)
+@click.option("--from", "lists", multiple=True, metavar="FILE|-",
+              help="Read models from this list (one per line, as `hfvram scan` reads them; `-` for stdin).")
+@estimate_options
+@click.option("--json", "as_json", is_flag=True, help="Print the recommendations as JSON.")
+@click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]))
+@click.option("--offline", is_flag=True, help="No network: metadata cache, then the bundled snapshot.")
+def recommend_cmd(models, lists, as_json, units, offline, **opts):
+    """For each MODEL and engine, the best setting that fits: the highest-precision weights at the requested
+    context (as stored, else the engine's quantised formats in order of fidelity), or, with --quantize, the longest
+    context with those weights. Each comes with the `hfvram check` command that reproduces it.
+
+    The target is --gpu (default: auto, this machine's GPUs), --gpu-mem or --max-memory. Exit 0 when every model
+    has an engine that fits, 1 when some model has none, 2 on an error.
+    """
+    from .batch import read_model_list
+    from .errors import UsageError
+    from .recommend import document, exit_code, recommend, render
+
+    names = list(dict.fromkeys([*models, *(read_model_list(list(lists)) if lists else [])]))
+    if not names:
+        raise UsageError("nothing to recommend for: give MODEL(s) or --from FILE")
+    if opts.get("gpu") is None and opts.get("gpu_mem") is None and opts.get("max_memory") is None:
+        opts["gpu"] = "auto"
+    settings = checked(opts)
+    rows = recommend(names, settings, offline=offline)
+    if as_json:
+        import json
+
+        from .options import parse
+
+        choice = parse(**settings).gpu
+        gpu = None if choice is None else {"name": choice.gpu.name, "count": choice.count,
+                                           "usable_bytes": choice.gpu.usable_bytes, "vendor": choice.gpu.vendor}
+        click.echo(json.dumps(document(rows, settings, gpu), indent=2))
+    else:
+        render(rows, units)
+    sys.exit(exit_code(rows))
 
 
 @cli.command("engines")

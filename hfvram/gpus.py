@@ -1,4 +1,7 @@
-"""The GPU catalog (`hfvram/data/gpus.json`, sources in `hfvram/data/GPUS.md`) and `--gpu NAME[:COUNT]` parsing."""
+"""The GPU catalog (`hfvram/data/gpus.json`, sources in `hfvram/data/GPUS.md`) and `--gpu NAME[:COUNT]` parsing.
+
+`--gpu auto` is answered by `hfvram.hardware` (the GPUs of this machine); `match()` maps a detected device to its
+catalog entry by name and memory."""
 
 from __future__ import annotations
 
@@ -23,8 +26,9 @@ class GPU:
     fp8: bool
     bf16: bool
     compute_capability: str | None
-    klass: str  # consumer | workstation | datacenter | custom
+    klass: str  # consumer | workstation | datacenter | unified (Apple) | custom
     usable_derived: bool = False  # True when no printed total exists and the catalog rule was applied
+    vendor: str | None = None  # nvidia | amd | apple; None for a GPU known only by its memory (--gpu-mem)
 
     @property
     def sm(self) -> float:
@@ -41,7 +45,31 @@ class GPUChoice:
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower().replace("nvidia", "").replace("geforce", ""))
+    """What a name is matched on: lower case, alphanumerics only, without the vendor words drivers prefix
+    (`NVIDIA GeForce RTX 4090`, `AMD Radeon RX 7900 XTX`, `Apple M3 Max` -> rtx4090, rx7900xtx, m3max)."""
+    text = text.lower()
+    for word in ("nvidia", "geforce", "amd", "radeon", "apple"):
+        text = text.replace(word, "")
+    return re.sub(r"[^a-z0-9]", "", text)
+
+
+# Apple silicon: the GPU shares the machine's memory, and macOS lets it wire only part of it: Metal's
+# recommendedMaxWorkingSetSize, which llama.cpp prints at start-up (ggml_metal_init, in MiB). Printed: 16 GiB M1
+# 10922.67 (2/3; abetlen/llama-cpp-python#687), 32 GiB M1 Max and M2 Max 21845.34 (2/3; ggml-org/llama.cpp#2011,
+# ollama/ollama#434), 96 GiB M2 Max 73728.00 (3/4; ggml-org/llama.cpp#3213); a 64 GiB M2 Max "around 49GB"
+# (llama.cpp#1870, i.e. 48 GiB, 3/4). So 2/3 below 64 GiB and 3/4 from 64 GiB; the 36 and 48 GiB machines have no
+# print and get the lower share (a verdict must not promise more). macOS 26 wires more (107.52 GiB of 128 on an
+# M5 Max, antirez/ds4#893): the rule is the floor of the releases seen. `sysctl iogpu.wired_limit_mb` overrides it
+# (--gpu auto reads it).
+APPLE_SHARE_SMALL = 2 / 3
+APPLE_SHARE_LARGE = 3 / 4
+APPLE_LARGE_FROM = 64 << 30
+
+
+def apple_working_set(memory_bytes: int) -> int:
+    """What Metal lets the GPU use of `memory_bytes` of unified memory by default (see APPLE_SHARE_*)."""
+    share = APPLE_SHARE_LARGE if memory_bytes >= APPLE_LARGE_FROM else APPLE_SHARE_SMALL
+    return int(memory_bytes * share)
 
 
 @lru_cache(maxsize=1)
@@ -56,11 +84,14 @@ def catalog() -> list[GPU]:
     gpus = []
     for e in entries:
         usable = e.get("usable_bytes")
+        if not usable and e.get("usable_rule") == "apple_working_set":
+            derived = apple_working_set(e["memory_bytes"])
+        else:
+            derived = int(e["memory_bytes"] * ratio)
         gpus.append(GPU(
-            name=e["name"], memory_bytes=e["memory_bytes"],
-            usable_bytes=usable if usable else int(e["memory_bytes"] * ratio),
+            name=e["name"], memory_bytes=e["memory_bytes"], usable_bytes=usable if usable else derived,
             fp8=bool(e.get("fp8")), bf16=bool(e.get("bf16")), compute_capability=e.get("compute_capability"),
-            klass=e.get("class", "datacenter"), usable_derived=not usable,
+            klass=e.get("class", "datacenter"), usable_derived=not usable, vendor=e.get("vendor"),
         ))
     return gpus
 
@@ -84,6 +115,49 @@ def _aliases() -> dict[str, GPU]:
     return table
 
 
+# A detected device maps to a catalog entry only when its memory is within this share of the entry's: the widest
+# gap between a card's marketed size and what its tools report is the ECC carve-out of GDDR data-centre cards, 1/16
+# (T4 15360 of 16384 MiB, GPUS.md), and 6.8% on a P40 (22.38 of 24 GiB). A 12 GB P100 is not a 16 GB one.
+MATCH_TOLERANCE = 0.10
+
+
+def match(name: str, total_bytes: int | None = None, vendor: str | None = None) -> GPU | None:
+    """The catalog entry for a device as its driver names it (`NVIDIA GeForce RTX 4060 Ti`, `Radeon RX 7900 XT`,
+    `Navi 31 [Radeon RX 7900 XT/7900 XTX]`, `Apple M3 Max`), told apart from its memory variants by
+    `total_bytes`; None when nothing fits (the caller then makes a custom GPU with the real total)."""
+    key = _norm(name)
+    if not key:
+        return None
+    entries = _entries()
+    gpus = catalog()
+    variant = re.compile(r"\d+gb?$")
+
+    def candidates(test) -> list[GPU]:
+        out = []
+        for entry, gpu in zip(entries, gpus):
+            if vendor and entry.get("vendor") != vendor:
+                continue
+            if any(test(_norm(a)) for a in [entry["name"], *entry.get("aliases", [])]):
+                out.append(gpu)
+        return out
+
+    tests = (
+        # the name itself, or the name with a memory suffix (rtx4060ti -> rtx4060ti16gb, m3max -> m3max64gb)
+        lambda a: a == key or (a.startswith(key) and variant.fullmatch(a[len(key):]) is not None),
+        # a family name that lists several cards (Navi 31 [Radeon RX 7900 XT/7900 XTX])
+        lambda a: len(a) >= 5 and a in key,
+    )
+    for test in tests:
+        found = candidates(test)
+        if found and total_bytes is None:
+            return found[0]
+        if found:
+            best = min(found, key=lambda g: abs(g.memory_bytes - total_bytes))
+            if abs(best.memory_bytes - total_bytes) <= MATCH_TOLERANCE * best.memory_bytes:
+                return best
+    return None
+
+
 def find(name: str) -> GPU:
     key = _norm(name)
     table = _aliases()
@@ -104,11 +178,18 @@ def find(name: str) -> GPU:
 MAX_COUNT = 64
 
 
+AUTO = "auto"
+
+
 def parse_gpu(spec: str) -> GPUChoice:
-    """`RTX-4090`, `L40S:2`, `8xH100` or `H100x8`."""
+    """`RTX-4090`, `L40S:2`, `8xH100`, `H100x8`, or `auto` (this machine's GPUs: hfvram.hardware)."""
     spec = spec.strip()
     if not spec:
         raise UsageError("--gpu needs a GPU name (see `hfvram gpus`)")
+    if spec.lower() == AUTO:
+        from .hardware import auto_choice
+
+        return auto_choice()
     name, count = spec, 1
     if ":" in spec:
         name, _, n = spec.rpartition(":")

@@ -200,8 +200,9 @@ def _gpu(value, gpu_mem, devices: int):
         elif isinstance(value, str):
             choice = parse_gpu(value)
         else:
-            raise UsageError(f"--gpu must be a name like RTX-4090 or L40S:2, not {value!r}")
-        explicit = isinstance(value, GPUChoice) or ":" in value or choice.count > 1
+            raise UsageError(f"--gpu must be a name like RTX-4090 or L40S:2, or auto, not {value!r}")
+        # `auto` counts this machine's GPUs: like L40S:2, a count the --tp x --pp product must fit in
+        explicit = isinstance(value, GPUChoice) or ":" in value or choice.count > 1 or value.strip().lower() == "auto"
         if explicit and devices > choice.count:
             raise UsageError(f"--tp x --pp use {devices} GPUs but --gpu {value} has {choice.count}")
         if not explicit and devices > 1:

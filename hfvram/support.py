@@ -38,6 +38,18 @@ _FORMAT_NAMES = {
 }
 
 
+# Which GPUs each engine runs on (a GPU known only by its memory, --gpu-mem, is not checked). TensorRT-LLM is NVIDIA's
+# ("supports the full spectrum of NVIDIA GPU architectures",
+# https://nvidia.github.io/TensorRT-LLM/supported-hardware.html).
+# vLLM has CUDA, ROCm, TPU and XPU platforms and on macOS only its CPU platform (vllm 0.34.0
+# vllm/platforms/__init__.py:174-235). ExLlamaV2 builds its extension with torch's CUDAExtension, for CUDA or HIP
+# (turboderp-org/exllamav2@da07facd10b5c7f35b03664c41a3090c9f093de5:setup.py:29-40). llama.cpp has Metal, CUDA and
+# HIP backends (ggml/src/ggml-metal.m, ggml-cuda.cu); transformers runs on CUDA, ROCm and MPS
+# (transformers/utils/import_utils.py is_torch_mps_available).
+PLATFORMS = {"transformers": ("nvidia", "amd", "apple"), "vllm": ("nvidia", "amd"), "trtllm": ("nvidia",),
+             "llamacpp": ("nvidia", "amd", "apple"), "exllamav2": ("nvidia", "amd")}
+_VENDOR_WORDS = {"nvidia": "NVIDIA", "amd": "AMD", "apple": "Apple silicon"}
+
 _KIND_WORDS = {"mla": "multi-head latent attention (MLA)", "mamba": "Mamba state-space",
                "linear_attention": "linear-attention (Gated DeltaNet)"}
 
@@ -93,11 +105,20 @@ def source_format(model) -> str:
 
 def check(engine: str, model, settings) -> Verdict:
     c = _Check()
+    _platform(engine, settings, c)
     _architecture(engine, model, settings, c)
     _weights(engine, model, settings, c)
     _kv_cache(engine, model, settings, c)
     _parallel(engine, model, settings, c)
     return Verdict(not c.reasons, tuple(dict.fromkeys(c.reasons)), tuple(dict.fromkeys(c.notes)))
+
+
+def _platform(engine: str, s, c: _Check) -> None:
+    gpu = s.gpu.gpu if s.gpu is not None else None
+    vendor = getattr(gpu, "vendor", None)
+    if vendor in _VENDOR_WORDS and vendor not in PLATFORMS[engine]:
+        on = " and ".join(_VENDOR_WORDS[v] for v in PLATFORMS[engine])
+        c.reasons.append(f"{LABELS[engine]} runs on {on} GPUs, not {_VENDOR_WORDS[vendor]} ({gpu.name})")
 
 
 # -- architectures ------------------------------------------------------------------------------------------------

@@ -106,3 +106,72 @@ def cli(capsys, monkeypatch):
         return code, out, err
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fake hardware (hfvram/hardware.py)
+#
+#   fake_machine  set(nvml=None|dict, rocm_smi=None|dict|str, sysctl=None|dict, sysfs=None|dict, meminfo=None|str)
+#                 -> a machine hfvram.hardware detects: `nvml` is the JSON tests/fake_nvml/pynvml.py answers from
+#                 (that directory goes first on sys.path, so `import pynvml` finds the test double); `rocm_smi` and
+#                 `sysctl` become executables on a PATH of their own (rocm-smi prints the dict as JSON, or the
+#                 string as is; sysctl -n KEY prints dict[KEY]); `sysfs` is {"card0": {"vendor": "0x1002", ...}}
+#                 under a temporary /sys/class/drm; `meminfo` replaces /proc/meminfo. Detection's cache is cleared.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_machine(tmp_path, monkeypatch):
+    import json as _json
+
+    from hfvram import hardware
+
+    fake_nvml_dir = str(Path(__file__).resolve().parent / "fake_nvml")
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+
+    def tool(name: str, body: str) -> None:
+        path = bin_dir / name
+        path.write_text(f"#!{sys.executable}\n{body}")
+        path.chmod(0o755)
+
+    def set_machine(nvml=None, rocm_smi=None, sysctl=None, sysfs=None, meminfo=None):
+        monkeypatch.setattr(hardware, "_DETECTED", None)
+        monkeypatch.setenv("PATH", str(bin_dir))  # only the fake tools: no real rocm-smi, sysctl or nvidia-smi
+        monkeypatch.delitem(sys.modules, "pynvml", raising=False)
+        if nvml is not None:
+            spec = tmp_path / "nvml.json"
+            spec.write_text(_json.dumps(nvml))
+            monkeypatch.setenv("HFVRAM_FAKE_NVML", str(spec))
+            monkeypatch.syspath_prepend(fake_nvml_dir)
+        else:  # no nvidia-ml-py installed
+            monkeypatch.setitem(sys.modules, "pynvml", None)
+        if rocm_smi is not None:
+            out = tmp_path / "rocm-smi.out"
+            out.write_text(rocm_smi if isinstance(rocm_smi, str) else _json.dumps(rocm_smi))
+            tool("rocm-smi", f"import sys\nsys.stdout.write(open({str(out)!r}).read())\n")
+        if sysctl is not None:
+            table = tmp_path / "sysctl.json"
+            table.write_text(_json.dumps(sysctl))
+            tool("sysctl", "import json, sys\n"
+                           f"t = json.load(open({str(table)!r}))\n"
+                           "key = sys.argv[-1]\n"
+                           "if key not in t:\n    sys.exit(1)\n"
+                           "print(t[key])\n")
+        drm = tmp_path / "drm"
+        drm.mkdir(exist_ok=True)
+        for card, files in (sysfs or {}).items():
+            dev = drm / card / "device"
+            dev.mkdir(parents=True)
+            for name, text in files.items():
+                (dev / name).write_text(f"{text}\n")
+        monkeypatch.setattr(hardware, "SYSFS_DRM", str(drm))
+        if meminfo is not None:
+            path = tmp_path / "meminfo"
+            path.write_text(meminfo)
+            monkeypatch.setattr(hardware, "PROC_MEMINFO", str(path))
+        for var in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
+            monkeypatch.delenv(var, raising=False)
+        return hardware
+
+    return set_machine

@@ -158,7 +158,7 @@ BAD = [
     (["--quantize", "exl2:9"], "2 to 8 bits"), (["--quantize", "exl2:1"], "2 to 8 bits"),
     (["--quantize", "exl2:-3"], "2 to 8 bits"), (["--gpu", "H100:2", "--tp", "4"], "has 2"),
     (["--quantize", "q4_k_m"], "did you mean gguf:Q4_K_M"), (["--headroom", "10"], "percentage (10%)"),
-    (["--gpu", "7900XTX"], "unknown GPU '7900XTX'"), (["--context", "1e20"], "number of tokens"),
+    (["--gpu", "Arc-A770"], "unknown GPU 'Arc-A770'"), (["--context", "1e20"], "number of tokens"),
     (["--context", "999999999"], "--context"), (["-f", "vlm"], "unknown framework 'vlm'"),
     (["--gpu", "L40S,H100"], "unknown GPU"), (["--max-memory", "lots"], "size"),
 ]
@@ -173,7 +173,7 @@ def test_bad_settings_one_line_exit_2_before_any_request(fake_hub, cli, args, wo
         assert fake_hub.count() == 0
 
 
-@pytest.mark.parametrize("args, words", [(["-f", "vlm"], "unknown framework"), (["--gpu", "7900XTX"], "GPU"),
+@pytest.mark.parametrize("args, words", [(["-f", "vlm"], "unknown framework"), (["--gpu", "Arc-A770"], "GPU"),
                                           (["--quantize", "q4_k_m"], "gguf:Q4_K_M")])
 def test_scan_option_errors_are_usage_errors(fake_hub, cli, tmp_path, args, words):
     models = tmp_path / "m.txt"

@@ -154,20 +154,19 @@ def estimate(model: Model, s: Settings) -> Estimate:
         within = held <= allowed
         est.fits = fits_pool(model, s, layers, s.context, pool) and within
         est.headroom_bytes = int(allowed - held)
-        if not within:
+        if free <= 0:
+            est.fit_reason = (f"weights and the profiling peak alone take {fmt_bytes(peak)}, "
+                              f"{fmt_bytes(peak - usable)} more than the GPU's {fmt_bytes(usable)}")
+        elif not within:
             est.fit_reason = (f"TensorRT-LLM holds {fmt_bytes(held)} (its peak {fmt_bytes(peak)} plus "
                               f"free_gpu_memory_fraction {fraction:g} of the {fmt_bytes(free)} left), more than the "
                               f"{fmt_bytes(allowed)} allowed{allowed_note(s)}")
         elif not est.fits:
-            if free <= 0:
-                est.fit_reason = (f"weights and the profiling peak alone take {fmt_bytes(peak)}, "
-                                  f"{fmt_bytes(peak - usable)} more than the GPU's {fmt_bytes(usable)}")
-            else:
-                shares = len(window_groups(model, s, layers))
-                est.fit_reason = (f"the KV pool ({fmt_bytes(pool)} = {fraction:g} x the {fmt_bytes(free)} left "
-                                  f"after a {fmt_bytes(peak)} peak) cannot hold {fmt_bytes(kv)}"
-                                  + (f" in {shares} equal shares, one per window size" if shares > 1 else
-                                     f": {fmt_bytes(kv - pool)} short"))
+            shares = len(window_groups(model, s, layers))
+            est.fit_reason = (f"the KV pool ({fmt_bytes(pool)} = {fraction:g} x the {fmt_bytes(free)} left "
+                              f"after a {fmt_bytes(peak)} peak) cannot hold {fmt_bytes(kv)}"
+                              + (f" in {shares} equal shares, one per window size" if shares > 1 else
+                                 f": {fmt_bytes(kv - pool)} short"))
         ceiling = max(s.context, model.max_position or s.context)
         est.max_context = largest_fitting(lambda c: fits_pool(model, s, layers, c, pool), 1, ceiling) \
             if pool > 0 and within else None
