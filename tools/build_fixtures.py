@@ -132,6 +132,14 @@ PUBLISHED = {
     # totals apply (its LFS sizes sum to 688,586,727,753 = this data + 11,888,393 header bytes over 163 files).
     "deepseek-ai--DeepSeek-R1": {"tensors": 91991, "bytes": 688574839360,
                                  "source": "DeepSeek-V3 totals in simpx/model-inspect@5894630b README.md (same architecture)"},
+    # Hub trees (docs corpus): EleutherAI/pythia-70m @a39f36b1 lists model.safetensors "166 MB"; pythia-12b @bb1e3e71
+    # lists model-0000{1,2,3}-of-00003.safetensors 9.81 / 9.93 / 4.11 GB (SFconvertbot conversions of the .bin shards).
+    "EleutherAI--pythia-70m": {"rounded_mb": {"model.safetensors": 166},
+                               "source": "Hub tree https://huggingface.co/EleutherAI/pythia-70m/tree/a39f36b100fe8a5377810d56c3f4789b9c53ac42"},
+    "EleutherAI--pythia-12b": {"rounded_gb": {"model-00001-of-00003.safetensors": 9.81,
+                                              "model-00002-of-00003.safetensors": 9.93,
+                                              "model-00003-of-00003.safetensors": 4.11},
+                               "source": "Hub tree https://huggingface.co/EleutherAI/pythia-12b/tree/bb1e3e710cdf6b524461d543cfb5ba773f0a81b6"},
     # DeepSeek-V3.1: config equal to DeepSeek-V3's but for transformers_version and quantization_config.scale_fmt "ue8m0"
     # (fixtures-src/extra3 PROVENANCE.json), so V3's published totals are the reference (as for R1 above).
     "deepseek-ai--DeepSeek-V3.1": {"tensors": 91991, "bytes": 688574839360,
@@ -428,6 +436,26 @@ def build_table(fx: Path, cfg: dict, meta: dict, index: dict | None) -> tuple[li
                 out.append((f"h.{m.group(1)}.attn.bias", "F32", (1, 1, n_ctx, n_ctx)))
         table = out
         notes.append("plus h.N.attn.bias causal-mask buffers [1, 1, n_ctx, n_ctx] F32")
+    if mt == "gpt_neox" and name.startswith("EleutherAI--pythia-"):
+        # Pythia's checkpoints (transformers 4.24 GPTNeoXAttention) stored three buffers per layer that transformers no
+        # longer has: attention.bias = tril(ones(uint8)) [1, 1, max_pos, max_pos], attention.masked_bias = tensor(-1e9)
+        # and attention.rotary_emb.inv_freq [rotary_ndims / 2], the float ones halved with the model. Evidence: the Hub
+        # trees list torch.ByteStorage + torch.HalfStorage as the .bin pickle imports (no FloatStorage), and the
+        # SFconvertbot safetensors are larger than the parameters by exactly these buffers (pythia-70m: 166 MB;
+        # pythia-12b: 9.81 + 9.93 + 4.11 GB; see PUBLISHED).
+        n_pos = cfg["max_position_embeddings"]
+        rot = int(cfg["hidden_size"] // cfg["num_attention_heads"] * cfg.get("rotary_pct", 1.0)) // 2
+        out = []
+        for n, d, s in table:
+            m = re.fullmatch(r"gpt_neox\.layers\.(\d+)\.attention\.query_key_value\.weight", n)
+            if m:
+                a = f"gpt_neox.layers.{m.group(1)}.attention."
+                out += [(a + "bias", "U8", (1, 1, n_pos, n_pos)), (a + "masked_bias", "F16", ()),
+                        (a + "rotary_emb.inv_freq", "F16", (rot,))]
+            out.append((n, d, s))
+        table = out
+        notes.append("plus per-layer attention.bias U8 [1, 1, max_pos, max_pos], attention.masked_bias F16 [] and "
+                     "attention.rotary_emb.inv_freq F16 (transformers-4.24-era buffers kept by the checkpoint)")
     if name == "dslim--bert-large-NER":
         # The 2020 checkpoint (converted to safetensors in Hub PR #2, 2023) was saved from a BERT that still had its
         # pooler; BertForTokenClassification no longer builds one. Evidence: the LFS size of model.safetensors exceeds
@@ -789,6 +817,11 @@ def check(fx: Path, cfg: dict, files: dict, index: dict | None, lfs: dict, style
             ours = round(total / 2**30, 2)
             (checked if ours == pub["gib_2dp"] else problems).append(
                 f"published data size {pub['gib_2dp']} GiB (2 d.p.)" + ("" if ours == pub["gib_2dp"] else f" != ours {ours}"))
+        for fname, mb in (pub.get("rounded_mb") or {}).items():  # the Hub shows 3 significant digits
+            ours = per_file.get(fname)
+            ok = ours is not None and float(f"{ours / 10**6:.3g}") == mb
+            (checked if ok else problems).append(
+                f"Hub listing {fname} {mb} MB ({pub['source']})" + ("" if ok else f" != ours {ours}"))
         for fname, gb in (pub.get("rounded_gb") or {}).items():
             ours = per_file.get(fname)
             ok = ours is not None and round(ours / GB, 2) == gb
