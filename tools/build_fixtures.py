@@ -401,7 +401,10 @@ def build_table(fx: Path, cfg: dict, meta: dict, index: dict | None) -> tuple[li
         table = molmo_table(cfg)
         notes.append("hand-built from the repo's modeling_molmo.py (remote code; no transformers class)")
     else:
-        dtype = config_dtype(cfg, {"bloom": "bfloat16", "gpt_oss": "bfloat16"}.get(mt))
+        # configs without torch_dtype: the checkpoint's dtype from other evidence
+        #   instructlab/granite-7b-lab: commit "feat: bfloat16 model"; index total_size = 2 bytes x parameters
+        dtype = config_dtype(cfg, {"bloom": "bfloat16", "gpt_oss": "bfloat16"}.get(mt)
+                             or {"instructlab--granite-7b-lab": "bfloat16"}.get(name))
         model_type = "deepseek_v3" if mt == "kimi_k2" else None
         if qm == "gptq" or qm == "awq":
             dtype = "float16"
