@@ -383,6 +383,273 @@ def test_bin_only_repos(name):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# 5. fixtures-src/extra3 (each PROVENANCE.json names its source; the numbers are repeated here as literals)
+# ---------------------------------------------------------------------------------------------------------------------
+EXTRA3_INDEX_TOTALS = {
+    # fixture: (metadata.total_size, tensors in weight_map) of the real index stored verbatim in the fixture
+    "HuggingFaceTB--SmolLM3-3B": (6150197248, 326),  # fetchwiki/HuggingFaceTB-SmolLM3-3B@2db8990c
+    "Qwen--Qwen2.5-Coder-32B-Instruct": (65527752704, 771),  # lowkb/codeai@b4720594
+    "Qwen--Qwen2.5-Math-72B-Instruct": (145412407296, 963),  # Hernies/Qwen2.5-Math-72b-Instruct@58748ba3
+    "adept--fuyu-8b": (18816477184, 582),  # ypkang/adept-fuyu-8b@f41defef
+    "allenai--olmOCR-7B-0225-preview": (16582751232, 730),  # BrianYAU-NTEC/olmOCR@3123f783
+    "cognitivecomputations--Dolphin3.0-R1-Mistral-24B": (47144847360, 363),  # gsasouza/dolphin3-mistral@d96260c1
+    "deepcogito--cogito-v1-preview-qwen-14B": (29531895808, 579),  # fetchwiki/deepcogito-cogito-v1-preview-qwen-14B@3ebd2c06
+    "google--gemma-4-31B-it": (62546177752, 1188),  # victortorresa94-del/gemma4@419b2efe
+    "instructlab--granite-7b-lab": (13476962304, 291),  # VineethGithubIBM/graniteModelWithoutGGUF@4fb6a018
+    "mistralai--Devstral-Small-2507": (47144806400, 363),  # fetchwiki/mistralai-Devstral-Small-2507@2074b22f
+    "mistralai--Mistral-7B-Instruct-v0.2": (14483464192, 291),  # Garand0o0/mistral@b70aa865
+    "nvidia--OpenMath-CodeLlama-13b-Python-hf": (26031728640, 363),  # omnave/OpenMath-CodeLlama-13b-Python-hf@3e3010c6
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXTRA3_INDEX_TOTALS))
+def test_extra3_index_total_size(name):
+    repo, _ = fx(name)
+    total, count = EXTRA3_INDEX_TOTALS[name]
+    index = json.loads(repo.texts["model.safetensors.index.json"])
+    assert index["metadata"]["total_size"] == total
+    wm = index["weight_map"]
+    assert len(wm) == count
+    names = {t.name: t.file for t in tensors(repo, set(wm.values()))}
+    assert names == wm
+    assert data_bytes(repo, set(wm.values())) == total
+
+
+EXTRA3_LFS_EXACT = {
+    # fetchwiki/HuggingFaceTB-SmolLM3-3B@2db8990c model_files.json
+    "HuggingFaceTB--SmolLM3-3B": {
+        "model-00001-of-00002.safetensors": 4966315264,
+        "model-00002-of-00002.safetensors": 1183919744,
+    },
+    # fetchwiki/LiquidAI-LFM2-1.2B@60dc8602 model_files.json
+    "LiquidAI--LFM2-1.2B": {
+        "model.safetensors": 2340697936,
+    },
+    # lowkb/codeai@b4720594 (LFS pointers)
+    "Qwen--Qwen2.5-Coder-32B-Instruct": {
+        "model-00001-of-00014.safetensors": 4891730992,
+        "model-00002-of-00014.safetensors": 4876059352,
+        "model-00003-of-00014.safetensors": 4876059384,
+        "model-00004-of-00014.safetensors": 4876059416,
+        "model-00005-of-00014.safetensors": 4876059416,
+        "model-00006-of-00014.safetensors": 4876059416,
+        "model-00007-of-00014.safetensors": 4876059416,
+        "model-00008-of-00014.safetensors": 4876059416,
+        "model-00009-of-00014.safetensors": 4876059416,
+        "model-00010-of-00014.safetensors": 4876059416,
+        "model-00011-of-00014.safetensors": 4876059416,
+        "model-00012-of-00014.safetensors": 4876059416,
+        "model-00013-of-00014.safetensors": 4876059416,
+        "model-00014-of-00014.safetensors": 2123397800,
+    },
+    # Hernies/Qwen2.5-Math-72b-Instruct@58748ba3 (LFS pointers)
+    "Qwen--Qwen2.5-Math-72B-Instruct": {
+        "model-00001-of-00037.safetensors": 3762345336,
+        "model-00002-of-00037.safetensors": 3995200440,
+        "model-00003-of-00037.safetensors": 3812769392,
+        "model-00004-of-00037.safetensors": 3995183944,
+        "model-00005-of-00037.safetensors": 3995183944,
+        "model-00006-of-00037.safetensors": 3995200456,
+        "model-00007-of-00037.safetensors": 3812769424,
+        "model-00008-of-00037.safetensors": 3995183968,
+        "model-00009-of-00037.safetensors": 3995183968,
+        "model-00010-of-00037.safetensors": 3995200464,
+        "model-00011-of-00037.safetensors": 3812769424,
+        "model-00012-of-00037.safetensors": 3995183968,
+        "model-00013-of-00037.safetensors": 3995183968,
+        "model-00014-of-00037.safetensors": 3995200464,
+        "model-00015-of-00037.safetensors": 3812769424,
+        "model-00016-of-00037.safetensors": 3995183968,
+        "model-00017-of-00037.safetensors": 3995183968,
+        "model-00018-of-00037.safetensors": 3995200464,
+        "model-00019-of-00037.safetensors": 3812769424,
+        "model-00020-of-00037.safetensors": 3995183968,
+        "model-00021-of-00037.safetensors": 3995183968,
+        "model-00022-of-00037.safetensors": 3995200464,
+        "model-00023-of-00037.safetensors": 3812769424,
+        "model-00024-of-00037.safetensors": 3995183968,
+        "model-00025-of-00037.safetensors": 3995183968,
+        "model-00026-of-00037.safetensors": 3995200464,
+        "model-00027-of-00037.safetensors": 3812769424,
+        "model-00028-of-00037.safetensors": 3995183968,
+        "model-00029-of-00037.safetensors": 3995183968,
+        "model-00030-of-00037.safetensors": 3995200464,
+        "model-00031-of-00037.safetensors": 3812769424,
+        "model-00032-of-00037.safetensors": 3995183968,
+        "model-00033-of-00037.safetensors": 3995183968,
+        "model-00034-of-00037.safetensors": 3995200464,
+        "model-00035-of-00037.safetensors": 3812769424,
+        "model-00036-of-00037.safetensors": 3995183968,
+        "model-00037-of-00037.safetensors": 3460317640,
+    },
+    # ypkang/adept-fuyu-8b@f41defef (LFS pointers)
+    "adept--fuyu-8b": {
+        "model-00001-of-00002.safetensors": 9934219312,
+        "model-00002-of-00002.safetensors": 8882334152,
+    },
+    # BrianYAU-NTEC/olmOCR@3123f783 (LFS pointers)
+    "allenai--olmOCR-7B-0225-preview": {
+        "model-00001-of-00004.safetensors": 4966659944,
+        "model-00002-of-00004.safetensors": 4991495816,
+        "model-00003-of-00004.safetensors": 4932751040,
+        "model-00004-of-00004.safetensors": 1691924384,
+    },
+    # gsasouza/dolphin3-mistral@d96260c1 (LFS pointers)
+    "cognitivecomputations--Dolphin3.0-R1-Mistral-24B": {
+        "model-00001-of-00010.safetensors": 4781592216,
+        "model-00002-of-00010.safetensors": 4781592784,
+        "model-00003-of-00010.safetensors": 4781592800,
+        "model-00004-of-00010.safetensors": 4886471600,
+        "model-00005-of-00010.safetensors": 4781592824,
+        "model-00006-of-00010.safetensors": 4781592816,
+        "model-00007-of-00010.safetensors": 4886471600,
+        "model-00008-of-00010.safetensors": 4781592824,
+        "model-00009-of-00010.safetensors": 4781592816,
+        "model-00010-of-00010.safetensors": 3900797552,
+    },
+    # fetchwiki/deepcogito-cogito-v1-preview-qwen-14B@3ebd2c06 model_files.json
+    "deepcogito--cogito-v1-preview-qwen-14B": {
+        "model-00001-of-00006.safetensors": 4982125520,
+        "model-00002-of-00006.safetensors": 4954847344,
+        "model-00003-of-00006.safetensors": 4954847392,
+        "model-00004-of-00006.safetensors": 4954847392,
+        "model-00005-of-00006.safetensors": 4954847392,
+        "model-00006-of-00006.safetensors": 4730447400,
+    },
+    # victortorresa94-del/gemma4@419b2efe (LFS pointers)
+    "google--gemma-4-31B-it": {
+        "model-00001-of-00002.safetensors": 49784788364,
+        "model-00002-of-00002.safetensors": 12761549884,
+    },
+    # jeremieconte/granite-3.1-1b-a400m-instruct@73154eec (LFS pointers)
+    "ibm-granite--granite-3.1-1b-a400m-instruct": {
+        "model.safetensors": 2669283096,
+    },
+    # VineethGithubIBM/graniteModelWithoutGGUF@4fb6a018 (LFS pointers)
+    "instructlab--granite-7b-lab": {
+        "model-00001-of-00003.safetensors": 4939050888,
+        "model-00002-of-00003.safetensors": 4947390880,
+        "model-00003-of-00003.safetensors": 3590554352,
+    },
+    # fetchwiki/mistralai-Devstral-Small-2507@2074b22f model_files.json
+    "mistralai--Devstral-Small-2507": {
+        "consolidated.safetensors": 47144846024,
+        "model-00001-of-00010.safetensors": 4781571736,
+        "model-00002-of-00010.safetensors": 4781592784,
+        "model-00003-of-00010.safetensors": 4781592800,
+        "model-00004-of-00010.safetensors": 4886471600,
+        "model-00005-of-00010.safetensors": 4781592824,
+        "model-00006-of-00010.safetensors": 4781592816,
+        "model-00007-of-00010.safetensors": 4886471600,
+        "model-00008-of-00010.safetensors": 4781592824,
+        "model-00009-of-00010.safetensors": 4781592816,
+        "model-00010-of-00010.safetensors": 3900777072,
+    },
+    # Garand0o0/mistral@b70aa865 (LFS pointers)
+    "mistralai--Mistral-7B-Instruct-v0.2": {
+        "model-00001-of-00003.safetensors": 4943162336,
+        "model-00002-of-00003.safetensors": 4999819336,
+        "model-00003-of-00003.safetensors": 4540516344,
+    },
+    # omnave/OpenMath-CodeLlama-13b-Python-hf@3e3010c6 (LFS pointers)
+    "nvidia--OpenMath-CodeLlama-13b-Python-hf": {
+        "model-00001-of-00003.safetensors": 9948688032,
+        "model-00002-of-00003.safetensors": 9904123752,
+        "model-00003-of-00003.safetensors": 6178959128,
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXTRA3_LFS_EXACT))
+def test_extra3_lfs_file_sizes_exact(name):
+    repo, _ = fx(name)
+    for path, size in EXTRA3_LFS_EXACT[name].items():
+        assert path in repo.safetensors, path
+        assert repo.safetensors_size(path) == size, path
+        assert repo.files[path] == size
+
+
+EXTRA3_BIN_ONLY = {
+    # fixture: (pytorch_model.bin.index.json total_size or None, exact .bin sizes); no safetensors table is served
+    # Marcos-gi/base-gpt-j-6B@6e35e214 (LFS pointers)
+    "EleutherAI--gpt-j-6b": (None, {"pytorch_model.bin": 24207819307}),
+    # snairharikrishnan/opt125m@47aebbc0 (LFS pointers)
+    "facebook--opt-125m": (None, {"pytorch_model.bin": 250540281}),
+    # caiyuusheng0325edu/facebook-opt-1-3b-copy@3f5c25d0 (LFS pointers)
+    "facebook--opt-1.3b": (None, {"pytorch_model.bin": 2631639353}),
+    # kuolema-aap14/ELYZA-japanese-Llama-2-13b-instruct@ed150890 (LFS pointers)
+    "elyza--ELYZA-japanese-Llama-2-13b-instruct": (26031728640, {"pytorch_model-00001-of-00003.bin": 9948721353, "pytorch_model-00002-of-00003.bin": 9904157328, "pytorch_model-00003-of-00003.bin": 6178979423}),
+    # trouvaille2023/vicuna-33b-v1.3@e0a6421a (LFS pointers)
+    "lmsys--vicuna-33b-v1.3": (65057902592, {"pytorch_model-00001-of-00007.bin": 9818324627, "pytorch_model-00002-of-00007.bin": 9958102743, "pytorch_model-00003-of-00007.bin": 9896734715, "pytorch_model-00004-of-00007.bin": 9869470481, "pytorch_model-00005-of-00007.bin": 9869470445, "pytorch_model-00006-of-00007.bin": 9958102743, "pytorch_model-00007-of-00007.bin": 5687903281}),
+    # drcege/RedPajama-INCITE-7B-Base@aeccca00 (LFS pointers)
+    "togethercomputer--RedPajama-INCITE-Base-7B-v0.1": (13731385408.0, {"pytorch_model-00001-of-00002.bin": 10045941140, "pytorch_model-00002-of-00002.bin": 3803058098}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXTRA3_BIN_ONLY))
+def test_extra3_bin_only_repos(name):
+    repo, _ = fx(name)
+    total, sizes = EXTRA3_BIN_ONLY[name]
+    assert repo.safetensors == {}
+    if total is not None:
+        assert json.loads(repo.texts["pytorch_model.bin.index.json"])["metadata"]["total_size"] == total
+    for path, size in sizes.items():
+        assert repo.files[path] == size
+
+
+HUB_CONFIG_SHA256 = {
+    # fixture: (bytes, sha256) of config.json as recorded from the Hub API at a pinned revision by
+    # dinoml/model-configs-rs@23d00477 corpus/report-repositories.json (repo@revision in the comment; gemma-7b's record is
+    # of the Hub copy milandean/gemma-7b)
+    "EleutherAI--gpt-j-6b": (930, "9328fc6e157f344fbbcd8c605a876c1fe2f7441a40a00c3046f4e8f99ab619e6"),  # EleutherAI/gpt-j-6b@47e16930
+    "EleutherAI--pythia-12b": (571, "0209f3579c4f3fadb715aa63d6e40f4a2dd17ee0369aea7833298582bfc97e3c"),  # EleutherAI/pythia-12b@bb1e3e71
+    "EleutherAI--pythia-160m": (569, "76eb275107220e450d31258f792a2efcbee109d8b62ae0088260057dec06362f"),  # EleutherAI/pythia-160m@50f5173d
+    "EleutherAI--pythia-1b": (569, "302d6702a29de1039066e41404877fb8c53b7ddc82e88f9aba277f230086cfe0"),  # EleutherAI/pythia-1b@f73d7dcc
+    "EleutherAI--pythia-70m": (567, "002050231a9b1ec3ac77aa6b9b3bbdc4d923f4068a7dd33b8da72a9bd6ad9a43"),  # EleutherAI/pythia-70m@a39f36b1
+    "MiniMaxAI--MiniMax-M2.7": (1675, "697c30492781d55ac516011f937b5cdec045710b5b0c9ca39a6ea277785df9aa"),  # MiniMaxAI/MiniMax-M2.7@d494266a
+    "Qwen--Qwen2-Audio-7B": (853, "ab122e112e2450f10cec59216185bd519ccd7529c79d4c1c00255d43b97a037d"),  # Qwen/Qwen2-Audio-7B@dd844707
+    "Qwen--Qwen2-Audio-7B-Instruct": (853, "ab122e112e2450f10cec59216185bd519ccd7529c79d4c1c00255d43b97a037d"),  # Qwen/Qwen2-Audio-7B-Instruct@0a095220
+    "Qwen--Qwen3-VL-4B-Thinking": (1505, "edac7703329133edfc53e46ac0081835144c99d7eebf28b71c732694d435224d"),  # Qwen/Qwen3-VL-4B-Thinking@1de27d8c
+    "Qwen--Qwen3.5-0.8B": (2907, "b90b86f35c8e6925ef74ee04d0e758f0a845c83a42089ad82bbaa948de9b4204"),  # Qwen/Qwen3.5-0.8B@2fc06364
+    "Qwen--Qwen3.5-27B": (4134, "f8d190c5b89c1521220f935d2567a587d6e291ed69066a45a106560b05a2174c"),  # Qwen/Qwen3.5-27B@fc05daec
+    "Qwen--Qwen3.5-35B-A3B": (3544, "5e4d7f74fec2f360eb9cfbfcd6ec0c4c76e684d3a11caaed259d9fd9bfbc7944"),  # Qwen/Qwen3.5-35B-A3B@59d61f3c
+    "Qwen--Qwen3.5-397B-A17B": (4177, "3ae7fa89c2f7d1354096418ddaf1331e9e0898a8ca11e804fb6dbaa087efb7da"),  # Qwen/Qwen3.5-397B-A17B@84726181
+    "adept--fuyu-8b": (768, "cbf11fcb3e60c985b5f5ab8a8e277b17e2910c3060285609dbfbf2354689c8ff"),  # adept/fuyu-8b@f41defef
+    "deepseek-ai--DeepSeek-V3.1": (1686, "3e5d192d745758862b0a3e6338ee181991db49933dbbd3185e1bde34944e7bad"),  # deepseek-ai/DeepSeek-V3.1@c0781d03
+    "facebook--opt-1.3b": (653, "f1aaceefb7d34d346e9b0400d95fdb4970567bcbe1d4aba1068c5402099b644f"),  # facebook/opt-1.3b@3f5c25d0
+    "facebook--opt-125m": (651, "54162c9cd0377110df1859dfabebb106fc0988c8aadb88207ce1ee0d34985df6"),  # facebook/opt-125m@27dcfa74
+    "google--gemma-4-26B-A4B": (3775, "0364256c5de7863a22b5dd666043d542d42b681c02fd83eb67dc7b483d859e96"),  # google/gemma-4-26B-A4B@24548b62
+    "google--gemma-4-31B-it": (4621, "e967dd38bc5cfd38bd09a995a7bf4a754075df2b46aba68f7fbb5a791e6d8dd1"),  # google/gemma-4-31B-it@842da379
+    "google--gemma-4-E2B-it": (4954, "1b28f3d2c3100f6c594754b81107428bd7b822a7f48272ca681dae9d2ec38330"),  # google/gemma-4-E2B-it@3e22461f
+    "google--gemma-7b": (629, "681aa5004e71e55e5d6344f697ebefbf16b376297df890b075121dc5b89b93fb"),  # milandean/gemma-7b@539fe5c4
+    "microsoft--phi-2": (735, "fbd955b298fdbd35fb81b3350a0d68d12616da7b7e9d81397ef632038ccc1111"),  # microsoft/phi-2@810d3678
+    "mistralai--Mistral-Small-3.1-24B-Instruct-2503": (1177, "ce3ec410cac74da358f786c574b73b6624c50c8bb876bcb628f06500fe07adcc"),  # mistralai/Mistral-Small-3.1-24B-Instruct-2503@68faf511
+    "zai-org--GLM-5": (1384, "308d3ceebe7bd9c2246d20550d5b793098dd03838d1e504f8236063ae152bcae"),  # zai-org/GLM-5@4e6698ba
+    "zai-org--GLM-5.1": (1379, "726e45e28d1be1636a5834048a4101a2cfe384819ad2ebe08d41f6fe04656526"),  # zai-org/GLM-5.1@26e1bd6e
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUB_CONFIG_SHA256))
+def test_hub_config_bytes(name):
+    size, digest = HUB_CONFIG_SHA256[name]
+    data = (FIXTURES / name / "config.json").read_bytes()
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (size, digest)
+
+
+def test_pythia_listings():
+    # Hub trees (docs corpus): pythia-70m @a39f36b1 model.safetensors "166 MB"; pythia-12b @bb1e3e71
+    # model-0000{1,2,3}-of-00003.safetensors 9.81 / 9.93 / 4.11 GB. Both include the transformers-4.24 buffers
+    # (attention.bias U8 [1, 1, 2048, 2048], masked_bias, rotary inv_freq) of every layer.
+    repo, _ = fx("EleutherAI--pythia-70m")
+    assert round(repo.safetensors_size("model.safetensors") / 1e6) == 166
+    assert sum(1 for t in tensors(repo) if t.name.endswith("attention.bias") and t.dtype == "U8") == 6
+    repo, _ = fx("EleutherAI--pythia-12b")
+    for path, gb in (("model-00001-of-00003.safetensors", 9.81), ("model-00002-of-00003.safetensors", 9.93),
+                     ("model-00003-of-00003.safetensors", 4.11)):
+        assert round(repo.safetensors_size(path) / 1e9, 2) == gb, path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # 4. every fixture: well-formed, verbatim files intact, tables consistent
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ALL)

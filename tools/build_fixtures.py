@@ -132,6 +132,18 @@ PUBLISHED = {
     # totals apply (its LFS sizes sum to 688,586,727,753 = this data + 11,888,393 header bytes over 163 files).
     "deepseek-ai--DeepSeek-R1": {"tensors": 91991, "bytes": 688574839360,
                                  "source": "DeepSeek-V3 totals in simpx/model-inspect@5894630b README.md (same architecture)"},
+    # Hub trees (docs corpus): EleutherAI/pythia-70m @a39f36b1 lists model.safetensors "166 MB"; pythia-12b @bb1e3e71
+    # lists model-0000{1,2,3}-of-00003.safetensors 9.81 / 9.93 / 4.11 GB (SFconvertbot conversions of the .bin shards).
+    "EleutherAI--pythia-70m": {"rounded_mb": {"model.safetensors": 166},
+                               "source": "Hub tree https://huggingface.co/EleutherAI/pythia-70m/tree/a39f36b100fe8a5377810d56c3f4789b9c53ac42"},
+    "EleutherAI--pythia-12b": {"rounded_gb": {"model-00001-of-00003.safetensors": 9.81,
+                                              "model-00002-of-00003.safetensors": 9.93,
+                                              "model-00003-of-00003.safetensors": 4.11},
+                               "source": "Hub tree https://huggingface.co/EleutherAI/pythia-12b/tree/bb1e3e710cdf6b524461d543cfb5ba773f0a81b6"},
+    # DeepSeek-V3.1: config equal to DeepSeek-V3's but for transformers_version and quantization_config.scale_fmt "ue8m0"
+    # (fixtures-src/extra3 PROVENANCE.json), so V3's published totals are the reference (as for R1 above).
+    "deepseek-ai--DeepSeek-V3.1": {"tensors": 91991, "bytes": 688574839360,
+                                   "source": "DeepSeek-V3 totals in simpx/model-inspect@5894630b README.md (same architecture and shapes)"},
     # known_totals.md section 2 (huggingface.js parse-safetensors-metadata.spec.ts, revision-pinned):
     # gpt-oss-120b: BF16 2167371072 + U8 57330892800 packed bytes + 3583180800 scale bytes, 15 shards.
     "openai--gpt-oss-120b": {"bytes": 2167371072 * 2 + 57330892800 + 3583180800, "dtype_counts": {"BF16": 2167371072},
@@ -389,7 +401,10 @@ def build_table(fx: Path, cfg: dict, meta: dict, index: dict | None) -> tuple[li
         table = molmo_table(cfg)
         notes.append("hand-built from the repo's modeling_molmo.py (remote code; no transformers class)")
     else:
-        dtype = config_dtype(cfg, {"bloom": "bfloat16", "gpt_oss": "bfloat16"}.get(mt))
+        # configs without torch_dtype: the checkpoint's dtype from other evidence
+        #   instructlab/granite-7b-lab: commit "feat: bfloat16 model"; index total_size = 2 bytes x parameters
+        dtype = config_dtype(cfg, {"bloom": "bfloat16", "gpt_oss": "bfloat16"}.get(mt)
+                             or {"instructlab--granite-7b-lab": "bfloat16"}.get(name))
         model_type = "deepseek_v3" if mt == "kimi_k2" else None
         if qm == "gptq" or qm == "awq":
             dtype = "float16"
@@ -424,6 +439,26 @@ def build_table(fx: Path, cfg: dict, meta: dict, index: dict | None) -> tuple[li
                 out.append((f"h.{m.group(1)}.attn.bias", "F32", (1, 1, n_ctx, n_ctx)))
         table = out
         notes.append("plus h.N.attn.bias causal-mask buffers [1, 1, n_ctx, n_ctx] F32")
+    if mt == "gpt_neox" and name.startswith("EleutherAI--pythia-"):
+        # Pythia's checkpoints (transformers 4.24 GPTNeoXAttention) stored three buffers per layer that transformers no
+        # longer has: attention.bias = tril(ones(uint8)) [1, 1, max_pos, max_pos], attention.masked_bias = tensor(-1e9)
+        # and attention.rotary_emb.inv_freq [rotary_ndims / 2], the float ones halved with the model. Evidence: the Hub
+        # trees list torch.ByteStorage + torch.HalfStorage as the .bin pickle imports (no FloatStorage), and the
+        # SFconvertbot safetensors are larger than the parameters by exactly these buffers (pythia-70m: 166 MB;
+        # pythia-12b: 9.81 + 9.93 + 4.11 GB; see PUBLISHED).
+        n_pos = cfg["max_position_embeddings"]
+        rot = int(cfg["hidden_size"] // cfg["num_attention_heads"] * cfg.get("rotary_pct", 1.0)) // 2
+        out = []
+        for n, d, s in table:
+            m = re.fullmatch(r"gpt_neox\.layers\.(\d+)\.attention\.query_key_value\.weight", n)
+            if m:
+                a = f"gpt_neox.layers.{m.group(1)}.attention."
+                out += [(a + "bias", "U8", (1, 1, n_pos, n_pos)), (a + "masked_bias", "F16", ()),
+                        (a + "rotary_emb.inv_freq", "F16", (rot,))]
+            out.append((n, d, s))
+        table = out
+        notes.append("plus per-layer attention.bias U8 [1, 1, max_pos, max_pos], attention.masked_bias F16 [] and "
+                     "attention.rotary_emb.inv_freq F16 (transformers-4.24-era buffers kept by the checkpoint)")
     if name == "dslim--bert-large-NER":
         # The 2020 checkpoint (converted to safetensors in Hub PR #2, 2023) was saved from a BERT that still had its
         # pooler; BertForTokenClassification no longer builds one. Evidence: the LFS size of model.safetensors exceeds
@@ -510,7 +545,7 @@ def extra_files(fx: Path, cfg: dict) -> dict:
     """Safetensors files a repo ships besides its transformers-format shards: {file: (table, how)}.
     Both tables below reproduce the file's LFS size exactly (no __metadata__, safetensors storage order)."""
     name = fx.name
-    if name == "mistralai--Mistral-7B-Instruct-v0.3":
+    if name in ("mistralai--Mistral-7B-Instruct-v0.3", "mistralai--Devstral-Small-2507"):
         # consolidated.safetensors: mistral-inference naming (mistral_inference/transformer.py: tok_embeddings, norm,
         # output, layers.N.attention.{wq,wk,wv,wo}, attention_norm, feed_forward.{w1,w2,w3}, ffn_norm), BF16.
         h, n, v, i = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"], cfg["intermediate_size"]
@@ -785,6 +820,11 @@ def check(fx: Path, cfg: dict, files: dict, index: dict | None, lfs: dict, style
             ours = round(total / 2**30, 2)
             (checked if ours == pub["gib_2dp"] else problems).append(
                 f"published data size {pub['gib_2dp']} GiB (2 d.p.)" + ("" if ours == pub["gib_2dp"] else f" != ours {ours}"))
+        for fname, mb in (pub.get("rounded_mb") or {}).items():  # the Hub shows 3 significant digits
+            ours = per_file.get(fname)
+            ok = ours is not None and float(f"{ours / 10**6:.3g}") == mb
+            (checked if ok else problems).append(
+                f"Hub listing {fname} {mb} MB ({pub['source']})" + ("" if ok else f" != ours {ours}"))
         for fname, gb in (pub.get("rounded_gb") or {}).items():
             ours = per_file.get(fname)
             ok = ours is not None and round(ours / GB, 2) == gb
@@ -822,6 +862,18 @@ def build_one(fx: Path) -> dict | None:
         if old.exists():
             old.unlink()
         return {"fixture": fx.name, "tensors": 0, "data_bytes": 0, "checked": [], "problems": [], "skipped": ".bin only"}
+    # repos known (or, for their release, expected) to ship no safetensors: PROVENANCE.json `no_safetensors` says why
+    no_st = (prov.get("extra") or {}).get("no_safetensors")
+    if no_st:
+        prov["tensors"] = f"none: no safetensors table ({no_st})"
+        prov["checked_against"] = "n/a"
+        for key in ("check_mismatches", "reconstruction"):
+            prov.pop(key, None)
+        (fx / "repo.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
+        old = fx / "tensors.json.gz"
+        if old.exists():
+            old.unlink()
+        return {"fixture": fx.name, "tensors": 0, "data_bytes": 0, "checked": [], "problems": [], "skipped": "no safetensors"}
     index = real_index(fx, meta)
     table, notes = build_table(fx, cfg, meta, index)
     names = [t[0] for t in table]
@@ -952,7 +1004,7 @@ def write_sources_md(fixtures: Path = FIXTURES) -> Path:
             "",
             "Generated by `tools/build_fixtures.py` from each `repo.json` (re-run it after `tools/import_corpus.py`).",
             "Tiers as in `../shared/corpus/SOURCES.md`: A Hub git clone (or PyPI bundle of the Hub snapshot), B vendored",
-            "copy (NVIDIA AIConfigurator), C third-party copy, V Hub-hash-verified reconstruction (fixtures-src/extra),",
+            "copy (NVIDIA AIConfigurator), C third-party copy, V Hub-hash-verified reconstruction (fixtures-src/extra*),",
             "E constructed (base config + documented recipe, not a Hub copy). Full per-file refs, sha256 and authenticity",
             "notes are in each `repo.json` → `provenance`; mismatches against published numbers are listed there under",
             "`check_mismatches`. `tests/test_fixtures_totals.py` asserts the published numbers.",

@@ -18,8 +18,10 @@ Directories that hold only a NOTE.md (Qwen AWQ/GPTQ/FP8 repos with no verbatim c
 config.json: the base model's corpus config plus the quantization recipe the NOTE documents, labelled tier
 "E (constructed: base config + documented recipe, not a Hub copy)".
 
-Usage: python tools/import_corpus.py [--corpus ../shared/corpus] [--extra fixtures-src/extra] [--out fixtures]
-Re-running is idempotent (same bytes out); tensors.json.gz written by build_fixtures.py is left alone.
+Usage: python tools/import_corpus.py [--corpus ../shared/corpus] [--extra DIR ...] [--out fixtures]
+(default extras: fixtures-src/extra, fixtures-src/extra2, fixtures-src/extra3)
+Re-running is idempotent (same bytes out); tensors.json.gz written by build_fixtures.py is left alone, and the
+safetensors files it serves are not listed again as large files.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
-DEFAULT_EXTRA = ROOT / "fixtures-src" / "extra"
+# extra source folders, imported in this order (each: <org>--<name>/ dirs with PROVENANCE.json)
+DEFAULT_EXTRAS = [ROOT / "fixtures-src" / name for name in ("extra", "extra2", "extra3")]
 DEFAULT_OUT = ROOT / "fixtures"
 
 # corpus file name -> real path in the Hub repo
@@ -374,9 +377,11 @@ def import_corpus_dir(src: Path, out: Path, records: dict, tiers: dict, corpus: 
 
 def merge_repo_json(path: Path, meta: dict) -> None:
     """Write repo.json, keeping what build_fixtures.py added (tensors provenance, constructed files)."""
+    old_order = None
     if path.exists():
         old = json.loads(path.read_text())
         old_prov = old.get("provenance") or {}
+        old_order = list(old_prov)
         new_prov = meta["provenance"]
         for key in ("tensors", "checked_against", "tensors_ref", "check_mismatches", "reconstruction",
                     "index_omitted", "index_real_size"):
@@ -401,7 +406,16 @@ def merge_repo_json(path: Path, meta: dict) -> None:
             if rel == "model.safetensors.index.json" and isinstance(meta["files"][rel], int):
                 meta["provenance"]["index_real_size"] = meta["files"][rel]
             del meta["files"][rel]
+    # ... nor is a safetensors file whose table build_fixtures.py already wrote (it serves header + zeros)
+    tables = path.parent / "tensors.json.gz"
+    if tables.is_file():
+        for rel in json.loads(gzip.decompress(tables.read_bytes())):
+            meta["files"].pop(rel, None)
     meta["files"] = dict(sorted(meta["files"].items()))
+    if old_order:  # keep the provenance key order of the existing repo.json (reruns write the same bytes)
+        prov = meta["provenance"]
+        meta["provenance"] = {**{k: prov[k] for k in old_order if k in prov},
+                              **{k: v for k, v in prov.items() if k not in old_order}}
     write_json(path, meta)
 
 
@@ -481,14 +495,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--extra", type=Path, action="append",
-                    help="extra source folder(s) of <org>--<name>/ dirs with PROVENANCE.json (default: fixtures-src/extra)")
+                    help="extra source folder(s) of <org>--<name>/ dirs with PROVENANCE.json (default: "
+                         "fixtures-src/extra, extra2, extra3)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     records, tiers = load_sources(args.corpus)
     done = []
     for src in sorted(p for p in args.corpus.iterdir() if p.is_dir() and "--" in p.name):
         done.append(import_corpus_dir(src, args.out, records, tiers, args.corpus))
-    for extra in args.extra or [DEFAULT_EXTRA]:
+    for extra in args.extra or DEFAULT_EXTRAS:
         if not extra.is_dir():
             continue
         for src in sorted(p for p in extra.iterdir() if p.is_dir() and "--" in p.name):
