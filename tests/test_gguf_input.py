@@ -552,3 +552,15 @@ def test_a_sibling_header_skips_the_tokenizer_lists_it_shares(tmp_path, monkeypa
                        tensors)
     c = gg.read_local_header(str(other), template=a)  # same count, other bytes: caught, then read in full
     assert c.to_json() == {**gg.read_local_header(str(other)).to_json()}
+
+
+def test_long_strings_and_recurrent_archs_without_ssm_keys(tmp_path):
+    kv, tensors = llama_like(**{"tokenizer.chat_template": "{% x %}" * 1000, "general.tags": ["a" * 2000, "b"]})
+    h = gg.read_local_header(str(write_gguf(tmp_path / "m.gguf", "llama", kv, tensors)))
+    assert h.metadata["tokenizer.chat_template"] == gg.ArrayInfo("STRING_VALUE", 1, 7000)
+    assert h.metadata["general.tags"] == ["a" * 2000, "b"]
+    json.dumps(h.to_json())
+    rwkv = {"rwkv6.block_count": 2, "rwkv6.context_length": 4096, "rwkv6.embedding_length": 256}
+    d = hfvram.analyze(str(write_gguf(tmp_path / "r.gguf", "rwkv6", rwkv, [("token_embd.weight", (100, 256), "F16")])),
+                       frameworks=[], projections=()).to_dict()
+    assert d["architecture"]["layer_kinds"]["none"] == 2 and any("state not counted" in n for n in d["notes"])

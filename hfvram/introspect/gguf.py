@@ -188,8 +188,12 @@ def introspect_gguf(repo):
         else:
             layers.append(FullAttention(num_kv_heads=kv_heads[i], head_dim=head_k,
                                         head_dim_v=head_v if head_v != head_k else None))
-    if any(l.kind == "none" for l in layers) and recurrent and ssm is None and any(recurrent[:n_layer]):
-        notes.append(f"{arch}: recurrent layer state not counted (no Mamba/Gated-DeltaNet SSM keys hfvram reads)")
+    stateless = sum(1 for i, l in enumerate(layers) if l.kind == "none" and (recurrent[i] or arch.startswith("lfm2")))
+    if stateless:
+        notes.append(f"{arch}: {stateless} recurrent layers' state not counted (hfvram reads Mamba, Mamba-2 and "
+                     f"Gated-DeltaNet state from the ssm.* keys; not this architecture's)")
+    if arch == "falcon-h1":
+        notes.append("falcon-h1: every layer also holds a Mamba-2 state next to its attention; only the KV is counted")
 
     tensors = [GGUFTensorRow(t.name, t.type, t.shape, t.nbytes, h.path) for h in headers for t in h.tensors]
     vocab = number(K.VOCAB_SIZE)

@@ -106,6 +106,13 @@ def read_subfolder(hub, repo: RepoData, folder: str) -> RepoData:
     """The model in `folder` of a Hub repo, read as if the folder were the repo root (its config.json and
     safetensors headers, in parallel)."""
     prefix = folder + "/"
+    from .hub import offline_env
+
+    if repo.source == "snapshot" or offline_env() or any("answering" in n for n in repo.notes):
+        from ..errors import NotAvailableOffline
+
+        raise NotAvailableOffline(f"{repo.id}: the model in folder {folder} is not in the metadata cache or the "
+                                  f"bundled snapshot, and the Hub is not being asked (offline)")
     files = {p[len(prefix):]: s for p, s in repo.files.items() if p.startswith(prefix)}
     sub = RepoData(id=repo.id, sha=repo.sha, source=repo.source if repo.source != "cache" else "hub",
                    revision=repo.revision, files=files, notes=list(repo.notes), subfolder=folder)

@@ -49,6 +49,9 @@ RANGE_GROWTH = 8
 # Arrays longer than this are walked but not kept: per-layer arrays (head_count_kv, sliding-window pattern, ...)
 # have one item per block, at most LLAMA_MAX_LAYERS = 512 (src/llama-hparams.h); tokenizer lists have 32K-262K.
 KEEP_ARRAY_ITEMS = 4096
+# String values longer than this (chat templates, an embedded tokenizer.json) are recorded by size only: hfvram
+# reads no such value, and they would bloat the metadata cache (a chat template is 1-20 kB, in every quant file).
+KEEP_STRING_BYTES = 1024
 # ggml/src/gguf.cpp: GGUF_MAX_ARRAY_ELEMENTS (1024*1024*1024), GGML_MAX_DIMS 4, GGML_MAX_NAME 64 (ggml.h).
 MAX_ARRAY_ITEMS = 1 << 30
 MAX_DIMS = 4
@@ -75,9 +78,9 @@ def _gguf():
 
 @dataclass(frozen=True)
 class ArrayInfo:
-    """A metadata array that was walked but not kept (tokenizer lists)."""
+    """A metadata array that was walked but not kept (tokenizer lists), or a long string value ("STRING_VALUE")."""
 
-    type: str  # GGUFValueType name of its items, e.g. "STRING"
+    type: str  # GGUFValueType name of its items, e.g. "STRING"; "STRING_VALUE" for one long string
     count: int
     nbytes: int
 
@@ -263,7 +266,8 @@ class _Parser:
 
     def _scalar(self, b: _Buf, vt):
         if vt == self.VT.STRING:
-            return self._str(b, "a string value", strict=False)
+            value = self._str(b, "a string value", strict=False)
+            return value if len(value) <= KEEP_STRING_BYTES else ArrayInfo("STRING_VALUE", 1, len(value.encode()))
         size = self.item_size[vt]
         value = self.np.frombuffer(b.take(size), dtype=self.np_types[vt], count=1)[0]
         return bool(value) if vt == self.VT.BOOL else value.item()
@@ -339,7 +343,10 @@ class _Parser:
     def _array_items(self, b: _Buf) -> bool:
         key, item, count, done, _, kept = self.array
         if kept is not None:  # small arrays: all at once
-            values = [self._scalar(b, item) for _ in range(count)]
+            if item == self.VT.STRING:
+                values = [self._str(b, f"an item of {key!r}", strict=False) for _ in range(count)]
+            else:
+                values = [self._scalar(b, item) for _ in range(count)]
             self.array[5] = values
             self._end_array(b)
             return True
