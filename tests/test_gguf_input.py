@@ -564,3 +564,19 @@ def test_long_strings_and_recurrent_archs_without_ssm_keys(tmp_path):
     d = hfvram.analyze(str(write_gguf(tmp_path / "r.gguf", "rwkv6", rwkv, [("token_embd.weight", (100, 256), "F16")])),
                        frameworks=[], projections=()).to_dict()
     assert d["architecture"]["layer_kinds"]["none"] == 2 and any("state not counted" in n for n in d["notes"])
+
+
+def test_cdn_redirect_and_round_trips(fake_hub_factory):
+    """The real Hub answers LFS files with a 302 to its CDN: the Range header goes along. A listing is three
+    sequential round trips: model_info, the first header, the other headers in parallel."""
+    from hfvram.fakehub import default_fixtures_dir
+
+    hub = fake_hub_factory(default_fixtures_dir(), cdn=True, delay_s=0.05)  # 50 ms a request, as a real round trip
+    d = hfvram.analyze(f"{BARTOWSKI}:Q8_0", frameworks=["llamacpp"], projections=()).to_dict()
+    assert d["gguf"]["file_type"] == "Q8_0"
+    cdn = [r for r in hub.requests("GET") if r.server == "cdn"]
+    assert len(cdn) == 1 and cdn[0].range == "bytes=0-1048575"
+    hub.reset()
+    hfvram.list_quants(f"{BARTOWSKI}@main", frameworks=["llamacpp"])
+    assert hub.sequential_round_trips(path=r"^/(?!cdn/)") == 3  # the Hub's own; each then redirects to the CDN
+    assert hub.sequential_round_trips() == 5
