@@ -9,7 +9,7 @@ Importing this package is cheap: the Hub client, transformers and the estimators
 
 __version__ = "0.1.0"
 
-__all__ = ["analyze", "HfvramError", "__version__"]
+__all__ = ["analyze", "list_quants", "HfvramError", "__version__"]
 
 
 def analyze(model, **settings):
@@ -17,6 +17,14 @@ def analyze(model, **settings):
     from .analysis import analyze as _analyze
 
     return _analyze(model, **settings)
+
+
+def list_quants(model, **settings):
+    """Every model of a repo that holds several (the quants of a GGUF repo, the bit-rate branches of an EXL2 repo),
+    analysed at the same settings. See `hfvram.analysis.list_quants`."""
+    from .analysis import list_quants as _list_quants
+
+    return _list_quants(model, **settings)
 
 
 def __getattr__(name):

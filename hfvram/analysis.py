@@ -123,6 +123,7 @@ class Analysis:
                            "by_component": w.component_params},
             "weights": {"bytes": w.bytes, "by_dtype": w.by_dtype, "exact": w.exact, "source": w.source,
                         "by_component": w.component_bytes, "files": len(w.files), "tensors": w.tensor_count},
+            "gguf": gguf_dict(f),
             "kv_cache": {"dtype": self.kv.dtype, "context": self.kv.context, "batch": self.kv.batch,
                          "bytes": self.kv.bytes, "per_token_bytes": self.kv.per_token_bytes,
                          "state_bytes": self.kv.state_bytes, "by_kind": self.kv.by_kind},
@@ -134,6 +135,14 @@ class Analysis:
             "notes": self.notes,
         }
 
+    def summary(self) -> dict:
+        """The short form a listing row carries: the file(s), the per-engine verdicts."""
+        d = self.to_dict()
+        return {"model": d["model"], "gguf": d["gguf"], "quantization": d["architecture"]["quantization"],
+                "weights": {k: d["weights"][k] for k in ("bytes", "exact")},
+                "kv_cache": {k: d["kv_cache"][k] for k in ("context", "batch", "bytes")}, "gpu": d["gpu"],
+                "estimates": d["estimates"], "notes": d["notes"]}
+
     def _gpu_dict(self) -> dict | None:
         choice = self.estimate_settings.gpu if self.estimate_settings is not None else None
         if choice is None:
@@ -143,10 +152,25 @@ class Analysis:
                 "fp8": g.fp8, "usable_derived": g.usable_derived}
 
 
+def gguf_dict(f: ModelFacts) -> dict | None:
+    """The GGUF file(s) a model was read from (null for other formats)."""
+    g = f.gguf
+    if g is None:
+        return None
+    return {"architecture": g.architecture, "file_type": g.file_type, "label": g.label, "files": g.files,
+            "file_bytes": g.file_bytes, "header_bytes": g.header_bytes, "tensor_bytes": g.tensor_bytes,
+            "bits_per_weight": f.quant.bits if f.quant else None, "mmproj": g.mmproj,
+            "mmproj_bytes": g.mmproj_bytes or None}
+
+
 def analyze(model, *, revision: str | None = None, offline: bool = False, token=None, hub=None, repo=None,
             projections=(16384, 32768, 131072), suggest: bool = True, options: Options | None = None,
-            **settings) -> Analysis:
-    """Analyse one model: a Hub id (`org/name`, `org/name@rev`), a local folder or a config.json path.
+            file: str | None = None, mmproj: str | None = None, **settings) -> Analysis:
+    """Analyse one model: a Hub id (`org/name`, `org/name@rev`, `org/name:Q4_K_M`, `hf.co/org/name:Q4_K_M`), a
+    local folder, a .gguf file or a config.json path. For a GGUF repo, `file` names the .gguf file (or the first
+    of its splits) when `:QUANT` does not, and `mmproj` ("auto" or a file name) adds the vision projector; a GGUF
+    repo with several quants and none chosen raises `hfvram.sources.gguf.ChooseQuant` (`list_quants` sizes them
+    all), an EXL2 repo whose bit-rates live in branches `hfvram.sources.exl.ChooseVariant`.
 
     Settings are what the CLI takes, as keywords (numbers or their strings): context ("32k"), batch, kv_dtype,
     frameworks or framework ("vllm", ["vllm", "llamacpp"]; default all five), gpu ("RTX-4090", "L40S:2") or gpu_mem
@@ -164,7 +188,7 @@ def analyze(model, *, revision: str | None = None, offline: bool = False, token=
             raise UsageError(f"model must be a Hub id, a local path or a config.json path, not {model!r}")
         if revision:
             ref = replace(ref, revision=revision)
-        repo = open_model(ref, offline=offline, token=token, hub=hub)
+        repo = open_model(ref, offline=offline, token=token, hub=hub, file=file, mmproj=mmproj)
     return analyze_facts(introspect(repo), opts, offline=offline, token=token, hub=hub, projections=projections,
                          suggest=suggest)
 
@@ -233,3 +257,111 @@ def analyze_facts(facts: ModelFacts, options: Options, *, offline: bool = False,
     settings_ = Settings(context=opts.context, batch=opts.batch, kv_dtype=opts.kv_dtype)
     return Analysis(facts=facts, settings=settings_, kv=kv_cache(facts, ctx, opts.batch, opts.kv_dtype),
                     notes=notes, estimates=estimates, estimate_settings=es, model=engine_model, projections=table)
+
+
+# -- several models in one repo: the quants of a GGUF repo, the bit-rate branches of an EXL2 repo -------------------
+
+
+@dataclass
+class ListingItem:
+    label: str  # Q4_K_M, IQ4_XS, ... (GGUF) or the branch name (EXL2: 4.0bpw)
+    files: list[str]
+    bytes: int | None  # the file sizes (GGUF), or the branch's safetensors files (EXL2)
+    analysis: Analysis | None = None
+    error: str | None = None
+
+
+@dataclass
+class Listing:
+    """What `hfvram REPO` prints for a repo holding several models: one analysis per quant file (GGUF) or per
+    bit-rate branch (EXL2), each at the same settings. `to_dict()` is the `--json` document (kind "listing")."""
+
+    repo_id: str
+    revision: str | None
+    source: str  # hub | cache | snapshot | local
+    format: str  # "gguf" | "exl2"
+    items: list[ListingItem]
+    mmproj: list[str] = field(default_factory=list)
+    settings: Settings | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        rows = []
+        for it in self.items:
+            row = {"label": it.label, "files": it.files, "bytes": it.bytes, "error": it.error, "analysis": None}
+            if it.analysis is not None:
+                row["analysis"] = it.analysis.summary()
+            rows.append(row)
+        ctx = (self.settings.context if self.settings and self.settings.context else DEFAULT_CONTEXT)
+        return {"schema": SCHEMA, "kind": "listing",
+                "model": {"id": self.repo_id, "revision": self.revision, "source": self.source},
+                "format": self.format, "context": ctx, "batch": self.settings.batch if self.settings else 1,
+                "items": rows, "mmproj": self.mmproj, "notes": self.notes}
+
+
+def list_quants(model, *, revision: str | None = None, offline: bool = False, token=None, hub=None, repo=None,
+                branches=None, jobs: int = 8, **settings) -> Listing:
+    """Every model of a repo that holds several, analysed at the same settings (projections and suggestions left
+    out): the GGUF quants (headers read with Range requests: the first in full, the others skipping the tokenizer
+    lists they share with it, checked against their file size), or the bit-rate branches of an EXL2 repo."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .errors import HfvramError
+    from .sources import gguf as gg
+    from .sources.exl import ChooseVariant
+
+    opts = parse_options(**settings)
+    ref = parse_ref(model) if isinstance(model, str) else None
+    if ref is None:
+        raise UsageError(f"model must be a Hub id or a local path, not {model!r}")
+    if revision:
+        ref = replace(ref, revision=revision)
+    if hub is None and ref.kind == "hub":
+        from .sources.hub import HubSource
+
+        hub = HubSource(token=token)
+    settings_ = Settings(context=opts.context, batch=opts.batch, kv_dtype=opts.kv_dtype)
+    if repo is None and branches is None:
+        try:
+            repo = open_model(ref, offline=offline, token=token, hub=hub, choose=False)
+        except ChooseVariant as exc:
+            branches = exc.branches
+
+    def one(make) -> tuple[Analysis | None, str | None]:
+        try:
+            return make(), None
+        except HfvramError as exc:
+            return None, exc.message
+
+    if branches is not None:
+        def branch(b):
+            return one(lambda: analyze(f"{ref.name}@{b.name}", offline=offline, token=token, hub=hub, options=opts,
+                                       projections=(), suggest=False))
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            results = list(pool.map(branch, branches))
+        items = []
+        for b, (a, err) in zip(branches, results):
+            files = a.facts.weights.files if a is not None else []
+            size = sum(a.facts.repo.files.get(f) or 0 for f in files) if a is not None else None
+            items.append(ListingItem(b.name, list(files), size, a, err))
+        return Listing(ref.name, None, "hub", "exl2", items, settings=settings_)
+
+    found = gg.listing(repo.files)
+    if not found.quants:
+        raise UsageError(f"{repo.id} holds no GGUF model to list")
+    first = found.quants[0].files[0]
+    gg.read_headers(repo, hub, [first], offline=offline)
+    rest = [p for q in found.quants for p in q.files if p != first]
+    gg.read_headers(repo, hub, rest, offline=offline, template=repo.gguf[first])
+    items = []
+    for q in found.quants:
+        if q.missing_parts:
+            items.append(ListingItem(q.label, q.files, q.size, None, f"split file missing: {q.missing_parts[0]}"))
+            continue
+        a, err = one(lambda: analyze(ref.name, repo=gg.selected(repo, q), options=opts, projections=(),
+                                     suggest=False))
+        items.append(ListingItem(q.label, q.files, q.size, a, err))
+    return Listing(repo.id, repo.sha, repo.source if repo.source != "fixture" else "hub", "gguf", items,
+                   mmproj=list(found.mmproj), settings=settings_,
+                   notes=list(repo.notes))

@@ -76,7 +76,8 @@ def cli():
     """How much GPU memory a Hugging Face model needs, and whether it fits.
 
     \b
-    hfvram MODEL [options]     MODEL is org/name, org/name@revision, a local folder or a config.json
+    hfvram MODEL [options]     MODEL is org/name, org/name@revision, org/name:Q4_K_M (a GGUF quant),
+                               a local folder, a .gguf file or a config.json
     """
 
 
@@ -187,11 +188,39 @@ def checked(opts: dict) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema hfvram/2).")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]),
               help="Binary (2^30) or decimal (10^9) sizes in tables.")
-def show(model, revision, offline, as_json, units, **opts):
-    """Analyse one model (the default command: `hfvram MODEL` is `hfvram show MODEL`)."""
-    from .analysis import analyze
+@click.option("--file", "gguf_file", default=None, metavar="NAME.gguf",
+              help="GGUF repos: the file to size (or the first of its splits); same as MODEL:QUANT.")
+@click.option("--mmproj", default=None, is_flag=False, flag_value="auto", metavar="[FILE]",
+              help="GGUF repos: add the vision projector (mmproj*.gguf; the f16 one, or FILE).")
+def show(model, revision, offline, as_json, units, gguf_file, mmproj, **opts):
+    """Analyse one model (the default command: `hfvram MODEL` is `hfvram show MODEL`).
 
-    result = analyze(model, revision=revision, offline=offline, **checked(opts))
+    A GGUF repo with several quants (or an EXL2 repo with one bit-rate per branch) and none chosen is listed: one
+    row per file or branch with its size, and per engine its memory, fit and largest context.
+    """
+    from .analysis import analyze, list_quants
+    from .sources.exl import ChooseVariant
+    from .sources.gguf import ChooseQuant
+
+    kwargs = checked(opts)
+    try:
+        result = analyze(model, revision=revision, offline=offline, file=gguf_file, mmproj=mmproj, **kwargs)
+    except (ChooseQuant, ChooseVariant) as exc:
+        if mmproj:
+            raise
+        listing = list_quants(model, revision=revision, offline=offline, repo=getattr(exc, "repo", None),
+                              branches=getattr(exc, "branches", None), **kwargs)
+        for note in listing.notes:
+            click.echo(f"hfvram: {note}", err=True)
+        if as_json:
+            import json
+
+            click.echo(json.dumps(listing.to_dict(), indent=2))
+        else:
+            from .report.table import render_listing
+
+            render_listing(listing, units=units)
+        return
     for note in result.facts.repo.notes:
         click.echo(f"hfvram: {note}", err=True)
     if as_json:

@@ -5,7 +5,9 @@ was checked against huggingface_hub 2.4.0 (`hf_api.py`, `file_download.py`, `uti
 
 Repos come from fixture directories (see fixtures/README.md): `repo.json` is read when the hub starts, the rest
 (`tensors.json.gz`, verbatim files) on first use, then cached. A safetensors file is served as its real header
-followed by zero bytes up to its real size; the zeros are generated per requested slice, never held in memory.
+followed by zero bytes up to its real size; the zeros are generated per requested slice, never held in memory. A
+.gguf file is served the same way: its stored header (`gguf-headers/<path>.gz`), then zeros up to its size. Branches
+with files of their own (EXL2 repos keep one bit-rate per branch) live in `revisions/<branch>/`.
 
     with FakeHub("fixtures", tokens={"hf_good"}, delay_s=0.05) as hub:
         api = HfApi(endpoint=hub.url, token=False)
@@ -17,6 +19,7 @@ Routes (GET and HEAD):
                                                       full, config; Link-header pagination)
     /api/models/{repo}[/revision/{rev}]               model_info (expand / expand[], blobs=true, securityStatus)
     /api/models/{repo}/tree/{rev}[/{path}]            list_repo_tree / list_repo_files
+    /api/models/{repo}/refs                           list_repo_refs (every ref of repo.json is a branch)
     /api/models/{repo}/safetensors-metadata/{index}   get_sharded_safetensors_metadata (main only)
     /api/agent-harnesses                              {"standardEnvVars": [], "harnesses": {}}
     /{repo}/resolve/{rev}/{path}                      file bytes, Range (a-b, a-, -n), 206/416
@@ -61,7 +64,7 @@ CHUNK = 1 << 20
 SMALL_BODY = 1 << 20  # bodies up to this size go out in one write together with the headers
 LIST_PAGE_SIZE = 1000
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-_SUBROUTES = {"revision", "tree", "safetensors-metadata"}
+_SUBROUTES = {"revision", "tree", "safetensors-metadata", "refs"}
 
 
 def default_fixtures_dir() -> Path | None:
@@ -161,7 +164,7 @@ class _Fault:
 @dataclass
 class _File:
     """One servable file. kind: "bytes" (in memory), "disk" (a verbatim fixture file), "safetensors" (header +
-    zeros), "zeros" (a large file known only by size)."""
+    zeros), "gguf" (a stored gzip'd header + zeros), "zeros" (a large file known only by size)."""
 
     kind: str
     size: int
@@ -178,6 +181,8 @@ class _File:
         if self.header is None and self._table is not None:
             data, path = self._table
             self.header = data.header_bytes(path)
+        if self.header is None and self.kind == "gguf" and self.disk is not None:
+            self.header = gzip.decompress(self.disk.read_bytes())
         return self.header or b""
 
     def content(self) -> bytes | None:
@@ -218,6 +223,12 @@ class _Fixture:
         self._data: RepoData | None = None
         self._files: dict[str, _File] | None = None
         self._param_counts: dict[str, int] | None = None
+        self._revision_files: dict[str, dict[str, _File]] = {}
+
+    def revision_dirs(self) -> dict[str, str]:
+        """sha -> branch name, for the branches stored under revisions/<branch>/."""
+        refs = self.meta.get("refs") or {}
+        return {refs[name]: name for name in self.meta.get("revisions") or () if name in refs}
 
     def data(self) -> RepoData:
         with self._lock:
@@ -225,20 +236,36 @@ class _Fixture:
                 self._data, _ = load_fixture(self.directory)
             return self._data
 
-    def files(self) -> dict[str, _File]:
+    def files(self, sha: str | None = None) -> dict[str, _File]:
+        branch = self.revision_dirs().get(sha) if sha else None
+        if branch is not None:
+            with self._lock:
+                if sha not in self._revision_files:
+                    from .repodata import load_fixture_revision
+
+                    data = load_fixture_revision(self.directory, branch, sha)
+                    self._revision_files[sha] = self._servable(data, self.directory / "revisions" / branch)
+                return self._revision_files[sha]
         data = self.data()
         with self._lock:
             if self._files is None:
-                files: dict[str, _File] = {}
-                for path, size in sorted(data.files.items()):
-                    if path in data.safetensors:
-                        files[path] = _File("safetensors", int(size or 0), _table=(data, path))
-                    elif (self.directory / path).is_file():
-                        files[path] = _File("disk", int(size or 0), disk=self.directory / path)
-                    else:
-                        files[path] = _File("zeros", int(size or 0), size_known=size is not None)
-                self._files = files
+                self._files = self._servable(data, self.directory)
             return self._files
+
+    @staticmethod
+    def _servable(data: RepoData, directory: Path) -> dict[str, _File]:
+        files: dict[str, _File] = {}
+        for path, size in sorted(data.files.items()):
+            stored_header = directory / "gguf-headers" / (path + ".gz")
+            if path in data.safetensors:
+                files[path] = _File("safetensors", int(size or 0), _table=(data, path))
+            elif stored_header.is_file():
+                files[path] = _File("gguf", int(size or 0), disk=stored_header)
+            elif (directory / path).is_file():
+                files[path] = _File("disk", int(size or 0), disk=directory / path)
+            else:
+                files[path] = _File("zeros", int(size or 0), size_known=size is not None)
+        return files
 
     def parameter_counts(self) -> dict[str, int]:
         """Element counts per dtype, as the Hub's `safetensors` field: the index's shards if there is an index,
@@ -268,6 +295,7 @@ class _Fixture:
         with self._lock:
             self.meta = json.loads((self.directory / "repo.json").read_text())
             self._data = self._files = self._param_counts = None
+            self._revision_files = {}
 
 
 class _Repo:
@@ -318,8 +346,8 @@ class _Repo:
             return rev
         return None
 
-    def files(self) -> dict[str, _File]:
-        base = self.fixture.files()
+    def files(self, sha: str | None = None) -> dict[str, _File]:
+        base = self.fixture.files(sha)
         if not self.overrides:
             return base
         out = dict(base)
@@ -395,6 +423,13 @@ class _Server(http.server.ThreadingHTTPServer):
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
         super().__init__(addr, handler)
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that closes a connection it no longer needs (hfvram stops reading a GGUF range once the header
+        # has parsed) resets it: not an error of the server.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return
+        super().handle_error(request, client_address)
 
     def close_open_connections(self) -> None:
         with self.sockets_lock:
@@ -900,6 +935,8 @@ class FakeHub:
             if sha is None:
                 return self._revision_error(rev)
             return self._tree(repo, sha, "/".join(tail[2:]), query)
+        if tail == ["refs"]:
+            return self._refs(repo, query)
         if tail[0] == "safetensors-metadata" and len(tail) >= 2:
             gate = self._gate(repo, token)
             if gate:
@@ -907,9 +944,20 @@ class FakeHub:
             return self._safetensors_metadata(repo, "/".join(tail[1:]))
         return _error(404, None, "Not Found")
 
-    def _siblings(self, repo: _Repo, blobs: bool) -> list[dict]:
+    def _refs(self, repo: _Repo, query: dict) -> _Response:
+        """list_repo_refs: every ref of repo.json is a branch (main first), no tags, no converts."""
+        refs = dict(repo.refs)
+        refs.setdefault("main", repo.sha)
+        names = ["main"] + sorted(n for n in refs if n != "main")
+        out = {"branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": refs[n]} for n in names],
+               "tags": [], "converts": []}
+        if _truthy(query.get("include_prs")):
+            out["pullRequests"] = []
+        return _json_response(200, out)
+
+    def _siblings(self, repo: _Repo, blobs: bool, sha: str | None = None) -> list[dict]:
         out = []
-        for path, f in repo.files().items():
+        for path, f in repo.files(sha).items():
             entry: dict = {"rfilename": path}
             if blobs:
                 sha1, sha256 = repo.file_hashes(path, f)
@@ -976,9 +1024,9 @@ class FakeHub:
         blobs = _truthy(query.get("blobs"))
         info = self._summary(repo)
         info["sha"] = sha
-        info["siblings"] = self._siblings(repo, blobs)
+        info["siblings"] = self._siblings(repo, blobs, sha)
         info["spaces"] = []
-        info["usedStorage"] = sum(f.size for f in repo.files().values())
+        info["usedStorage"] = sum(f.size for f in repo.files(sha).values())
         st = repo.get("safetensors")
         if st is None:
             counts = repo.fixture.parameter_counts()
@@ -1049,7 +1097,7 @@ class FakeHub:
 
     def _tree(self, repo: _Repo, sha: str, prefix: str, query: dict) -> _Response:
         recursive = _truthy(query.get("recursive"))
-        files = repo.files()
+        files = repo.files(sha)
         prefix = prefix.strip("/")
         base = prefix + "/" if prefix else ""
         if prefix and prefix not in {d for p in files for d in _parents(p)}:
@@ -1116,7 +1164,7 @@ class FakeHub:
         sha = repo.resolve_revision(rev)
         if sha is None:
             return self._revision_error(rev)
-        f = repo.files().get(path)
+        f = repo.files(sha).get(path)
         if f is None:
             return _error(404, "EntryNotFound", f"{path} does not exist on \"{rev}\"", [("X-Repo-Commit", sha)])
         etag, lfs = repo.etags(path, f)
@@ -1153,7 +1201,7 @@ class FakeHub:
                 if repo is None:
                     continue
                 path = "/".join(unquote(s) for s in segs[i + 1 :])
-                f = repo.files().get(path)
+                f = repo.files(segs[i]).get(path)
                 if f is None:
                     continue
                 etag, _ = repo.etags(path, f)

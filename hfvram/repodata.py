@@ -5,9 +5,14 @@ Every source (the Hub, a local folder, our metadata cache, the bundled snapshot,
 params.json, quantization side files, index files) and the tensor tables of the safetensors files whose headers we
 read. The introspector works from this alone.
 
+GGUF repos (hfvram.sources.gguf): `gguf` holds the headers read (metadata and tensor infos, per file); when the
+model *is* a GGUF file, `format` is "gguf", `gguf_files` names it (its splits, in order) and `mmproj` the vision
+projector asked for. Those three are a choice made per run, not what the repo is: they are not serialised.
+
 Serialised form (cache entries, snapshot files, fixture `tensors.json.gz`):
     {"id", "sha", "files": {path: size|null}, "texts": {path: text},
-     "safetensors": {path: {"metadata": {...}, "tensors": [[name, dtype, shape], ...]}}}
+     "safetensors": {path: {"metadata": {...}, "tensors": [[name, dtype, shape], ...]}},
+     "gguf": {path: {"version", "alignment", "data_offset", "file_size", "metadata", "tensors": [...]}}}
 Tensors are listed in storage order; offsets are contiguous, so each tensor's byte span is dtype bits x numel / 8
 (the safetensors format requires exactly that, and `stformat.parse_header` checks it).
 """
@@ -46,6 +51,13 @@ class RepoData:
     # path -> (metadata, tensors in storage order)
     safetensors: dict[str, tuple[dict, list[Tensor]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # GGUF: headers read (path -> hfvram.sources.gguf.GGUFHeader), and the model chosen among them
+    gguf: dict = field(default_factory=dict)
+    format: str | None = None  # "gguf" when the model is the GGUF file(s) in gguf_files
+    gguf_files: list[str] = field(default_factory=list)
+    mmproj: str | None = None
+    subfolder: str | None = None  # the repo folder the model was read from (EXL2 repos with one bit-rate per folder)
+    local_root: str | None = None  # the folder of a local model (its GGUF headers are read from there)
 
     # -- serialisation -------------------------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -58,6 +70,7 @@ class RepoData:
                 path: {"metadata": meta, "tensors": [[t.name, t.dtype, list(t.shape)] for t in tensors]}
                 for path, (meta, tensors) in self.safetensors.items()
             },
+            **({"gguf": {path: h.to_json() for path, h in self.gguf.items()}} if self.gguf else {}),
         }
 
     @classmethod
@@ -69,6 +82,7 @@ class RepoData:
             files=dict(data.get("files") or {}),
             texts=dict(data.get("texts") or {}),
             safetensors=tensor_tables(data.get("safetensors") or {}),
+            gguf=gguf_tables(data.get("gguf") or {}),
         )
 
     def dumps(self) -> bytes:
@@ -88,6 +102,14 @@ class RepoData:
         return len(self.header_bytes(path)) + sum(t.nbytes for t in tensors)
 
 
+def gguf_tables(raw: dict) -> dict:
+    if not raw:
+        return {}
+    from .sources.gguf import GGUFHeader
+
+    return {path: GGUFHeader.from_json(entry) for path, entry in raw.items()}
+
+
 def tensor_tables(raw: dict) -> dict[str, tuple[dict, list[Tensor]]]:
     out = {}
     for path, entry in raw.items():
@@ -104,29 +126,71 @@ def tensor_tables(raw: dict) -> dict[str, tuple[dict, list[Tensor]]]:
 #   repo.json          {"id", "sha", "gated", "refs", "files": {path: size} (large files we do not store),
 #                       "provenance": {...}}
 #   tensors.json.gz    {path: {"metadata", "tensors"}} for every safetensors file of the repo
+#   gguf-headers/<path>.gz  the header bytes of a .gguf file (metadata + tensor infos, gzip): the fake Hub serves
+#                      them followed by zeros up to the size in repo.json "files"
+#   revisions/<name>/  the files of another branch (EXL2 repos keep one bit-rate per branch), same layout
+#                      (a `files.json` there lists its large files), refs[<name>] in repo.json
 #   anything else      a verbatim repo file (config.json, params.json, index files, ...)
 
-FIXTURE_META_FILES = {"repo.json", "tensors.json.gz", "PROVENANCE.md"}
+FIXTURE_META_FILES = {"repo.json", "tensors.json.gz", "PROVENANCE.md", "files.json"}
+FIXTURE_META_DIRS = ("gguf-headers/", "revisions/")
 
 
 def load_fixture(directory: Path) -> tuple[RepoData, dict]:
     """Read a fixture directory into a RepoData (source "fixture") and its repo.json."""
     directory = Path(directory)
     meta = json.loads((directory / "repo.json").read_text())
+    return _load_files(directory, RepoData(id=meta["id"], sha=meta["sha"], source="fixture"),
+                       meta.get("files") or {}), meta
+
+
+def load_fixture_revision(directory: Path, name: str, sha: str) -> RepoData:
+    """The files of branch `name` of a fixture (`revisions/<name>/`)."""
+    base = Path(directory) / "revisions" / name
+    meta = json.loads((Path(directory) / "repo.json").read_text())
+    sizes = json.loads((base / "files.json").read_text()) if (base / "files.json").is_file() else {}
+    return _load_files(base, RepoData(id=meta["id"], sha=sha, source="fixture"), sizes)
+
+
+def _load_files(directory: Path, repo: RepoData, sizes: dict) -> RepoData:
     tables_path = directory / "tensors.json.gz"
     tables = json.loads(gzip.decompress(tables_path.read_bytes())) if tables_path.exists() else {}
-    repo = RepoData(id=meta["id"], sha=meta["sha"], source="fixture", safetensors=tensor_tables(tables))
+    repo.safetensors = tensor_tables(tables)
     for path in sorted(directory.rglob("*")):
         rel = path.relative_to(directory).as_posix()
-        if path.is_file() and rel not in FIXTURE_META_FILES:
+        if path.is_file() and rel not in FIXTURE_META_FILES and not rel.startswith(FIXTURE_META_DIRS):
             data = path.read_bytes()
             repo.files[rel] = len(data)
             try:
                 repo.texts[rel] = data.decode("utf-8")
             except UnicodeDecodeError:
                 pass
-    for rel, size in (meta.get("files") or {}).items():
+    for rel, size in sizes.items():
         repo.files[rel] = size
     for rel in repo.safetensors:
         repo.files[rel] = repo.safetensors_size(rel)
-    return repo, meta
+    headers = directory / "gguf-headers"
+    if headers.is_dir():
+        from .sources.gguf import read_header
+
+        for path in sorted(headers.rglob("*.gz")):
+            rel = path.relative_to(headers).as_posix()[: -len(".gz")]
+            raw = gzip.decompress(path.read_bytes())
+            repo.gguf[rel] = read_header(_bytes_opener(raw), rel, repo.files.get(rel), display=f"{repo.id}: {rel}")
+    return repo
+
+
+def fixture_gguf_header(directory: Path, path: str) -> bytes | None:
+    """The stored header bytes of a fixture's .gguf file (None when it has none)."""
+    stored = Path(directory) / "gguf-headers" / (path + ".gz")
+    return gzip.decompress(stored.read_bytes()) if stored.is_file() else None
+
+
+def _bytes_opener(data: bytes):
+    from contextlib import contextmanager
+
+    @contextmanager
+    def open_range(start: int, stop: int):
+        yield iter([data[start:stop]])
+
+    return open_range

@@ -1,8 +1,8 @@
 """Build the bundled snapshot (hfvram/snapshot/<org>--<name>.json.gz) from fixtures/.
 
 Each snapshot file is the metadata hfvram reads from the Hub for that repo: the file listing with sizes, the small
-text files it parses (config.json, params.json, quantization side files, index files) and the safetensors tensor
-tables. `tests/test_snapshot.py` checks the snapshot matches the fixtures, so the two cannot drift.
+text files it parses (config.json, params.json, quantization side files, index files), the safetensors tensor
+tables and the GGUF headers (metadata and tensor infos). `tests/test_snapshot.py` checks the snapshot matches the fixtures, so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def snapshot_of(fixture_dir: Path) -> RepoData:
     repo, _ = load_fixture(fixture_dir)
     return RepoData(id=repo.id, sha=repo.sha, source="snapshot", files=repo.files,
                     texts={k: v for k, v in repo.texts.items() if k in TEXT_FILES},
-                    safetensors=repo.safetensors)
+                    safetensors=repo.safetensors, gguf=repo.gguf)
 
 
 def fixture_dirs() -> list[Path]:

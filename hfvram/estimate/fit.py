@@ -75,7 +75,7 @@ def suggestions(name: str, model, settings: Settings, est) -> list[Suggestion]:
         if t.fits:
             offer({"kv_dtype": kv}, f"KV {fmt_bytes(t.components.get('kv_cache', 0))}")
             break
-    if not model.projected:
+    if not model.projected and getattr(model.facts, "gguf", None) is None:  # a GGUF file is not re-quantised
         for q in QUANT_OPTIONS[name]:
             t = trial({"quantize": q}, trial_model=build(model.facts, q), trial_settings=base)
             if t.fits:

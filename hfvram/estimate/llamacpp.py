@@ -106,7 +106,13 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if ctype not in ("f16", "bf16", "f32") and not flash:
         notes.append("llama.cpp refuses a quantised V cache without flash attention (-fa): V kept at f16")
     t = KV_CACHE_TYPES[ctype]
-    if model.weights.get("vision"):
+    gguf_file = getattr(model.facts, "gguf", None)  # a GGUF file as input: its own tensors (model.gguf)
+    mmproj = int(model.weights.get("vision", 0)) if gguf_file is not None and gguf_file.mmproj else 0
+    if mmproj:
+        # mtmd loads the projector on the GPU unless --no-mmproj-offload (common/common.h mmproj_use_gpu = true)
+        notes.append(f"vision projector {gguf_file.mmproj} on the GPU (llama.cpp --mmproj; its image-encoding "
+                     f"compute buffer is not modelled)")
+    elif model.weights.get("vision"):
         notes.append("vision tower not counted: llama.cpp loads it from a separate mmproj GGUF")
 
     layers = model.layers
@@ -129,6 +135,8 @@ def estimate(model: Model, s: Settings) -> Estimate:
     components = {"weights": int(weights), "kv_cache": int(kv), "compute": int(compute),
                   "cuda_context": CUDA_CONTEXT_BYTES}
     riders = rider_bytes(NAME, model, s)  # -md draft: its own context (KV + compute buffer); --lora: f16 adapter
+    if mmproj and on_gpu:
+        riders["mmproj"] = mmproj
     components.update(riders)
     extras = {"n_ctx": n_ctx, "cache_type": ctype, "flash_attn": flash, "n_ubatch": n_ubatch,
               "gpu_layers": min(gpu_layers, n_layer + 1), "host_bytes": int(host + model.vocab * n_seq * F32)}

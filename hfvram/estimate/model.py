@@ -131,9 +131,57 @@ def build(facts: ModelFacts, quantize: str | None = None, gguf_version: str | No
     if q is not None:
         label = f"{q.method}" + (f" {q.bits:g}-bit" if q.bits else "")
     model = Model(facts=facts, weights=weights, label=label, quant_method=q.method if q else None)
+    if getattr(facts, "gguf", None) is not None:
+        # a GGUF file: its own tensors, as llama.cpp places them (no projection)
+        info = facts.gguf
+        if quantize:
+            raise UsageError(f"--quantize does not apply to a GGUF file ({info.label}); choose another quant of the "
+                             f"repo instead (org/name:Q4_K_M)")
+        model.gguf = gguf_file_weights(info)
+        model.gguf_type = info.file_type or info.label
+        model.label = f"gguf {info.label}"
+        return model
+    if q is not None and q.method in ("exl2", "exl3") and q.bits:
+        model.exl2_bpw = float(q.bits)  # the checkpoint's own target bit-rate (its bytes are the tensors')
     if quantize:
         project(model, quantize, gguf_version=gguf_version)
     return model
+
+
+def gguf_file_weights(info):
+    """hfvram.estimate.gguf.GGUFWeights from a GGUF file's own tensor table (hfvram.introspect.gguf.GGUFFacts):
+    token_embd, output (token_embd again when the file has none: llama.cpp's TENSOR_DUPLICATED), blk.N per layer,
+    the rest; MTP/nextn blocks (blk.N, N >= n_layer) are left out, as llama.cpp's decoder does not run them."""
+    from .gguf import GGUFWeights, TensorSize
+
+    per_layer = [0] * info.n_layer
+    token_embd = output = other = other_host = 0
+    by_type: dict[str, int] = {}
+    sizes = []
+    for t in info.tensors:
+        layer = None
+        if t.name.startswith("blk."):
+            part = t.name.split(".", 2)[1]
+            layer = int(part) if part.isdigit() else None
+        if layer is not None and layer >= info.n_layer:
+            continue
+        sizes.append(TensorSize(t.name, layer, tuple(t.shape), t.type, t.nbytes))
+        by_type[t.type] = by_type.get(t.type, 0) + t.nbytes
+        if t.name == "token_embd.weight":
+            token_embd += t.nbytes
+        elif t.name == "output.weight":
+            output += t.nbytes
+        elif layer is not None:
+            per_layer[layer] += t.nbytes
+        else:
+            other += t.nbytes
+            if t.name.split(".")[0] in ("position_embd", "token_types"):  # LLM_TENSOR_LAYER_INPUT (llama-arch.cpp)
+                other_host += t.nbytes
+    file_bytes = token_embd + output + sum(per_layer) + other
+    tied = output == 0
+    return GGUFWeights(ftype=info.file_type or info.label, version="file", total=file_bytes + (token_embd if tied else 0),
+                       token_embd=token_embd, output=token_embd if tied else output, per_layer=per_layer, other=other,
+                       other_host=other_host, file_bytes=file_bytes, tied=tied, by_type=by_type, tensors=sizes)
 
 
 def _params(facts: ModelFacts) -> dict[str, int]:

@@ -29,6 +29,7 @@ class ModelFacts:
     dtype: str  # torch dtype name of the unquantised weights (bfloat16, float16, float32)
     notes: list[str] = field(default_factory=list)
     text_config: dict = field(default_factory=dict)  # the language model's raw JSON (a composite's text_config)
+    gguf: object = None  # hfvram.introspect.gguf.GGUFFacts when the model is a GGUF file
 
     @property
     def dtype_bytes(self) -> int:
@@ -46,6 +47,10 @@ class ModelFacts:
 
 
 def introspect(repo: RepoData) -> ModelFacts:
+    if getattr(repo, "format", None) == "gguf":
+        from .gguf import introspect_gguf
+
+        return introspect_gguf(repo)  # the file's own header: a config.json next to it is never used
     notes = list(repo.notes)
     raw, reader_hint = _raw_config(repo)
     if reader_hint == "params.json":

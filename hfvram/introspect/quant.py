@@ -73,9 +73,12 @@ def detect(config: dict, texts: dict[str, str], tensors: list[Tensor], parse) ->
         kv = qc.get("kv_cache_scheme")
         if isinstance(kv, dict) and kv.get("num_bits"):
             facts.kv_cache_scheme = f"{kv.get('type', 'float')}{kv['num_bits']}"
-    elif method == "exl2":
+    elif method in ("exl2", "exl3"):
+        # exllamav2 conversion/compile.py and exllamav3 conversion/compile.py write {"quant_method", "version",
+        # "bits": the decoder's target bits per weight, "head_bits": the output layer's, ...}
         facts.bits = qc.get("bits")
-        facts.format = "exl2"
+        facts.format = method + (f", head {qc['head_bits']:g} bits" if isinstance(qc.get("head_bits"), (int, float))
+                                 else "")
     else:
         facts.bits = qc.get("bits") or qc.get("w_bit")
         facts.group_size = qc.get("group_size")
@@ -105,6 +108,8 @@ def _from_tensors(tensors: list[Tensor]) -> QuantFacts | None:
     """No config says so, but the tensors are quantised (EXL2 `q_weight`, raw FP8 weights)."""
     if any(t.name.endswith(".q_weight") for t in tensors):
         return QuantFacts(method="exl2", format="exl2", source="tensors")
+    if any(t.name.endswith(".trellis") for t in tensors):
+        return QuantFacts(method="exl3", format="exl3", source="tensors")
     weights = Counter(t.dtype for t in tensors if t.name.endswith(".weight"))
     if weights and weights.most_common(1)[0][0] in ("F8_E4M3", "F8_E5M2"):
         return QuantFacts(method="fp8", bits=8, format="e4m3", source="tensors")

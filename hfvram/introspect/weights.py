@@ -8,6 +8,7 @@ bitsandbytes quant state) and non-trainable buffers are not parameters.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,7 +37,8 @@ _NOT_PARAMS = re.compile(
     r"(\.(qzeros|scales|g_idx|absmax|quant_map|nested_absmax|nested_quant_map|quant_state\..*|weight_scale|"
     r"weight_scale_inv|weight_scale_2|input_scale|input_scale_inv|output_scale|k_scale|v_scale|q_scale|"
     r"weight_zero_point|weight_g_idx|weight_shape|SCB|weight_format|zeros|q_scale_max|q_groups|q_perm|"
-    r"q_invperm|inv_freq|position_ids|masked_bias)$|_scales$|\.rotary_emb\.inv_freq$|\.attn\.bias$)"
+    r"q_invperm|inv_freq|position_ids|masked_bias|suh|svh|su|sv|mcg|mul1)$|_scales$|\.rotary_emb\.inv_freq$|"
+    r"\.attn\.bias$)"
 )
 
 
@@ -45,7 +47,8 @@ _SIDE_SUFFIXES = ("qzeros", "scales", "g_idx", "absmax", "quant_map", "_absmax",
                   "bitsandbytes__fp4", "weight_scale", "weight_scale_inv", "weight_scale_2", "input_scale",
                   "input_scale_inv", "output_scale", "k_scale", "v_scale", "q_scale", "weight_zero_point",
                   "weight_g_idx", "weight_shape", "SCB", "weight_format", "zeros", "q_scale_max", "q_groups",
-                  "q_perm", "q_invperm", "inv_freq", "position_ids", "masked_bias", ".bias")
+                  "q_perm", "q_invperm", "inv_freq", "position_ids", "masked_bias", ".bias",
+                  ".suh", ".svh", ".su", ".sv", ".mcg", ".mul1")
 
 
 @dataclass
@@ -99,11 +102,22 @@ def _classify(name: str) -> str:
     return "dense"
 
 
-def logical_params(t: Tensor, names: set[str], quant_bits: int | None, bnb: set[str] = frozenset()) -> int:
+def logical_params(t: Tensor, names: set[str], quant_bits: int | None, bnb: set[str] = frozenset(),
+                   shapes: dict | None = None) -> int:
     """Logical weights stored in tensor `t` (0 for quantisation side tensors and buffers). `bnb`: the names that
-    have a bitsandbytes 4-bit quant state."""
+    have a bitsandbytes 4-bit quant state; `shapes`: every tensor's shape by name (EXL2 needs its neighbours)."""
     if t.name.endswith(_SIDE_SUFFIXES) and _NOT_PARAMS.search(t.name):
         return 0
+    if t.name.endswith(".q_weight") and shapes:
+        # EXL2 (exllamav2 conversion/adaptivegptq.py pack): q_weight int32 [packed rows, out] mixes bit widths per
+        # group, so its rows say nothing of the input size; q_invperm int32 [in] has one entry per input row.
+        inv = shapes.get(t.name[: -len(".q_weight")] + ".q_invperm")
+        if inv:
+            return math.prod(inv) * t.shape[-1]
+    if t.name.endswith(".trellis") and len(t.shape) == 3:
+        # EXL3 (exllamav3 modules/quant/exl3_lib/quantize.py pack_trellis): int16 [in / 16, out / 16, 256 K / 16],
+        # one 16 x 16 tile of weights per [i, j]
+        return t.shape[0] * t.shape[1] * 256
     bits = DTYPE_BITS[t.dtype]
     if t.name.endswith(".qweight") or t.name.endswith(".weight_packed"):
         # GPTQ / AWQ / compressed-tensors pack 32/bits weights per int32 (AutoGPTQ, AutoAWQ packing).
@@ -121,6 +135,7 @@ def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | Non
     facts = WeightFacts(exact=True, source="safetensors-headers")
     names = {t.name for t in tensors}
     bnb = {n.split(".quant_state.bitsandbytes__")[0] for n in names if ".quant_state.bitsandbytes__" in n}
+    shapes = {t.name: t.shape for t in tensors} if any(n.endswith(".q_weight") for n in names) else None
     by_dtype: Counter[str] = Counter()
     comp_bytes: Counter[str] = Counter()
     comp_params: Counter[str] = Counter()
@@ -129,7 +144,7 @@ def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | Non
         by_dtype[t.dtype] += t.nbytes
         comp = classify(t.name, num_layers)
         comp_bytes[comp] += t.nbytes
-        p = logical_params(t, names, quant_bits, bnb)
+        p = logical_params(t, names, quant_bits, bnb, shapes)
         comp_params[comp] += p
         total_params += p
     facts.bytes = sum(by_dtype.values())

@@ -48,9 +48,17 @@ def summary_rows(d: dict, units: str = "GiB") -> list[tuple[str, str]]:
     if not p["exact"]:
         params += " (estimated)"
     rows.append(("Parameters", params))
-    dtypes = ", ".join(f"{k} {fmt_bytes(v, units)}" for k, v in w["by_dtype"].items())
-    exact = "exact, from safetensors headers" if w["exact"] else f"from {w['source'].replace('-', ' ')}"
+    dtypes = ", ".join(f"{k} {fmt_bytes(v, units)}" for k, v in list(w["by_dtype"].items())[:6])
+    exact = {"safetensors-headers": "exact, from safetensors headers", "gguf-header": "exact, from the GGUF header"}.get(
+        w["source"], f"from {w['source'].replace('-', ' ')}") if w["exact"] else f"from {w['source'].replace('-', ' ')}"
     rows.append(("Weights", f"{fmt_bytes(w['bytes'], units)} ({dtypes}; {exact})"))
+    g = d.get("gguf")
+    if g:
+        size = f", {fmt_bytes(g['file_bytes'], units)}" if g["file_bytes"] else ""
+        files = g["files"][0] + (f" + {len(g['files']) - 1} more splits" if len(g["files"]) > 1 else "")
+        rows.append(("GGUF", f"{g['file_type'] or g['label']} ({files}{size}; {g['architecture']})"))
+        if g["mmproj"]:
+            rows.append(("  projector", f"{g['mmproj']} ({fmt_bytes(g['mmproj_bytes'] or 0, units)})"))
     vision = w["by_component"].get("vision")
     if vision:
         rows.append(("  vision tower", fmt_bytes(vision, units)))
@@ -67,7 +75,7 @@ def summary_rows(d: dict, units: str = "GiB") -> list[tuple[str, str]]:
 
 # Table columns: components grouped so five frameworks fit a terminal; --json has every component.
 COLUMNS = (
-    ("weights", ("weights",)),
+    ("weights", ("weights", "mmproj")),
     ("KV", ("kv_cache",)),
     ("act.", ("activations", "compute", "scratch")),
     ("other", ("non_torch", "cuda_graphs", "cuda_context", "allocator_slack")),
@@ -205,3 +213,69 @@ def render(result, units: str = "GiB") -> None:
     for note in d["notes"]:
         if note not in result.facts.repo.notes:  # those went to stderr already
             console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def render_listing(listing, units: str = "GiB") -> None:
+    """`hfvram REPO` for a repo holding several models (hfvram.analysis.Listing): one row per GGUF quant file or EXL2
+    branch, with its size and, per engine that can load it, per-GPU memory, fit and largest context."""
+    from rich.console import Console
+    from rich.table import Table
+
+    d = listing.to_dict()
+    console = Console()
+    rows = [it for it in d["items"]]
+    engines = [name for name in ("llamacpp", "exllamav2", "transformers", "vllm", "trtllm")
+               if any(it["analysis"] and (it["analysis"]["estimates"].get(name) or {}).get("supported")
+                      for it in rows)]
+    gpu = next((it["analysis"]["gpu"] for it in rows if it["analysis"] and it["analysis"]["gpu"]), None)
+    what = {"gguf": "GGUF files", "exl2": "EXL2 branches"}[d["format"]]
+    title = f"{d['model']['id']}: {len(rows)} {what} at {d['context']:,} tokens x {d['batch']}"
+    if gpu:
+        title += f" on {gpu['count']} x {gpu['name']} ({fmt_bytes(gpu['usable_bytes'], units)} usable)"
+    table = Table(title=title + f" ({units})", title_justify="left")
+    table.add_column("quant" if d["format"] == "gguf" else "branch", no_wrap=True)
+    table.add_column("type")
+    table.add_column("file size" if d["format"] == "gguf" else "size", justify="right")
+    for name in engines:
+        label = SHORT_LABELS.get(name, name)
+        table.add_column(f"{label} per GPU", justify="right", style="bold")
+        if gpu:
+            table.add_column("fits", justify="center")
+            table.add_column("max ctx", justify="right")
+    for it in rows:
+        a = it["analysis"]
+        if a is None:
+            table.add_row(it["label"], "-", num(it["bytes"], units), *(["-"] * (len(engines) * (3 if gpu else 1))))
+            continue
+        g = a.get("gguf") or {}
+        q = a.get("quantization") or {}
+        bits = g.get("bits_per_weight") if g else q.get("bits")
+        kind = (g.get("file_type") or g.get("label") or "?") if g else (q.get("format") or q.get("method") or "?")
+        if bits:
+            kind += f", {bits:g} bpw" if g else f", {bits:g} bpw target"
+        if len(it["files"]) > 1:
+            kind += f" ({len(it['files'])} files)"
+        cells = [it["label"], kind, num(it["bytes"], units)]
+        for name in engines:
+            e = a["estimates"].get(name)
+            if not e or not e["supported"]:
+                cells += ["-"] + (["-", "-"] if gpu else [])
+                continue
+            cells.append(num(e["per_gpu_bytes"], units))
+            if gpu:
+                cells.append("[green]yes[/green]" if e["fits"] else "[red]no[/red]" if e["fits"] is False else "?")
+                cells.append(short_tokens(e["max_context"]) if e["max_context"] else "-")
+        table.add_row(*cells)
+    console.print(table)
+    for it in rows:
+        if it["error"]:
+            console.print(f"[red]{it['label']}:[/red] {it['error']}")
+    if d["mmproj"]:
+        console.print(f"[dim]vision projectors:[/dim] {', '.join(d['mmproj'])} (add one with --mmproj)")
+    labels = [it["label"] for it in rows if it["analysis"]]
+    first = next((x for x in labels if x.upper() == "Q4_K_M"), labels[0] if labels else None)
+    if first:
+        sep = ":" if d["format"] == "gguf" else "@"
+        console.print(f"[dim]one of them in full:[/dim] hfvram {d['model']['id']}{sep}{first}")
+    for note in d["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}")

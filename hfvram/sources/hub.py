@@ -148,7 +148,8 @@ class HubSource:
     def _read(self, repo_id: str, sha: str, files: dict[str, int | None]) -> RepoData:
         texts_wanted = [f for f in TEXT_FILES if f in files]
         headers_wanted = headers_to_read(files)
-        if not texts_wanted and not headers_wanted:
+        if not texts_wanted and not headers_wanted and not any(
+                f.lower().endswith(".gguf") or f.endswith("/config.json") for f in files):  # GGUF, or per-folder models
             raise NothingToRead(
                 f"{repo_id} has no config.json, params.json or safetensors weights to read (files: "
                 f"{', '.join(sorted(files)[:8]) or 'none'}{', ...' if len(files) > 8 else ''})"

@@ -13,9 +13,11 @@ from .select import headers_to_read
 
 def read_local(path: str | os.PathLike) -> RepoData:
     target = Path(path).expanduser()
+    if target.is_file() and target.name.lower().endswith(".gguf"):
+        return _read_gguf_file(target)
     if target.is_file():
         if not target.name.endswith(".json"):
-            raise NothingToRead(f"{target}: expected a model folder or a config.json/params.json file")
+            raise NothingToRead(f"{target}: expected a model folder, a .gguf file or a config.json/params.json file")
         folder, only = target.parent, target.name
     elif target.is_dir():
         folder, only = target, None
@@ -38,11 +40,30 @@ def read_local(path: str | os.PathLike) -> RepoData:
         if name in repo.files:
             repo.texts[name] = _read_text(folder / name)
     candidates = headers_to_read(repo.files)
-    if not repo.texts and not candidates:
-        raise NothingToRead(f"{folder}: no config.json, params.json or *.safetensors to read")
+    repo.local_root = str(folder)
+    if not repo.texts and not candidates and not any(f.lower().endswith(".gguf") for f in repo.files):
+        raise NothingToRead(f"{folder}: no config.json, params.json, *.safetensors or *.gguf to read")
     for name in candidates:
         repo.safetensors[name] = _read_header(folder / name, name)
     return repo
+
+
+def _read_gguf_file(target: Path) -> RepoData:
+    """A local .gguf file: the model is that file (with its sibling splits when it is one of
+    `name-0000N-of-0000M.gguf`); its folder's other files are listed (mmproj projectors), not read."""
+    from .gguf import choose, listing, read_local_header, selected
+
+    folder = target.parent
+    repo = RepoData(id=str(target), sha=None, source="local", local_root=str(folder))
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file() and entry.name.lower().endswith(".gguf"):
+            repo.files[entry.name] = entry.stat().st_size
+    quant = choose(listing(repo.files), str(target), file=target.name)
+    if quant.missing_parts:
+        raise NothingToRead(f"{target}: split file without {', '.join(quant.missing_parts[:3])} next to it")
+    for name in quant.files:
+        repo.gguf[name] = read_local_header(str(folder / name))
+    return selected(repo, quant)
 
 
 def _read_text(path: Path) -> str:
