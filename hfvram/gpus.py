@@ -25,6 +25,16 @@ class GPU:
     compute_capability: str | None
     klass: str  # consumer | workstation | datacenter | custom
     usable_derived: bool = False  # True when no printed total exists and the catalog rule was applied
+    # How cards of this kind talk to each other (gpus.json "interconnect", sourced per card): "nvswitch" (SXM boards,
+    # NVLink through NVSwitch, so NCCL can use NVLink SHARP) or "pcie" (no NVLink, or only an optional bridge).
+    # None: not recorded; `link` then assumes PCIe for consumer and workstation cards.
+    interconnect: str | None = None
+
+    @property
+    def link(self) -> str | None:
+        if self.interconnect:
+            return self.interconnect
+        return "pcie" if self.klass in ("consumer", "workstation") else None
 
     @property
     def sm(self) -> float:
@@ -60,7 +70,7 @@ def catalog() -> list[GPU]:
             name=e["name"], memory_bytes=e["memory_bytes"],
             usable_bytes=usable if usable else int(e["memory_bytes"] * ratio),
             fp8=bool(e.get("fp8")), bf16=bool(e.get("bf16")), compute_capability=e.get("compute_capability"),
-            klass=e.get("class", "datacenter"), usable_derived=not usable,
+            klass=e.get("class", "datacenter"), usable_derived=not usable, interconnect=e.get("interconnect"),
         ))
     return gpus
 
