@@ -138,9 +138,10 @@ def rotary_bytes(model: Model, s: Settings) -> float:
     return 2.0 * rows * model.head_dim * d * layers
 
 
-def prefill_activations(model: Model, s: Settings) -> float:
+def prefill_activations(model: Model, s: Settings, layer_only: bool = False) -> float:
     """Peak transient of the prefill forward (one layer at a time), or of its logits when every position's are
-    computed (before 4.45)."""
+    computed (before 4.45). `layer_only`: one layer's transient without the logits (what every GPU of a device_map
+    split allocates while its layers run)."""
     _, d = load_bytes(model, s)
     prompt = s.prompt_tokens or s.context
     tokens = s.batch * prompt
@@ -162,6 +163,8 @@ def prefill_activations(model: Model, s: Settings) -> float:
     else:
         mlp = tokens * MLP_COPIES * inter * d
     layer = residual + max(attention, mlp)
+    if layer_only:
+        return layer
     if version_tuple(s.transformers_version) < LAST_LOGITS_SINCE:
         # after the last layer: the final hidden states (normed and not) and every position's logits
         return max(layer, 2 * tokens * hidden * d + logits_bytes(model, s, prompt))
@@ -223,9 +226,11 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if model.projected:
         notes.append(f"weights projected to {model.label}")
     full_kv = max(kv_cache(model, s, model.layers, prompt, prefill=True)[0], kv_cache(model, s, model.layers)[0])
+    # summed over the GPUs of a device_map split (what multi-GPU benchmark tables print): each GPU runs its own
+    # layers' prefill transient, the last one also the logits
+    others = (devices - 1) * prefill_activations(model, s, layer_only=True) if prefill_peak >= decode_peak else 0.0
     extras = {"peak_allocated_bytes": int(weights + rotary + kv + act),
-              # summed over the GPUs of a device_map split (what multi-GPU benchmark tables print)
-              "peak_allocated_total_bytes": int((weights + rotary) * devices + full_kv + act),
+              "peak_allocated_total_bytes": int((weights + rotary) * devices + full_kv + act + others),
               "transformers_version": ".".join(map(str, version))}
     est = Estimate(framework=NAME, components=components, gpus=devices, notes=notes, extras=extras)
     est.engine = engine_info("Transformers", ".".join(map(str, version)), {

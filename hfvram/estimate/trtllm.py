@@ -41,6 +41,9 @@ NAME = "trtllm"
 # became its default in 1.0 (before it, `trtllm-build` + the C++ executor ran every deployment).
 DEFAULT_VERSION = "1.2"
 PYTORCH_DEFAULT_SINCE = (1, 0)
+# The earliest release a published log shows running the PyTorch backend (trtllm-bench, TensorRT-LLM#6294, 0.20.0);
+# earlier releases are sized on the TensorRT engine path only.
+PYTORCH_BACKEND_SEEN_SINCE = (0, 20)
 
 FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction (llm_args.py); C++ kDefaultGpuMemFraction
 # Build limits: BuildConfig defaults (tensorrt_llm/builder.py @008b2b8: max_input_len 1024, max_seq_len None = the

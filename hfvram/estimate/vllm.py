@@ -119,6 +119,13 @@ CUDAGRAPH_PER_LAYER = fitted("vllm.cudagraph.per_graph_layer", [
     ("dawn-boy/elloraa", 0.116 * MiB), ("kolyangg/mlops-assignment", 0.122 * MiB), ("kumaxxp/duo-talk", 0.150 * MiB),
     ("jyngjeon/multiagentsdebate", 0.195 * MiB), ("ljg6861/anton_new", 0.202 * MiB),
     ("qweewqq/EnergyLLM", 0.500 * MiB)], prior=0.12 * MiB)
+# MXFP4 experts on Hopper (triton_kernels' swizzled MX layout, read only through its effect): loaded / stored expert
+# bytes, from the weights vLLM logged minus the other tensors' stored bytes: gpt-oss-20b TP1 13.64 GiB (v0.19.0) ->
+# 1.085; gpt-oss-20b 13.47 and gpt-oss-120b 64.38 GiB (0.11, llm-d empirical) -> 1.068 and 1.063. Prior: the stored
+# layout (1.0).
+MXFP4_HOPPER_LAYOUT = fitted("vllm.mxfp4.hopper_layout", [(LLMD_V019, 1.085), (LLMD_EMPIRICAL, 1.068),
+                                                          (LLMD_EMPIRICAL, 1.063)], prior=1.0, unit="x")
+
 # Sampler bytes per logit in the profile run (R = min(max_num_seqs, mnbt) rows of the vocabulary; + 2 B per logit
 # for each extra byte of a float32 model's logits):
 #  >= 0.17: logits in the model dtype + fp32 copy + fp32 probs + fp32 noise = 2 + 4 + 4 + 4 = 14 B (prior, from
@@ -403,6 +410,28 @@ def rope_cache(model: Model, d: int = 2) -> int:
     return rows * rotary * d
 
 
+def expert_layout(model: Model, s: Settings) -> float:
+    """Loaded / stored bytes of MXFP4 experts: the MoE backend pads the expert matrices (fused_moe/oracle/mxfp4.py
+    select_mxfp4_moe_backend + mxfp4_round_up_hidden_size_and_intermediate_size, 0.19.0). Blackwell (SM100 family)
+    runs FlashInfer TRT-LLM kernels (hidden and intermediate rounded up to 256); Hopper and SM10x run triton_kernels
+    (intermediate per rank rounded to 64, then swizzled into the Hopper MX layout: MXFP4_HOPPER_LAYOUT, measured);
+    older GPUs run Marlin (hidden to 256, intermediate to 128)."""
+    if model.quant_method != "mxfp4" or not model.arch.moe or not model.hidden:
+        return 1.0
+    gpu = s.gpu.gpu if s.gpu else None
+    sm = gpu.sm if gpu is not None else 9.0  # no GPU given: the Hopper path
+    hidden, inter = model.hidden, max(1, int(model.moe_intermediate / s.tp))
+    factor = 1.0
+    if 10.0 <= sm < 11.0:
+        h, i = ceil_div(hidden, 256) * 256, ceil_div(inter, 256) * 256
+    elif sm >= 9.0:
+        h, i = hidden, ceil_div(inter, 64) * 64
+        factor = MXFP4_HOPPER_LAYOUT()
+    else:
+        h, i = ceil_div(hidden, 256) * 256, ceil_div(inter, 128) * 128
+    return factor * (h * i) / (hidden * inter)
+
+
 def weights_per_gpu(model: Model, s: Settings, rank: int | None = None) -> int:
     """Weights on one rank of pipeline stage `rank` (default: the heaviest stage)."""
     if s.pp > 1 and rank is None:
@@ -412,7 +441,7 @@ def weights_per_gpu(model: Model, s: Settings, rank: int | None = None) -> int:
     if not model.projected and model.quant_method is None:
         # unquantised floats are loaded in the run dtype: fp32 checkpoints in bf16, --dtype float32 doubles bf16
         scale = run_bytes(model, s) / model.facts.dtype_bytes
-    body = (w.get("dense", 0) + w.get("experts", 0)) * scale
+    body = (w.get("dense", 0) + w.get("experts", 0) * expert_layout(model, s)) * scale
     ends = {"embeddings": w.get("embeddings", 0) * scale, "lm_head": w.get("lm_head", 0) * scale,
             "vision": w.get("vision", 0) * scale}
     if s.pp > 1:
