@@ -51,6 +51,11 @@ ROTARY_CACHE_UNTIL = {"qwen2": (4, 45), "qwen2_moe": (4, 45), "llama": (4, 42), 
 # - DynamicCache keeps every token of a sliding-window layer until 4.56 (DynamicSlidingWindowLayer appears in
 #   cache_utils.py 4.56.0; absent in 4.55.4).
 SLIDING_DYNAMIC_SINCE = (4, 56)
+# - Before 4.42 generate() passed the legacy tuple cache between steps (4.42.4 generation/utils.py l.1775-1780:
+#   "Use DynamicCache() instance by default. This will avoid back and forth from legacy format"; absent in 4.41.2),
+#   so during a decode step the previous step's tuple (every layer) stays referenced while each layer's torch.cat
+#   makes the new one: the whole cache is briefly held twice, not one layer.
+DYNAMIC_CACHE_SINCE = (4, 42)
 
 # Caching-allocator slack (reserved - allocated) as a share of what is allocated beyond the weights: published
 # peak-allocated vs peak-reserved pairs show +11.5% and +11.2% (pytorch/pytorch#40989) and 1-12% for steady
@@ -200,6 +205,8 @@ def estimate(model: Model, s: Settings) -> Estimate:
     kv_prefill, _ = kv_cache(model, s, layers, prompt, prefill=True)
     kv_end, biggest = kv_cache(model, s, layers)
     growth = 0.0 if s.cache_implementation == "static" or prompt >= s.context else biggest
+    if growth and version < DYNAMIC_CACHE_SINCE:
+        growth = kv_end  # the previous step's legacy tuple, every layer
     prefill_peak = kv_prefill + prefill_activations(model, s)
     decode_peak = kv_end + growth + decode_activations(model, s)
     if prefill_peak >= decode_peak:
