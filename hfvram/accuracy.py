@@ -433,13 +433,18 @@ def constants_table(results: list[Result]) -> list[dict]:
     for r in results:
         for name in r.constants:
             uses[name] = uses.get(name, 0) + 1
+    def shown(value: float, unit: str) -> str:
+        if unit == "bytes":
+            return f"{value / GiB:.3f} GiB" if value >= 1 << 28 else f"{value / (1 << 20):.3f} MiB"
+        return f"{value:g} {unit}"
+
     out = []
     for name, const in sorted(FITTED.items()):
-        value = const.in_sample
-        shown = f"{value / GiB:.3f} GiB" if const.unit == "bytes" and value >= 1 << 20 else \
-            f"{value / (1 << 20):.3f} MiB" if const.unit == "bytes" else f"{value:g} {const.unit}"
-        out.append({"name": name, "value": shown, "sources": const.sources, "prior": const.prior,
-                    "cases_using": uses.get(name, 0), "note": const.note})
+        if name.startswith("test."):
+            continue
+        prior = const.prior if isinstance(const.prior, str) or const.prior is None else shown(const.prior, const.unit)
+        out.append({"name": name, "value": shown(const.in_sample, const.unit), "sources": const.sources,
+                    "prior": prior, "cases_using": uses.get(name, 0), "note": const.note})
     return out
 
 
@@ -513,10 +518,17 @@ def main(argv=None) -> int:
                       f"{row['p90_abs_pct']:>7.1f}%  {', '.join(row['frameworks'])}")
     if args.constants:
         print()
+        if args.markdown:
+            print("| fitted constant | value | cases using it | fitted to | held out: falls back to |")
+            print("|---|---:|---:|---|---|")
         for row in constants_table(results):
-            print(f"{row['name']:<44} {row['value']:>14}  cases {row['cases_using']:>4}  fitted to "
-                  f"{', '.join(row['sources']) or '-'}" + (f"; prior {row['prior']}" if row["prior"] is not None
-                                                             else ""))
+            if args.markdown:
+                print(f"| `{row['name']}` | {row['value']} | {row['cases_using']} | {', '.join(row['sources'])} | "
+                      f"{row['prior'] if row['prior'] is not None else '-'} |")
+            else:
+                print(f"{row['name']:<44} {row['value']:>12}  cases {row['cases_using']:>4}  fitted to "
+                      f"{', '.join(row['sources']) or '-'}" + (f"; prior {row['prior']}" if row["prior"] is not None
+                                                                 else ""))
     used = sum(1 for r in results if r.error is not None)
     skipped = [r for r in results if r.skipped]
     print(f"\n{used} of {len(cases)} usable cases evaluated from {len({r.source for r in results if r.error is not None})}"
