@@ -290,7 +290,9 @@ def predicted_value(case: dict, analysis, fw: str) -> float | None:
     q = case["quantity"]
     if q == "weights_bytes":
         # TensorRT-LLM #698 read nvidia-smi right after loading the engine: weights + CUDA context (CASES.md 12)
-        return c["weights"] + (c["cuda_context"] if fw == "trtllm" and "698" in str(case.get("source")) else 0)
+        from .estimate.base import CUDA_CONTEXT_BYTES
+
+        return c["weights"] + (CUDA_CONTEXT_BYTES if fw == "trtllm" and "#698" in str(case.get("source")) else 0)
     if q == "non_torch_bytes":
         if fw == "trtllm":  # "Memory used outside torch" includes the CUDA context (_util.py)
             return c.get("non_torch", 0) + c.get("cuda_context", 0)

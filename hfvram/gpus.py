@@ -27,14 +27,16 @@ class GPU:
     usable_derived: bool = False  # True when no printed total exists and the catalog rule was applied
     # How cards of this kind talk to each other (gpus.json "interconnect", sourced per card): "nvswitch" (SXM boards,
     # NVLink through NVSwitch, so NCCL can use NVLink SHARP) or "pcie" (no NVLink, or only an optional bridge).
-    # None: not recorded; `link` then assumes PCIe for consumer and workstation cards.
+    # None: not recorded; see `link`.
     interconnect: str | None = None
 
     @property
-    def link(self) -> str | None:
+    def link(self) -> str:
+        """The recorded interconnect; when none is recorded, Hopper/Blackwell data-centre parts are taken as NVSwitch
+        boards (how they are mostly deployed) and every other card as PCIe."""
         if self.interconnect:
             return self.interconnect
-        return "pcie" if self.klass in ("consumer", "workstation") else None
+        return "nvswitch" if self.klass == "datacenter" and self.sm >= 9.0 else "pcie"
 
     @property
     def sm(self) -> float:
