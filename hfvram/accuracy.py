@@ -533,8 +533,9 @@ def main(argv=None) -> int:
                                                                  else ""))
     used = sum(1 for r in results if r.error is not None)
     skipped = [r for r in results if r.skipped]
-    print(f"\n{used} of {len(cases)} usable cases evaluated from {len({r.source for r in results if r.error is not None})}"
-          f" sources; {len(skipped)} skipped" + (" (run with -v for the reasons)" if skipped else ""))
+    n_sources = len({r.source for r in results if r.error is not None})
+    print(f"\n{used} of {len(cases)} usable cases evaluated from {n_sources} sources; {len(skipped)} skipped"
+          + (" (run with -v for the reasons)" if skipped else ""))
     return 0
 
 

@@ -28,7 +28,7 @@ import math
 from ..specs import MLA, FullAttention, LayerSpec, SlidingWindow
 from ..units import fmt_bytes
 from .base import (
-    CUDA_CONTEXT_BYTES, GiB, KV_BYTES, MiB, Estimate, Settings, allowed_note, ceil_div, engine_info, fitted,
+    CUDA_CONTEXT_BYTES, GiB, KV_BYTES, Estimate, Settings, allowed_note, ceil_div, engine_info, fitted,
     largest_fitting, per_token_per_gpu, spec_tokens, stage_layers, state_per_gpu,
 )
 from .model import Model
@@ -84,7 +84,8 @@ DECODER_SMALLER_SINCE = (0, 19)  # the two logs bracket the change; the first re
 BENCH3 = "faradawn/bench3 logs/trtllm-serve-egine.log"  # @2d98d58
 OUTSIDE_TORCH = fitted("trtllm.pytorch.outside_torch", [(BENCH3, 2.52 * GiB)],
                        prior=CUDA_CONTEXT_BYTES + 0.13 * GiB)
-ENGINE_OTHER = fitted("trtllm.engine.other", [("NVIDIA/TensorRT-LLM docs/source/reference/memory.md", 0.75 * GiB), (SUITE012, 3.39 * GiB)],
+MEMORY_DOC = "NVIDIA/TensorRT-LLM docs/source/reference/memory.md"
+ENGINE_OTHER = fitted("trtllm.engine.other", [(MEMORY_DOC, 0.75 * GiB), (SUITE012, 3.39 * GiB)],
                       prior=CUDA_CONTEXT_BYTES)
 
 
