@@ -156,6 +156,21 @@ def test_vllm_cuda_graphs_from_capture_sizes_and_layers():
     assert stage.components["cuda_graphs"] == int(first + 102 * per_layer * (16 + l0))
 
 
+def test_vllm_pipeline_stages_sized_by_the_tightest():
+    from hfvram.estimate import vllm
+
+    e = run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100:2", pp=2, vllm_version="0.19", context=8192)
+    # stage 0 holds the embeddings and the hidden states it passes on, stage 1 the LM head and the sampler: each
+    # worker sizes its own pool, and the engine takes the smaller block count
+    per_stage = [run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100:2", pp=2, pp_rank=r, vllm_version="0.19",
+                     context=8192) for r in (0, 1)]
+    blocks = [p.extras["num_blocks"] for p in per_stage]
+    assert e.extras["num_blocks"] == min(blocks) and blocks[0] != blocks[1]
+    tight = per_stage[blocks.index(min(blocks))]
+    assert e.extras["kv_pool_bytes"] == tight.extras["kv_pool_bytes"]
+    assert e.components["non_torch"] == int(vllm.NT_PP.in_sample)  # PP without TP: 0.07 GiB
+
+
 def test_vllm_sampler_by_release():
     from hfvram.estimate import vllm
 
