@@ -29,6 +29,18 @@ class GPU:
     klass: str  # consumer | workstation | datacenter | unified (Apple) | custom
     usable_derived: bool = False  # True when no printed total exists and the catalog rule was applied
     vendor: str | None = None  # nvidia | amd | apple; None for a GPU known only by its memory (--gpu-mem)
+    # How cards of this kind talk to each other (gpus.json "interconnect", sourced per card): "nvswitch" (SXM boards,
+    # NVLink through NVSwitch, so NCCL can use NVLink SHARP) or "pcie" (no NVLink, or only an optional bridge).
+    # None: not recorded; see `link`.
+    interconnect: str | None = None
+
+    @property
+    def link(self) -> str:
+        """The recorded interconnect; when none is recorded, Hopper/Blackwell data-centre parts are taken as NVSwitch
+        boards (how they are mostly deployed) and every other card as PCIe."""
+        if self.interconnect:
+            return self.interconnect
+        return "nvswitch" if self.klass == "datacenter" and self.sm >= 9.0 else "pcie"
 
     @property
     def sm(self) -> float:
@@ -92,6 +104,7 @@ def catalog() -> list[GPU]:
             name=e["name"], memory_bytes=e["memory_bytes"], usable_bytes=usable if usable else derived,
             fp8=bool(e.get("fp8")), bf16=bool(e.get("bf16")), compute_capability=e.get("compute_capability"),
             klass=e.get("class", "datacenter"), usable_derived=not usable, vendor=e.get("vendor"),
+            interconnect=e.get("interconnect"),
         ))
     return gpus
 

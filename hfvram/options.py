@@ -26,6 +26,10 @@ MAX_MEMORY = 16 << 40  # 16 TiB per device: above any GPU or unified-memory mach
 EXL2_BPW = (2.0, 8.0)
 # vLLM releases whose policies hfvram.estimate.vllm models (its version switches start at 0.5).
 VLLM_OLDEST = (0, 5)
+# TensorRT-LLM releases on PyPI: 0.5.0 (Oct 2023) to 1.2.1 (`pip index versions tensorrt-llm`).
+TRTLLM_RANGE = ((0, 5), (1, 2))
+# Transformers 4.30 (kv-cache tuples, per-layer rotary caches) to 5.24 (the release read for the current policy).
+TRANSFORMERS_RANGE = ((4, 30), (5, 24))
 
 KV_CHOICES = ("auto", "fp32", "fp16", "bf16", "fp8", "int8", "q8_0", "q4_0", "q8", "q6", "q4")
 VLLM_DTYPES = ("auto", "float16", "half", "bfloat16", "float32", "float", "fp16", "bf16", "fp32")
@@ -45,6 +49,11 @@ KNOBS = {
     "pp_rank": ("int", 0, MAX_DEVICES),
     "free_gpu_memory_fraction": ("float", 0.0, 1.0),
     "max_num_tokens": ("int", 1, MAX_CONTEXT),
+    "trtllm_backend": (("pytorch", "tensorrt"), None, None),
+    "trtllm_version": ("trtllm_version", None, None),
+    "max_batch_size": ("int", 1, MAX_BATCH),
+    "max_seq_len": ("int", 1, MAX_CONTEXT),
+    "transformers_version": ("transformers_version", None, None),
     "n_ubatch": ("int", 1, MAX_CONTEXT),
     "flash_attn": ("bool", None, None),
     "gpu_layers": ("int", -1, 1 << 20),
@@ -245,7 +254,24 @@ def _knob(name: str, value):
         if text in ("0", "false", "no", "off"):
             return False
         raise UsageError(f"{_flag(name)} must be true or false, not {value!r}")
+    if kind == "trtllm_version":
+        return release(name, value, TRTLLM_RANGE, "1.2 or 0.12.0")
+    if kind == "transformers_version":
+        return release(name, value, TRANSFORMERS_RANGE, "4.46 or 5.24.0")
     return vllm_version(value)
+
+
+def release(name: str, value, bounds: tuple[tuple[int, int], tuple[int, int]], example: str) -> str:
+    """`X.Y` or `X.Y.Z` within the releases an estimator models; returned as given."""
+    text = str(value).strip()
+    m = re.fullmatch(r"(\d+)\.(\d+)(\.\d+)?", text)
+    if not m:
+        raise UsageError(f"{_flag(name)} must be a release number like {example}, not {value!r}")
+    v = (int(m.group(1)), int(m.group(2)))
+    if not bounds[0] <= v <= bounds[1]:
+        raise UsageError(f"{_flag(name)} {text}: hfvram models {'.'.join(map(str, bounds[0]))} to "
+                         f"{'.'.join(map(str, bounds[1]))}")
+    return text
 
 
 def vllm_version(value) -> str:

@@ -109,6 +109,7 @@ def check(engine: str, model, settings) -> Verdict:
     _architecture(engine, model, settings, c)
     _weights(engine, model, settings, c)
     _kv_cache(engine, model, settings, c)
+    _backend(engine, model, settings, c)
     _parallel(engine, model, settings, c)
     return Verdict(not c.reasons, tuple(dict.fromkeys(c.reasons)), tuple(dict.fromkeys(c.notes)))
 
@@ -158,9 +159,15 @@ def _architecture(engine: str, model, s, c: _Check) -> None:
         how = known[name]
         if engine == "vllm" and how == "transformers-backend":
             c.notes.append(f"vLLM runs {name} through its Transformers backend")
-        if engine == "trtllm" and how == "tensorrt":
-            c.reasons.append(f"TensorRT-LLM implements {name} only on its TensorRT engine path (trtllm-build), "
-                             f"not the PyTorch backend modelled here")
+        if engine == "trtllm" and how in ("tensorrt", "pytorch"):
+            # engine_support.json says per architecture which TensorRT-LLM runtime implements it
+            from .estimate.trtllm import backend
+
+            path = backend(s)
+            if how != path:
+                where = {"tensorrt": "TensorRT engine path (trtllm-build)", "pytorch": "PyTorch backend"}
+                c.reasons.append(f"TensorRT-LLM implements {name} only on its {where[how]}, not the {where[path]} "
+                                 f"(try --trtllm-backend {how})")
         return
     first = names[0]
     removed = data.get("removed") or {}
@@ -281,6 +288,23 @@ def _kv_cache(engine: str, model, s, c: _Check) -> None:
             c.reasons.append(f"vLLM has no fp8 KV cache below SM 8.0 ({gpu.name})")
         if engine == "trtllm" and gpu.sm < 8.9:
             c.reasons.append(f"TensorRT-LLM's FP8 KV cache needs SM 8.9+ ({gpu.name})")
+
+
+def _backend(engine: str, model, s, c: _Check) -> None:
+    """What one TensorRT-LLM runtime cannot do."""
+    if engine != "trtllm":
+        return
+    from .estimate.trtllm import PYTORCH_BACKEND_SEEN_SINCE, backend, version_tuple
+
+    path = backend(s)
+    # The PyTorch backend's KV manager takes FP8, half, bf16, float and NVFP4 caches only ("Cannot support {dtype}
+    # KV cache.", _torch/pyexecutor/resource_manager.py get_cache_bytes_per_token); INT8 KV is an engine-build option.
+    if path == "pytorch" and s.kv_dtype == "int8":
+        c.reasons.append("TensorRT-LLM's PyTorch backend has no INT8 KV cache (engine builds do: "
+                         "--trtllm-backend tensorrt)")
+    if path == "pytorch" and version_tuple(s.trtllm_version) < PYTORCH_BACKEND_SEEN_SINCE:
+        c.reasons.append(f"TensorRT-LLM {s.trtllm_version} predates the PyTorch backend (no log of it before "
+                         f"{'.'.join(map(str, PYTORCH_BACKEND_SEEN_SINCE))}): use --trtllm-backend tensorrt")
 
 
 def _parallel(engine: str, model, s, c: _Check) -> None:

@@ -4,6 +4,7 @@ comments), one model per attention kind, and every option changing the result th
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -117,6 +118,98 @@ def test_vllm_reports_capacity_and_minimum_gpu():
     assert too_small.fits is False
 
 
+def test_vllm_non_torch_follows_release_tp_and_interconnect():
+    from hfvram.estimate import vllm
+
+    def nt(gpu_name: str, version: str, tp: int) -> int:
+        return run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu=f"{gpu_name}:{tp}", vllm_version=version,
+                   tp=tp).components["non_torch"]
+
+    # H100 boards (NVSwitch) with TP since 0.17: NCCL + FlashInfer's all-reduce fusion workspace (2.09 GiB in the
+    # v0.19 logs); 0.11-0.16 without the fusion: 0.545 GiB; TP1 0.25 / 0.13 GiB
+    assert nt("H100", "0.19", 2) == int(vllm.NT_V117_TP_FUSION.in_sample) == int(2.09 * GiB)
+    assert nt("H100", "0.14", 2) == int(0.545 * GiB)
+    assert nt("H100", "0.19", 1) == int(0.25 * GiB) and nt("H100", "0.14", 1) == int(0.13 * GiB)
+    # a PCIe pair (L40S, no NVLink): the era's TP1 figure + NCCL over PCIe (0.25 GiB, two RTX 4090, vllm#13061)
+    assert nt("L40S", "0.19", 2) == int(0.25 * GiB + 0.25 * GiB)
+    # V0 counted the CUDA context: 1.79 GiB on Hopper, 0.35 GiB elsewhere (vllm#10511, #10517)
+    assert nt("H100", "0.6", 1) == int(1.79 * GiB) and nt("RTX-3090", "0.6", 1) == int(0.35 * GiB)
+
+
+def test_vllm_cuda_graphs_from_capture_sizes_and_layers():
+    from hfvram.estimate import vllm
+
+    e = run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100", vllm_version="0.19")
+    # H100 server defaults: 1024 seqs, 8192 tokens -> capture up to min(2 x 1024, 512) = 512: [1, 2, 4] + 8..248
+    # step 8 (31) + 256..512 step 16 (17) = 51 PIECEWISE sizes, and FULL graphs for the same 51 decode sizes
+    per_layer, l0, first = (vllm.CUDAGRAPH_PER_LAYER.in_sample, vllm.CUDAGRAPH_L0.in_sample,
+                            vllm.CUDAGRAPH_FIRST.in_sample)
+    assert e.components["cuda_graphs"] == int(first + 102 * per_layer * (32 + l0))
+    # 0.11 captured 8..512 in steps of 8: 3 + 64 = 67 sizes each
+    old = run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100", vllm_version="0.11")
+    assert old.components["cuda_graphs"] == int(first + 134 * per_layer * (32 + l0))
+    # 128 sequences: up to 256 -> 35 PIECEWISE + 19 FULL (decode up to 128)
+    few = run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100", vllm_version="0.19", max_num_seqs=128)
+    assert few.components["cuda_graphs"] == int(first + 54 * per_layer * (32 + l0))
+    # a pipeline stage captures its own 16 layers
+    stage = run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100:2", vllm_version="0.19", pp=2)
+    assert stage.components["cuda_graphs"] == int(first + 102 * per_layer * (16 + l0))
+
+
+def test_vllm_pipeline_stages_sized_by_the_tightest():
+    from hfvram.estimate import vllm
+
+    e = run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100:2", pp=2, vllm_version="0.19", context=8192)
+    # stage 0 holds the embeddings and the hidden states it passes on, stage 1 the LM head and the sampler: each
+    # worker sizes its own pool, and the engine takes the smaller block count
+    per_stage = [run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100:2", pp=2, pp_rank=r, vllm_version="0.19",
+                     context=8192) for r in (0, 1)]
+    blocks = [p.extras["num_blocks"] for p in per_stage]
+    assert e.extras["num_blocks"] == min(blocks) and blocks[0] != blocks[1]
+    tight = per_stage[blocks.index(min(blocks))]
+    assert e.extras["kv_pool_bytes"] == tight.extras["kv_pool_bytes"]
+    assert e.components["non_torch"] == int(vllm.NT_PP.in_sample)  # PP without TP: 0.07 GiB
+
+
+def test_vllm_sampler_by_release():
+    from hfvram.estimate import vllm
+
+    # 1024 rows x 128,256 logits; the forward at 8192 tokens (8192 x (3 x 4096 + 3 x 14336) x 2 = 0.84 GiB) is
+    # smaller than either sampler
+    new = run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100", vllm_version="0.19")
+    old = run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100", vllm_version="0.16")
+    assert new.components["activations"] == int(1024 * 128256 * vllm.SAMPLER_BYTES_PER_LOGIT.in_sample)
+    assert old.components["activations"] == int(1024 * 128256 * vllm.SAMPLER_BYTES_PER_LOGIT_SORTED.in_sample)
+    # a float32 model's logits take 2 bytes more per logit
+    fp32 = run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100", vllm_version="0.19", dtype="float32")
+    assert fp32.components["activations"] == int(1024 * 128256 * (vllm.SAMPLER_BYTES_PER_LOGIT.in_sample + 2))
+
+
+def test_vllm_mxfp4_experts_padded_per_backend():
+    stored = run("openai/gpt-oss-20b", "vllm", gpu="H100", tp=1)
+    ampere = run("openai/gpt-oss-20b", "vllm", gpu="RTX-4090")
+    # Marlin on Ada: hidden 2880 -> 3072 (multiple of 256), intermediate 2880 -> 2944 (of 128)
+    from hfvram.estimate import build, vllm
+
+    model = build(hfvram.analyze("openai/gpt-oss-20b", offline=True, frameworks=["vllm"], projections=()).facts)
+    experts = model.weights["experts"]
+    grow = experts * (3072 * 2944 / (2880 * 2880) - vllm.MXFP4_HOPPER_LAYOUT.in_sample)
+    assert abs(ampere.components["weights"] - stored.components["weights"] - grow) < 1024
+
+
+def test_vllm_process_memory_and_allocator_peak():
+    e = run("meta-llama/Meta-Llama-3.1-8B", "vllm", gpu="H100", vllm_version="0.19")
+    from hfvram.estimate import vllm
+
+    budget = math.ceil(e.extras["budget_bytes"])
+    # nvidia-smi: the whole budget + what was taken before the snapshot (0.51 GiB in the v0.19 logs); before 0.20
+    # the CUDA graphs are captured after the pool was sized, outside the budget
+    assert e.nvidia_smi == budget + int(vllm.OUTSIDE_BUDGET.in_sample) + e.components["cuda_graphs"]
+    # torch's peak: weights + the larger of the profile's activation peak and the pool
+    assert e.allocator_peak == e.components["weights"] + max(e.components["activations"], e.extras["kv_pool_bytes"])
+    assert run("meta-llama/Meta-Llama-3.1-8B", "vllm").to_dict()["nvidia_smi_bytes"] is None  # no GPU: unknown
+
+
 # -- TensorRT-LLM -------------------------------------------------------------------------------------------------
 
 def test_trtllm_pool_is_fraction_of_free_after_peak():
@@ -127,6 +220,40 @@ def test_trtllm_pool_is_fraction_of_free_after_peak():
     # 32 layers x 8 KV heads x 128 x 2 x 2 bytes per token
     assert e.extras["kv_tokens"] == int(e.extras["kv_pool_bytes"] / 131072)
     assert c["kv_cache"] == 8192 * 131072
+
+
+def test_trtllm_engine_build_buffers_and_pool():
+    from hfvram.estimate import trtllm
+
+    e = run("meta-llama/Llama-2-7b-hf", "trtllm", gpu=gpu(80 * GiB, "9.0"), trtllm_backend="tensorrt",
+            trtllm_version="0.12", max_batch_size=256, max_num_tokens=4096, context=4096)
+    c, x = e.components, e.extras
+    # execution context: 4096 packed tokens through one layer, 4096 x (3 x 4096 + 3 x 11008) x 2 bytes
+    assert c["activations"] == 4096 * (3 * 4096 + 3 * 11008) * 2
+    # runtime buffers + decoder: 256 slots x 32000 (padded vocabulary) x bytes per logit of each (0.12 engine)
+    runtime = 256 * 32000 * trtllm.RUNTIME_PER_LOGIT.in_sample
+    decoder = 256 * 32000 * trtllm.DECODER_PER_LOGIT_OLD.in_sample
+    assert c["runtime_buffers"] == int(runtime) + int(decoder)
+    fixed = sum(v for k, v in c.items() if k != "kv_cache")
+    assert x["kv_pool_bytes"] == int(0.9 * (80 * GiB - fixed))
+    # engine builds page the cache in 64-token blocks; 32 layers x 32 KV heads x 128 x 2 x 2 bytes per token
+    assert x["tokens_per_block"] == 64 and x["kv_tokens"] == int(x["kv_pool_bytes"] / 524288)
+    assert e.engine["label"] == "TensorRT-LLM (TensorRT engine)"
+    # smaller build limits, smaller buffers, a bigger pool
+    small = run("meta-llama/Llama-2-7b-hf", "trtllm", gpu=gpu(80 * GiB, "9.0"), trtllm_backend="tensorrt",
+                trtllm_version="0.12", max_batch_size=1, max_input_len=512, context=1024)
+    assert small.components["activations"] == 512 * (3 * 4096 + 3 * 11008) * 2  # min(8192, 1 x 512) tokens
+    assert small.extras["kv_pool_bytes"] > x["kv_pool_bytes"]
+
+
+def test_trtllm_backend_by_release_and_support():
+    assert run("meta-llama/Meta-Llama-3.1-8B", "trtllm", trtllm_version="0.19").extras["backend"] == "tensorrt"
+    assert run("meta-llama/Meta-Llama-3.1-8B", "trtllm").extras["backend"] == "pytorch"
+    e = run("meta-llama/Meta-Llama-3.1-8B", "trtllm", kv_dtype="int8")
+    assert not e.supported and "INT8 KV" in e.unsupported[0]
+    assert run("meta-llama/Meta-Llama-3.1-8B", "trtllm", kv_dtype="int8", trtllm_backend="tensorrt").supported
+    old = run("meta-llama/Meta-Llama-3.1-8B", "trtllm", trtllm_version="0.12", trtllm_backend="pytorch")
+    assert not old.supported and "predates the PyTorch backend" in old.unsupported[0]
 
 
 def test_trtllm_vswa_equal_shares():
@@ -216,6 +343,42 @@ def test_transformers_sliding_layers_hold_the_prompt_at_prefill():
     e = run("openai/gpt-oss-20b", "transformers", context=8192)
     # prefill of 8192 tokens: every layer (sliding ones too) references the whole prompt's K/V
     assert e.components["kv_cache"] == 24 * 8192 * 8 * 64 * 2 * 2
+
+
+def test_transformers_release_policies():
+    qwen = "Qwen/Qwen2.5-0.5B-Instruct"
+    new = run(qwen, "transformers", context=32768, prompt_tokens=30720, dtype="auto")
+    old = run(qwen, "transformers", context=32768, prompt_tokens=30720, dtype="auto", transformers_version="4.38")
+    # before 4.45 the prefill computes every position's logits and upcasts them: 30720 x 151936 x (2 + 4) bytes
+    # (26.1 GiB), which the 4.38 peak holds with the prompt's cache
+    assert old.components["activations"] >= 30720 * 151936 * 6
+    assert old.extras["peak_allocated_bytes"] - new.extras["peak_allocated_bytes"] > 24 * GiB
+    # before 5.0 `from_pretrained` without a dtype loads float32: weights doubled
+    fp32 = run(qwen, "transformers", transformers_version="4.57")
+    auto = run(qwen, "transformers")
+    assert fp32.components["weights"] == 2 * auto.components["weights"]
+    # Qwen2 before 4.45 keeps cos/sin caches in every layer: 2 x 32768 positions x 64 x 2 bytes x 24 layers
+    rope = run(qwen, "transformers", dtype="auto", transformers_version="4.44")
+    assert rope.components["weights"] - auto.components["weights"] == 2 * 32768 * 64 * 2 * 24
+    # before 4.42 a decode step holds the previous legacy tuple cache: the whole cache twice, not one of its 32
+    # layers; and before 4.46 the model upcasts the last row itself (no second float32 copy in generate: 64 rows x
+    # 32000 x 4 bytes less)
+    legacy = run("meta-llama/Llama-2-7b-hf", "transformers", context=768, prompt_tokens=256, batch=64,
+                 transformers_version="4.35", dtype="auto")
+    current = run("meta-llama/Llama-2-7b-hf", "transformers", context=768, prompt_tokens=256, batch=64, dtype="auto")
+    kv = 64 * 768 * 524288
+    assert legacy.components["kv_cache"] == current.components["kv_cache"] == kv
+    assert legacy.components["activations"] - current.components["activations"] == kv - kv // 32 - 64 * 32000 * 4
+    assert legacy.engine["version"] == "4.35" and current.engine["version"] == "5.24"
+
+
+def test_transformers_reports_allocator_peak_and_process_memory():
+    e = run("meta-llama/Meta-Llama-3.1-8B", "transformers", context=8192)
+    d = e.to_dict()
+    c = e.components
+    assert d["allocator_peak_bytes"] == c["weights"] + c["kv_cache"] + c["activations"]
+    # nvidia-smi adds the CUDA context and the caching allocator's reserve
+    assert d["nvidia_smi_bytes"] == d["allocator_peak_bytes"] + c["cuda_context"] + c["allocator_slack"]
 
 
 def test_seed_table_kv_for_llama2_7b():

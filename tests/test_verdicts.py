@@ -138,7 +138,8 @@ def test_config_only_verdict_is_estimated_and_check_fails_it(cli, tmp_path):
 def test_engine_version_in_text_json_and_markdown(cli):
     base = ["check", "meta-llama/Llama-2-7b-hf", "--gpu", "L40S", "--offline"]
     _, text, _ = cli(base)
-    for label in ("Transformers 5.x", "vLLM 0.33", "TensorRT-LLM 1.x", "llama.cpp 0c1e570", "ExLlamaV2 0.3"):
+    for label in ("Transformers 5.24", "vLLM 0.33", "TensorRT-LLM (PyTorch backend) 1.2", "llama.cpp 0c1e570",
+                  "ExLlamaV2 0.3"):
         assert label in text
     _, md, _ = cli(base + ["--format", "markdown"])
     assert "| vLLM 0.33 |" in md

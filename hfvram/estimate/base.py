@@ -7,8 +7,11 @@ component. Fit, headroom and the largest context that fits are worked out here, 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import statistics
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..gpus import GPUChoice
 from ..specs import MLA, FullAttention, LayerSpec, LinearAttention, Mamba
@@ -22,6 +25,81 @@ CUDA_CONTEXT_BYTES = 400 * MiB
 # ExLlamaV2's quantised caches (exllamav2/cache.py ExLlamaV2Cache_Q8/_Q6/_Q4): bytes per element with one fp16 scale
 # per 32 elements; Q8 stores K and V in 8 bits, Q4 in 4, Q6 K in 8 and V in 4 bits (so 6 on average).
 EXL2_KV_BYTES = {"q8": 1 + 2 / 32, "q6": (1 + 0.5) / 2 + 2 / 32, "q4": 0.5 + 2 / 32}
+
+# -- fitted constants ---------------------------------------------------------------------------------------------
+#
+# A number read off published measurements (rather than from an engine's code) is a `Fitted`: it keeps each
+# observation with the source it came from, and its value is the median of those observations. `make accuracy`
+# scores every case with the constants refitted *without* that case's source (`holding_out`), so no figure counts
+# as held out for a constant that was fitted to it; when a constant has no observation left it falls back to its
+# `prior` (a value derived from an engine's code, or a neighbouring constant, itself refitted the same way).
+
+_HELD_OUT: contextvars.ContextVar[str | None] = contextvars.ContextVar("hfvram_held_out", default=None)
+_USED: contextvars.ContextVar[set | None] = contextvars.ContextVar("hfvram_fitted_used", default=None)
+FITTED: dict[str, "Fitted"] = {}
+
+
+@dataclass(frozen=True)
+class Fitted:
+    name: str
+    observations: tuple[tuple[str, float], ...]  # (source key as hfvram.accuracy.source_key spells it, value)
+    prior: "float | str | None" = None  # a number, or the name of another fitted constant
+    unit: str = "bytes"
+    note: str = ""
+
+    def __call__(self, _seen: frozenset = frozenset()) -> float:
+        held = _HELD_OUT.get()
+        used = _USED.get()
+        if used is not None:
+            used.add(self.name)
+        # the median over sources (each source's own median first), so that one log with many runs counts once
+        by_source: dict[str, list[float]] = {}
+        for src, v in self.observations:
+            if src != held:
+                by_source.setdefault(src, []).append(v)
+        if by_source:
+            return float(statistics.median(statistics.median(v) for v in by_source.values()))
+        if isinstance(self.prior, str):
+            if self.prior in _seen or self.prior not in FITTED:
+                raise ValueError(f"fitted constant {self.name}: prior {self.prior!r} is missing or circular")
+            return FITTED[self.prior](_seen | {self.name})
+        if self.prior is None:
+            raise ValueError(f"fitted constant {self.name} has no observation outside {held!r} and no prior")
+        return float(self.prior)
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted({src for src, _ in self.observations})
+
+    @property
+    def in_sample(self) -> float:
+        """The value with every observation (what estimates use)."""
+        token = _HELD_OUT.set(None)
+        try:
+            return self()
+        finally:
+            _HELD_OUT.reset(token)
+
+
+def fitted(name: str, observations, prior: "float | str | None" = None, unit: str = "bytes",
+           note: str = "") -> Fitted:
+    """Register a fitted constant (hfvram.accuracy lists them with their sources)."""
+    const = Fitted(name, tuple((str(s), float(v)) for s, v in observations), prior, unit, note)
+    FITTED[name] = const
+    return const
+
+
+@contextlib.contextmanager
+def holding_out(source: str | None) -> Iterator[set]:
+    """Evaluate with every fitted constant refitted without `source`; yields the names of the constants used."""
+    used: set = set()
+    t1, t2 = _HELD_OUT.set(source), _USED.set(used)
+    try:
+        yield used
+    finally:
+        _HELD_OUT.reset(t1)
+        _USED.reset(t2)
+
 
 # --kv-dtype vocabulary -> bytes per element. fp8/int8 are one byte (vLLM fp8_e4m3/e5m2, TRT-LLM FP8/INT8 KV);
 # q8_0 ... iq4_nl are llama.cpp's block types (ggml type traits, hfvram.estimate.gguf.KV_CACHE_TYPES); q8/q6/q4
@@ -62,15 +140,20 @@ class Settings:
     # TensorRT-LLM
     free_gpu_memory_fraction: float | None = None
     max_num_tokens: int | None = None
+    trtllm_backend: str | None = None  # pytorch (LLM API default since 1.0) | tensorrt (trtllm-build engines)
+    trtllm_version: str | None = None
+    max_batch_size: int | None = None  # TensorRT-LLM build/runtime limit on concurrent sequences
+    max_seq_len: int | None = None  # TensorRT-LLM build limit on prompt + generated tokens
     # llama.cpp
     n_ubatch: int | None = None
     flash_attn: bool | None = None
     gpu_layers: int | None = None  # -1/None: all
     n_parallel: int | None = None
     llamacpp_version: str | None = None
-    # ExLlamaV2
+    # ExLlamaV2 and TensorRT-LLM engine builds
     max_input_len: int | None = None
     # transformers
+    transformers_version: str | None = None
     prompt_tokens: int | None = None  # prefill length; default: the whole context
     attn_implementation: str = "sdpa"
     cache_implementation: str = "dynamic"
@@ -135,6 +218,13 @@ class Estimate:
     # fraction of what is free. None: the process holds per_gpu_bytes.
     process_bytes: int | None = None
     budget_bytes: int | None = None  # the engine's own budget when it has one (vLLM: utilization x memory)
+    # What users compare with. The allocator peak (torch.cuda.max_memory_allocated, or the engine's own buffers),
+    # and the process's memory as nvidia-smi shows it (the allocator's reserve, the CUDA context, NCCL, graphs).
+    # None: worked out from the components (allocator: without context, non-torch, graphs and slack; nvidia-smi:
+    # what the process holds). An engine sets nvidia_smi_unknown when it depends on a GPU that was not given.
+    allocator_peak_bytes: int | None = None
+    nvidia_smi_bytes: int | None = None
+    nvidia_smi_unknown: bool = False
 
     @property
     def per_gpu_bytes(self) -> int:
@@ -145,6 +235,19 @@ class Estimate:
         """What the process holds on the most loaded GPU (what must fit in the allowed memory)."""
         return int(self.per_gpu_bytes if self.process_bytes is None else self.process_bytes)
 
+    @property
+    def allocator_peak(self) -> int:
+        if self.allocator_peak_bytes is not None:
+            return int(self.allocator_peak_bytes)
+        outside = ("cuda_context", "non_torch", "cuda_graphs", "allocator_slack")
+        return int(sum(v for k, v in self.components.items() if k not in outside))
+
+    @property
+    def nvidia_smi(self) -> int | None:
+        if self.nvidia_smi_unknown:
+            return None
+        return int(self.held_bytes if self.nvidia_smi_bytes is None else self.nvidia_smi_bytes)
+
     def to_dict(self) -> dict:
         return {
             "supported": self.supported,
@@ -154,6 +257,8 @@ class Estimate:
             "per_gpu_bytes": self.per_gpu_bytes,
             "process_bytes": self.held_bytes,
             "budget_bytes": self.budget_bytes,
+            "allocator_peak_bytes": self.allocator_peak if self.supported else None,
+            "nvidia_smi_bytes": self.nvidia_smi if self.supported else None,
             "gpus": self.gpus,
             "components": {k: int(v) for k, v in self.components.items()},
             "fits": self.fits,

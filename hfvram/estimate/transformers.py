@@ -1,6 +1,7 @@
-"""HF Transformers `generate()`: the PyTorch-style baseline.
+"""HF Transformers `generate()`: the PyTorch-style baseline, by release (`--transformers-version`, default 5.24).
 
-Policy (transformers 5.x, read in `generation/utils.py`, `cache_utils.py`, `modeling_llama.py`):
+Policy (transformers 5.x, read in `generation/utils.py`, `cache_utils.py`, `modeling_llama.py`; older releases
+differ where `RELEASE` below says so, each read in that release's wheel):
 - weights in the checkpoint dtype (`dtype="auto"` since v5), quantised checkpoints as stored; MTP layers are not
   instantiated; vision towers are.
 - KV: `DynamicCache` grows to prompt + new tokens per layer. A sliding layer (`DynamicSlidingWindowLayer`) keeps a
@@ -28,7 +29,33 @@ from .base import (
 from .model import Model
 
 NAME = "transformers"
-TRANSFORMERS_VERSION = "5.x"  # the generate()/cache policy read in transformers 5.24.0 (module docstring)
+DEFAULT_VERSION = "5.24"  # the newest release read (5.24.0); --transformers-version picks another policy
+
+# What changed between releases (each read in that release's wheel, `pip download transformers==X --no-deps`):
+# - `from_pretrained` without a dtype loads float32 until 4.57 (modeling_utils.py 4.57.1 `_get_dtype`: "use default
+#   torch.float32"); 5.0.0 sets `dtype = "auto"` when none is given (modeling_utils.py 5.0.0 l.3934-3935).
+#   Quantised checkpoints (GPTQ/AWQ/bitsandbytes) run their non-quantised parts in float16 either way.
+DTYPE_AUTO_SINCE = (5, 0)
+# - Logits: before 4.45, `generate()` ran the prefill with logits for every prompt position and the model upcast
+#   them (`logits = self.lm_head(hidden_states); logits = logits.float()`, modeling_qwen2.py 4.38.2 l.1186-1187):
+#   batch x prompt x vocab in the model dtype and a float32 copy. 4.45 adds `num_logits_to_keep` (generate passes 1,
+#   generation/utils.py 4.45.0 l.1900-1903) but still upcasts that row (modeling_qwen2.py 4.45.0 l.1187); 4.46
+#   keeps the model dtype and generate copies the last row to float32.
+LAST_LOGITS_SINCE = (4, 45)
+NO_UPCAST_SINCE = (4, 46)
+# - Rotary caches: each attention layer held its own `cos_cached`/`sin_cached` [max_position_embeddings, head_dim]
+#   in the load dtype (modeling_qwen2.py 4.44.2 l.160-161 and 4.38.2 l.121-122; Llama `_cos_cached` 4.38.2-4.40.2
+#   l.110-112, gone in 4.42.4; Mistral gone in 4.42.4; 4.41 not read). From 4.45 one model-level rotary module
+#   keeps only `inv_freq`.
+ROTARY_CACHE_UNTIL = {"qwen2": (4, 45), "qwen2_moe": (4, 45), "llama": (4, 42), "mistral": (4, 42)}
+# - DynamicCache keeps every token of a sliding-window layer until 4.56 (DynamicSlidingWindowLayer appears in
+#   cache_utils.py 4.56.0; absent in 4.55.4).
+SLIDING_DYNAMIC_SINCE = (4, 56)
+# - Before 4.42 generate() passed the legacy tuple cache between steps (4.42.4 generation/utils.py l.1775-1780:
+#   "Use DynamicCache() instance by default. This will avoid back and forth from legacy format"; absent in 4.41.2),
+#   so during a decode step the previous step's tuple (every layer) stays referenced while each layer's torch.cat
+#   makes the new one: the whole cache is briefly held twice, not one layer.
+DYNAMIC_CACHE_SINCE = (4, 42)
 
 # Caching-allocator slack (reserved - allocated) as a share of what is allocated beyond the weights: published
 # peak-allocated vs peak-reserved pairs show +11.5% and +11.2% (pytorch/pytorch#40989) and 1-12% for steady
@@ -44,9 +71,32 @@ RESIDUAL_COPIES = 3
 MLP_COPIES = 3
 
 
+def version_tuple(text: str | None) -> tuple[int, int]:
+    parts = [int(p) for p in str(text or DEFAULT_VERSION).split(".")[:2] if p.isdigit()]
+    return tuple(parts + [0] * (2 - len(parts)))  # type: ignore[return-value]
+
+
+def load_bytes(model: Model, s: Settings) -> tuple[str, int]:
+    """(dtype name, bytes per element) the model is loaded and run in: --dtype, else the release's default
+    (float32 before 5.0, the checkpoint's since; quantised checkpoints float16)."""
+    if s.dtype in ("float32", "fp32", "float"):
+        return "float32", 4
+    if s.dtype in ("float16", "half", "fp16"):
+        return "float16", 2
+    if s.dtype in ("bfloat16", "bf16"):
+        return "bfloat16", 2
+    if model.quant_method is not None and model.quant_method not in ("fp8", "fbgemm_fp8", "compressed-tensors"):
+        return "float16", 2
+    if s.dtype is None and version_tuple(s.transformers_version) < DTYPE_AUTO_SINCE and model.facts.dtype_bytes < 4 \
+            and model.quant_method is None:
+        return "float32", 4
+    return model.facts.dtype_short, model.facts.dtype_bytes
+
+
 def kv_dtype_bytes(model: Model, s: Settings) -> tuple[str, float]:
     if s.kv_dtype == "auto":
-        return model.facts.dtype_short, float(model.compute_bytes)
+        name, d = load_bytes(model, s)
+        return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(name, name), float(d)
     return s.kv_dtype, KV_BYTES[s.kv_dtype]
 
 
@@ -56,31 +106,56 @@ def kv_cache(model: Model, s: Settings, layers, tokens: int | None = None, prefi
     _, b = kv_dtype_bytes(model, s)
     tokens = s.context if tokens is None else tokens
     static = s.cache_implementation == "static"
+    windows = version_tuple(s.transformers_version) >= SLIDING_DYNAMIC_SINCE
     total = biggest = 0.0
     for layer, count in Counter(layers).items():  # specs are frozen dataclasses: identical layers count once
         if static:
             held = layer.tokens_held(s.context)
-        elif prefill and layer.is_attention:
-            held = tokens  # sliding layers still reference the whole prompt's K/V
+        elif layer.is_attention and (prefill or not windows):
+            held = tokens  # sliding layers still reference the whole prompt's K/V (or keep everything < 4.56)
         else:
             held = layer.tokens_held(tokens)
-        size = s.batch * held * layer.per_token_bytes(b) + s.batch * state_per_gpu(layer, model.compute_bytes, 1)
+        _, d = load_bytes(model, s)
+        size = s.batch * held * layer.per_token_bytes(b) + s.batch * state_per_gpu(layer, d, 1)
         total += size * count
         biggest = max(biggest, size)
     return total, biggest
 
 
-def prefill_activations(model: Model, s: Settings) -> float:
-    """Peak transient of the prefill forward (one layer at a time) plus the last-position logits."""
-    d = model.compute_bytes
-    tokens = s.batch * (s.prompt_tokens or s.context)
+def logits_bytes(model: Model, s: Settings, rows: int) -> float:
+    """The logits a forward over `rows` positions per sequence leaves, by release: the model-dtype logits and the
+    float32 copy (upcast in the model before 4.46, by generate() since), plus the sampling probabilities."""
+    _, d = load_bytes(model, s)
+    version = version_tuple(s.transformers_version)
+    if version < NO_UPCAST_SINCE:
+        return s.batch * rows * model.vocab * (d + 4)  # lm_head output + logits.float()
+    return s.batch * rows * model.vocab * (d + 4 + 4)  # + generate's float32 copy of the row and softmax probs
+
+
+def rotary_bytes(model: Model, s: Settings) -> float:
+    """Per-layer rotary caches of releases that kept them: 2 x max_position_embeddings x head_dim per layer."""
+    until = ROTARY_CACHE_UNTIL.get(model.arch.model_type or "")
+    if until is None or version_tuple(s.transformers_version) >= until:
+        return 0.0
+    _, d = load_bytes(model, s)
+    rows = int(model.facts.text_config.get("max_position_embeddings") or 0)
+    layers = sum(1 for layer in model.layers if layer.is_attention)
+    return 2.0 * rows * model.head_dim * d * layers
+
+
+def prefill_activations(model: Model, s: Settings, layer_only: bool = False) -> float:
+    """Peak transient of the prefill forward (one layer at a time), or of its logits when every position's are
+    computed (before 4.45). `layer_only`: one layer's transient without the logits (what every GPU of a device_map
+    split allocates while its layers run)."""
+    _, d = load_bytes(model, s)
+    prompt = s.prompt_tokens or s.context
+    tokens = s.batch * prompt
     hidden, inter = model.hidden, model.intermediate
     residual = RESIDUAL_COPIES * tokens * hidden * d
     heads, hd = model.heads, model.head_dim
     kv_heads = model.arch.num_kv_heads or heads
     qkv = tokens * (heads + 2 * kv_heads) * hd * d
     if s.attn_implementation == "eager":
-        prompt = s.prompt_tokens or s.context
         scores = s.batch * heads * prompt * prompt * (d + 4)  # scores in dtype + float32 softmax copy
         attention = qkv + scores
     else:
@@ -92,15 +167,20 @@ def prefill_activations(model: Model, s: Settings) -> float:
         mlp += tokens * moe.num_experts * 4  # router logits in float32
     else:
         mlp = tokens * MLP_COPIES * inter * d
-    logits = s.batch * model.vocab * (d + 4 + 4)  # last-position logits, the float32 copy, softmax probabilities
-    return residual + max(attention, mlp) + logits
+    layer = residual + max(attention, mlp)
+    if layer_only:
+        return layer
+    if version_tuple(s.transformers_version) < LAST_LOGITS_SINCE:
+        # after the last layer: the final hidden states (normed and not) and every position's logits
+        return max(layer, 2 * tokens * hidden * d + logits_bytes(model, s, prompt))
+    return layer + logits_bytes(model, s, 1)
 
 
 def decode_activations(model: Model, s: Settings) -> float:
     """One token per sequence through a layer, plus the float32 logits copy and sampling probabilities."""
-    d = model.compute_bytes
+    _, d = load_bytes(model, s)
     return s.batch * (RESIDUAL_COPIES * model.hidden + MLP_COPIES * model.intermediate) * d + \
-        s.batch * model.vocab * (d + 4 + 4)
+        logits_bytes(model, s, 1)
 
 
 def estimate(model: Model, s: Settings) -> Estimate:
@@ -109,12 +189,24 @@ def estimate(model: Model, s: Settings) -> Estimate:
     if s.tp > 1:
         notes.append("transformers has no tensor parallelism for generate(); --tp is treated as a layer split "
                       "across GPUs (device_map=\"auto\")")
-    weights = model.loaded(mtp=False, vision=True) / devices
+    version = version_tuple(s.transformers_version)
+    dtype_name, d = load_bytes(model, s)
+    scale = 1.0
+    if not model.projected and model.quant_method is None and d != model.facts.dtype_bytes:
+        scale = d / model.facts.dtype_bytes  # floats are loaded in the load dtype
+        notes.append(f"transformers {'.'.join(map(str, version))} loads this {model.facts.dtype_short} checkpoint "
+                     f"in {dtype_name}" + (" (no dtype given: float32 until 5.0)" if s.dtype is None else ""))
+    elif model.quant_method is not None and not model.projected and d == 2 and model.facts.dtype_bytes == 4:
+        scale = 0.5
+    weights = model.loaded(mtp=False, vision=True) * scale / devices
+    rotary = rotary_bytes(model, s) / devices
     layers = stage_layers(model.layers, devices)
     prompt = min(s.prompt_tokens or s.context, s.context)
     kv_prefill, _ = kv_cache(model, s, layers, prompt, prefill=True)
     kv_end, biggest = kv_cache(model, s, layers)
     growth = 0.0 if s.cache_implementation == "static" or prompt >= s.context else biggest
+    if growth and version < DYNAMIC_CACHE_SINCE:
+        growth = kv_end  # the previous step's legacy tuple, every layer
     prefill_peak = kv_prefill + prefill_activations(model, s)
     decode_peak = kv_end + growth + decode_activations(model, s)
     if prefill_peak >= decode_peak:
@@ -123,29 +215,37 @@ def estimate(model: Model, s: Settings) -> Estimate:
         kv, act = kv_end, decode_peak - kv_end
     slack = ALLOCATOR_SLACK * (kv + act)
     components = {
-        "weights": int(weights),
+        "weights": int(weights + rotary),
         "kv_cache": int(kv),
         "activations": int(act),
         "cuda_context": CUDA_CONTEXT_BYTES,
         "allocator_slack": int(slack),
     }
+    if rotary:
+        notes.append(f"transformers {'.'.join(map(str, version))} keeps a rotary cos/sin cache in every attention "
+                     f"layer ({rotary / (1 << 20):,.0f} MiB on this GPU, counted with the weights)")
     components.update(rider_bytes(NAME, model, s))
     if s.draft is not None:
         # assisted generation scores num_assistant_tokens + 1 positions per step: their logits, float32 copies
         k = spec_tokens(NAME, s)
-        components["draft"] += int(s.batch * (k + 1) * model.vocab * (model.compute_bytes + 4))
+        components["draft"] += int(s.batch * (k + 1) * model.vocab * (d + 4))
         notes.append(f"assisted generation with {k} candidate tokens per step")
     if model.projected:
         notes.append(f"weights projected to {model.label}")
     full_kv = max(kv_cache(model, s, model.layers, prompt, prefill=True)[0], kv_cache(model, s, model.layers)[0])
-    extras = {"peak_allocated_bytes": int(weights + kv + act),
-              # summed over the GPUs of a device_map split (what multi-GPU benchmark tables print)
-              "peak_allocated_total_bytes": int(model.loaded(mtp=False, vision=True) + full_kv + act)}
+    # summed over the GPUs of a device_map split (what multi-GPU benchmark tables print): each GPU runs its own
+    # layers' prefill transient, the last one also the logits
+    others = (devices - 1) * prefill_activations(model, s, layer_only=True) if prefill_peak >= decode_peak else 0.0
+    extras = {"peak_allocated_bytes": int(weights + rotary + kv + act),
+              "peak_allocated_total_bytes": int((weights + rotary) * devices + full_kv + act + others),
+              "transformers_version": ".".join(map(str, version))}
     est = Estimate(framework=NAME, components=components, gpus=devices, notes=notes, extras=extras)
-    est.engine = engine_info("Transformers", TRANSFORMERS_VERSION, {
+    est.engine = engine_info("Transformers", ".".join(map(str, version)), {
         "attn_implementation": (s.attn_implementation, s.attn_implementation == "sdpa"),
         "cache_implementation": (s.cache_implementation, s.cache_implementation == "dynamic"),
         "prompt_tokens": (prompt, s.prompt_tokens is None),
-        "dtype": (model.facts.dtype_short if not model.projected else model.label, True),
+        "dtype": (dtype_name if not model.projected else model.label, s.dtype is None),
     })
+    # torch.cuda.max_memory_allocated; nvidia-smi adds the context and the caching allocator's reserve
+    est.allocator_peak_bytes = int(weights + rotary + kv + act)
     return est

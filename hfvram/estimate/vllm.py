@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from ..specs import ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, MLA, SlidingWindow
 from ..units import fmt_bytes
 from .base import (
-    CUDA_CONTEXT_BYTES, GiB, MiB, KV_BYTES, Estimate, Settings, allowed_note, ceil_div, engine_info, largest_fitting,
-    per_token_per_gpu, spec_tokens, stage_bounds, stage_layers, state_per_gpu,
+    CUDA_CONTEXT_BYTES, GiB, MiB, KV_BYTES, Estimate, Settings, allowed_note, ceil_div, engine_info, fitted,
+    largest_fitting, per_token_per_gpu, spec_tokens, stage_bounds, stage_layers, state_per_gpu,
 )
 from .model import Model
 
@@ -41,26 +41,117 @@ UTILIZATION_092_SINCE = (0, 20)
 # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1 from 0.20.0 (envs.py); before, graphs were captured after
 # the KV cache was sized, in the memory gpu_memory_utilization leaves free.
 CUDAGRAPH_IN_BUDGET_SINCE = (0, 20)
-# The estimate = the largest first capture + ~6 MiB per further graph: "260.00 MiB first-capture + (51-1) x 6.00 MiB"
-# (FULL) and 138 MiB + 50 x 6 MiB (PIECEWISE) -> "Estimated CUDA graph memory: 0.84 GiB total", Llama-3.1-8B on H100,
-# v0.19.0 (llm-d-planner accuracy/results/v0.19.0 log; gpu_model_runner.py per_graph_estimate).
-CUDAGRAPH_FIRST = 260 * MiB
-CUDAGRAPH_PER_GRAPH = 6 * MiB
-# Sampler bytes per logit in the profile run: fp16/bf16 logits + fp32 copy + fp32 probs + fp32 noise = 14 B, measured
-# 15.0-15.9 B over six architectures on H100 v0.19 (llm-d-planner vllm_memory_constants.json); before 0.17 top-p
-# sorted the vocabulary (fp32 values + int64 indices), ~39 B (0.16.0 topk_topp_sampler.py).
-SAMPLER_BYTES_PER_LOGIT = 15.5
-SAMPLER_BYTES_PER_LOGIT_SORTED = 39.0
+
+# -- fitted terms (hfvram.estimate.base.Fitted: each observation names its source; `make accuracy` refits them
+#    without the source of the case it scores). Values in GiB are the logs' 2-decimal figures x 2^30.
+
+# Source keys (hfvram.accuracy.source_key spells a case's source the same way).
+LLMD_V019 = "llm-d-planner v0.19.0 logs"  # llm-d-incubation/llm-d-planner accuracy/results/v0.19.0/logs, H100
+LLMD_EMPIRICAL = "llm-d-planner empirical-vllm-memory-results"  # config_explorer/, H100, vLLM 0.11
+LLMD_BLOG = "llm-d-planner blog-gpu-capacity"  # accuracy/blog-gpu-capacity.md, Qwen3-14B on H100, 0.15-0.19
+
+# Non-torch memory inside the budget: what the profile run adds outside torch's allocator (NCCL and all-reduce
+# buffers, cuBLAS/FlashInfer workspaces; before 0.11 also what came before the snapshot). It depends on
+#  - the era of the profiler: V0 (< 0.8) measured `total used - torch allocated`, CUDA context included
+#    (worker/worker.py 0.6.4 l.209-211); V1 0.8-0.10 took the snapshot after the context but before NCCL init;
+#    since 0.11 NCCL init, cuBLAS handles and the custom all-reduce IPC buffers come before the snapshot
+#    (gpu_worker.py, docs/research/vllm-facts.md section 3);
+#  - tensor parallelism and the interconnect: NCCL's buffers live in GPU memory over NVLink (P2P transport, NVLink
+#    SHARP on NVSwitch boards, vllm#9699) but in pinned host memory when PCIe cards cannot reach each other
+#    (RTX 40-series: sglang#4814), and since 0.17 Hopper/Blackwell boards with TP > 1 also get FlashInfer's
+#    all-reduce + RMSNorm fusion workspace by default (config/vllm.py enable_allreduce_rms_fusion, -O2; off in
+#    0.16: every optimisation level sets fuse_allreduce_rms False);
+#  - the GPU (V0's figure holds the context, larger on Hopper).
+# Custom all-reduce buffers themselves are small: 2 x 8 MiB + 8 MiB rank data per rank
+# (custom_all_reduce.py: max_size 8192 x 1024, rank_data 8 x 1024 x 1024).
+NT_V0_TP1 = fitted("vllm.non_torch.v0.tp1", [("vllm-project/vllm#10517", 0.35 * GiB)],
+                   prior=CUDA_CONTEXT_BYTES, note="RTX 3090, 0.6.4; prior: the CUDA context V0 counted")
+NT_V0_TP1_HOPPER = fitted("vllm.non_torch.v0.tp1.hopper", [("vllm-project/vllm#10511", 1.79 * GiB)],
+                          prior="vllm.non_torch.v0.tp1", note="H100, 0.6.5.dev")
+NT_V1_TP1 = fitted("vllm.non_torch.v1.tp1", [("ShanghaoLi0913/memory-aware_RLHF", 0.02 * GiB),
+                                             ("index:21240355802", 0.02 * GiB),
+                                             ("kolyangg/mlops-assignment", 0.07 * GiB)],
+                   prior=0.0, note="0.8-0.10: RTX 4090 0.10.2; a 0.10 dev build; H100 0.10.2")
+NT_V111_TP1 = fitted("vllm.non_torch.v0.11.tp1", [(LLMD_EMPIRICAL, 0.13 * GiB)], prior="vllm.non_torch.v1.tp1",
+                     note="0.11-0.16, H100")
+NT_V117_TP1 = fitted("vllm.non_torch.v0.17.tp1", [(LLMD_V019, 0.25 * GiB)], prior="vllm.non_torch.v0.11.tp1",
+                     note=">= 0.17, H100 v0.19.0 (0.24-0.27 over 19 models; granite-3 0.46)")
+NT_PP = fitted("vllm.non_torch.pp_only", [(LLMD_V019, 0.07 * GiB)], prior="vllm.non_torch.v1.tp1",
+               note="PP > 1 without TP: send/recv only (H100 v0.19.0, PP2 and PP4)")
+# TP > 1 over NVLink/NVSwitch, per GPU (the whole non-torch figure).
+NT_V0_TP_NVLINK = fitted("vllm.non_torch.v0.tp.nvlink", [("vllm-project/vllm#10511", 3.58 * GiB)],
+                         prior="vllm.non_torch.v0.11.tp.nvlink", note="H100 TP2, 0.6.5.dev")
+NT_V111_TP_NVLINK = fitted("vllm.non_torch.v0.11.tp.nvlink", [(LLMD_EMPIRICAL, 0.545 * GiB)],
+                           prior="vllm.non_torch.v0.17.tp.nvlink.fusion", note="H100 TP2, 0.11: 0.55 and 0.54 GiB")
+NT_V117_TP_FUSION = fitted("vllm.non_torch.v0.17.tp.nvlink.fusion", [(LLMD_V019, 2.09 * GiB)],
+                           prior="vllm.non_torch.v0.11.tp.nvlink",
+                           note="H100 TP2/TP4 v0.19.0: 2.06-2.21 GiB over 9 models (median 2.09)")
+# TP > 1 over PCIe: two RTX 4090, V0 ~0.7.2 (vllm#13061); the only PCIe pair with a printed figure.
+NT_TP_PCIE = fitted("vllm.non_torch.tp.pcie", [("vllm-project/vllm#13061", 0.25 * GiB)],
+                    prior="vllm.non_torch.v1.tp1")
+
+# Outside the budget since 0.11: the init snapshot's non-torch figure (context, NCCL init, cuBLAS handles), 0.51 GiB
+# in every TP1 v0.19.0 H100 log ("non_torch_memory=0.51GiB" in the init snapshot); prior: the CUDA context alone.
+OUTSIDE_BUDGET = fitted("vllm.outside_budget", [(LLMD_V019, 0.51 * GiB)], prior=CUDA_CONTEXT_BYTES)
+
+# CUDA graphs. What capture costs is a first-capture part (workspaces and the largest batch's buffers, taken once)
+# plus, for every captured graph, device memory for its nodes (kernels, one or more per layer) and static buffers:
+#   graphs = CUDAGRAPH_FIRST + n_graphs x CUDAGRAPH_PER_LAYER x (decoder layers on the rank + CUDAGRAPH_L0),
+# L0 standing for the pieces that are not decoder layers (embedding, final norm, LM-head gather). The number of
+# graphs comes from the capture sizes (cudagraph_sizes below), so it follows max_num_seqs, max_num_batched_tokens,
+# speculative tokens, the release and the GPU.
+#  - L0 from the one PP series (llm-d v0.19.0, Llama-3.1-8B, 102 graphs: 0.91 / 0.65 / 0.51 GiB captured at 32 / 16 /
+#    8 layers per stage -> 16.7 MiB per layer: 22.7 layers' worth of fixed cost).
+#  - CUDAGRAPH_FIRST: a 0.10.2 run capturing two graphs (sizes 1 and 2, PIECEWISE) of a 36-layer model took
+#    0.14 GiB; less 2 x 0.115 MiB x 58.7 = 0.127 GiB (ShanghaoLi0913/memory-aware_RLHF vllm.log).
+#  - CUDAGRAPH_PER_LAYER per source = (graph memory - CUDAGRAPH_FIRST) / (graphs x (layers + L0)), each source's
+#    median (sources with >= 20 graphs; the llm-d empirical table's column is a free-memory delta that goes
+#    negative, and is left out): llm-d v0.19.0 estimates 0.131 MiB (48 runs), NnamdiOdozi/mlops-assignment 0.026,
+#    sridhar1804/local-ai 0.078, LzyFischer/MemSuit 0.079, abinavChandar/demo_env_l4 0.088, dawn-boy/elloraa 0.116,
+#    kolyangg/mlops-assignment 0.122, kumaxxp/duo-talk 0.150, jyngjeon/multiagentsdebate 0.195,
+#    ljg6861/anton_new 0.202, qweewqq/EnergyLLM 0.500 (0.9-0.22, A100/A5000/L4/L40S/H100/RTX 3090).
+CUDAGRAPH_L0 = fitted("vllm.cudagraph.fixed_layers", [(LLMD_V019, 22.7)], prior=0.0, unit="layers")
+CUDAGRAPH_FIRST = fitted("vllm.cudagraph.first_capture", [("ShanghaoLi0913/memory-aware_RLHF", 0.127 * GiB)],
+                         prior=0.0)
+CUDAGRAPH_PER_LAYER = fitted("vllm.cudagraph.per_graph_layer", [
+    (LLMD_V019, 0.131 * MiB), ("NnamdiOdozi/mlops-assignment", 0.026 * MiB), ("sridhar1804/local-ai", 0.078 * MiB),
+    ("LzyFischer/MemSuit", 0.079 * MiB), ("abinavChandar/demo_env_l4", 0.088 * MiB),
+    ("dawn-boy/elloraa", 0.116 * MiB), ("kolyangg/mlops-assignment", 0.122 * MiB), ("kumaxxp/duo-talk", 0.150 * MiB),
+    ("jyngjeon/multiagentsdebate", 0.195 * MiB), ("ljg6861/anton_new", 0.202 * MiB),
+    ("qweewqq/EnergyLLM", 0.500 * MiB)], prior=0.12 * MiB)
+# MXFP4 experts on Hopper (triton_kernels' swizzled MX layout, read only through its effect): loaded / stored expert
+# bytes, from the weights vLLM logged minus the other tensors' stored bytes: gpt-oss-20b TP1 13.64 GiB (v0.19.0) ->
+# 1.085; gpt-oss-20b 13.47 and gpt-oss-120b 64.38 GiB (0.11, llm-d empirical) -> 1.068 and 1.063. Prior: the stored
+# layout (1.0).
+MXFP4_HOPPER_LAYOUT = fitted("vllm.mxfp4.hopper_layout", [(LLMD_V019, 1.085), (LLMD_EMPIRICAL, 1.068),
+                                                          (LLMD_EMPIRICAL, 1.063)], prior=1.0, unit="x")
+
+# Sampler bytes per logit in the profile run (R = min(max_num_seqs, mnbt) rows of the vocabulary; + 2 B per logit
+# for each extra byte of a float32 model's logits):
+#  >= 0.17: logits in the model dtype + fp32 copy + fp32 probs + fp32 noise = 2 + 4 + 4 + 4 = 14 B (prior, from
+#    v1/sample/sampler.py and ops/topk_topp_sampler.py); measured 15.0-15.9 B over six architectures (v0.19.0);
+#  before 0.17 top-p sorted the vocabulary, in V1 (0.16.0 topk_topp_sampler.py l.262: fp32 values + int64 indices)
+#    and in V0 (model_executor/layers/sampler.py 0.6.4 _apply_top_k_top_p, with top_p 0.99 / top_k V-1 in
+#    profile_run): fp32 logits 4 + sorted values 4 + int64 indices 8 + probs_sort 4 + probs_sum 4 + scattered
+#    logits 4 + two bool masks 2 + the model-dtype logits 2 = 32 B live inside that function (prior). Measured:
+#    Qwen3-14B 5.64 GiB in 0.15/0.16 -> 38.9 B (llm-d blog); 0.11 H100 runs: Llama-3.1-8B 4.76 GiB, Qwen3-32B
+#    5.64, gpt-oss 7.38 at 1024 rows -> 38.5-38.9 B (llm-d empirical); Qwen3-30B-A3B 5.58 GiB in 0.10.2 -> 38.5 B
+#    (kolyangg/mlops-assignment); V0 0.6.5, Llama-3-8B, 256 rows: 1.26 GiB -> 41.2 B (vllm#10511).
+SAMPLER_BYTES_PER_LOGIT = fitted("vllm.sampler.bytes_per_logit", [(LLMD_V019, 15.5)], prior=14.0, unit="B")
+SAMPLER_BYTES_PER_LOGIT_SORTED = fitted("vllm.sampler.bytes_per_logit.sorted", [
+    (LLMD_BLOG, 38.9), (LLMD_EMPIRICAL, 38.9), ("kolyangg/mlops-assignment", 38.5),
+    ("vllm-project/vllm#10511", 41.2)], prior=32.0, unit="B")
 SAMPLER_SORT_UNTIL = (0, 17)
-# Non-torch memory that lands inside the budget.
-#   V1 since 0.11 (context, NCCL init and cuBLAS handles outside the snapshot), H100 v0.19.0: 0.25 GiB at TP1,
-#   ~2.1 GiB per GPU at TP>=2 (lazy NCCL / custom all-reduce buffers), 0.07 GiB with PP only (llm-d-planner).
-#   Before 0.11 the snapshot came first: H100 1.79 GiB TP1, 3.58 GiB TP2 (vllm#10511); RTX 3090 0.35 GiB (vllm#10517).
-NON_TORCH = {"tp1": int(0.25 * GiB), "tp": int(2.1 * GiB), "pp": int(0.07 * GiB)}
-NON_TORCH_OLD_HOPPER = int(1.79 * GiB)
-NON_TORCH_OLD_OTHER = int(0.35 * GiB)
-NCCL_OLD_PER_GPU_TP = int((3.58 - 1.79) * GiB)
-SNAPSHOT_AFTER_INIT_SINCE = (0, 11)
+V1_SINCE = (0, 8)  # the V1 engine is the default from 0.8.0 (VLLM_USE_V1)
+FUSION_SINCE = (0, 17)  # FlashInfer all-reduce + RMSNorm fusion on by default (see non-torch above)
+# Capture sizes: 0.11-0.13 [1, 2, 4] + 8..max step 8 (config/__init__.py 0.11 _set_cudagraph_sizes); since 0.14
+# 8..248 step 8 then 256..max step 16 (config/vllm.py 0.14.0 l.1077). FULL_AND_PIECEWISE since 0.11 (V1 default,
+# config/__init__.py 0.11 l.362-366); PIECEWISE only before. V0 captured full graphs for batch sizes [1, 2, 4] +
+# multiples of 8 up to max_num_seqs (worker/model_runner.py 0.6.4 _BATCH_SIZES_TO_CAPTURE), after the KV cache.
+FULL_AND_PIECEWISE_SINCE = (0, 11)
+CAPTURE_STEP16_SINCE = (0, 14)
+# default_max_graph_size = 1024 on the SM100 family (config/vllm.py 0.33.0 l.2464); 0.19.0 still caps at 512.
+SM100_CAPTURE_1024_SINCE = (0, 33)
 # async scheduling keeps 2 batches in flight since 0.26 (config/vllm.py max_concurrent_batches); before, 1.
 IN_FLIGHT_SINCE = (0, 26)
 # Hybrids: prefix caching, hence Mamba "align" mode (2 state pages per request), default since 0.26; 0.33 adds a
@@ -197,14 +288,32 @@ class KVPlan:
 
 # -- fixed parts --------------------------------------------------------------------------------------------------
 
+def outside_budget(version: tuple[int, int]) -> int:
+    """What the process holds outside the budget: the CUDA context (V1; V0 counted it inside, in non-torch), and
+    since 0.11 also NCCL init, cuBLAS handles and the custom all-reduce buffers taken before the snapshot."""
+    if version < V1_SINCE:
+        return 0
+    return int(OUTSIDE_BUDGET() if version >= (0, 11) else CUDA_CONTEXT_BYTES)
+
+
 def non_torch(s: Settings, version: tuple[int, int]) -> int:
-    if version >= SNAPSHOT_AFTER_INIT_SINCE:
-        if s.tp > 1:
-            return NON_TORCH["tp"]
-        return NON_TORCH["pp"] if s.pp > 1 else NON_TORCH["tp1"]
+    """Non-torch memory the profile run finds inside the budget, by profiler era, TP/PP, interconnect and GPU."""
     gpu = s.gpu.gpu if s.gpu else None
-    base = NON_TORCH_OLD_HOPPER if gpu is not None and gpu.sm >= 9.0 else NON_TORCH_OLD_OTHER
-    return base + (NCCL_OLD_PER_GPU_TP if s.tp > 1 else 0)
+    link = gpu.link if gpu is not None else None
+    if version < V1_SINCE:
+        if s.tp > 1:
+            return int((NT_TP_PCIE if link == "pcie" else NT_V0_TP_NVLINK)())
+        return int((NT_V0_TP1_HOPPER if gpu is not None and gpu.sm >= 9.0 else NT_V0_TP1)())
+    base = NT_V1_TP1 if version < (0, 11) else NT_V111_TP1 if version < FUSION_SINCE else NT_V117_TP1
+    if s.tp > 1:
+        if link == "pcie":  # NCCL over PCIe (host-staged without P2P): its buffers are not GPU memory
+            return int(base() + NT_TP_PCIE())
+        fusion = (version >= FUSION_SINCE and s.pp == 1 and gpu is not None
+                  and (gpu.sm == 9.0 or 10.0 <= gpu.sm < 11.0))
+        return int((NT_V117_TP_FUSION if fusion else NT_V111_TP_NVLINK if version >= (0, 11) else NT_V0_TP_NVLINK)())
+    if s.pp > 1:
+        return int(NT_PP())
+    return int(base())
 
 
 def activation_peak(model: Model, mnbt: int, max_seqs: int, tp: int, version: tuple[int, int], d: int = 2,
@@ -229,25 +338,52 @@ def activation_peak(model: Model, mnbt: int, max_seqs: int, tp: int, version: tu
     if pp > 1 and not last_stage:
         forward += 2 * mnbt * model.hidden * d
     rows = min(max_seqs, mnbt)
-    per_logit = SAMPLER_BYTES_PER_LOGIT_SORTED if version < SAMPLER_SORT_UNTIL else SAMPLER_BYTES_PER_LOGIT
-    sampler = rows * model.vocab * per_logit if last_stage else 0.0
+    sampler = rows * model.vocab * sampler_bytes_per_logit(version, d) if last_stage else 0.0
     if version < (0, 18):
         return int(max(forward + workspace, sampler))
     return int(max(forward, sampler) + workspace)
 
 
-def cudagraph_bytes(s: Settings, mnbt: int, max_seqs: int, spec: int) -> int:
-    """Capture sizes (config/vllm.py _set_cudagraph_sizes): max = min(2 x max_num_seqs x (1 + spec tokens),
-    512 (1024 on SM100)), capped at max_num_batched_tokens; [1, 2, 4] + 8..248 step 8 + 256..max step 16.
-    PIECEWISE graphs for every size, FULL graphs for decode batches up to max_num_seqs."""
+def sampler_bytes_per_logit(version: tuple[int, int], d: int = 2) -> float:
+    """Bytes per logit of the profile run's sampler; a float32 model's logits take 2 B more than bf16's."""
+    return (SAMPLER_BYTES_PER_LOGIT_SORTED if version < SAMPLER_SORT_UNTIL else SAMPLER_BYTES_PER_LOGIT)() + (d - 2)
+
+
+def cudagraph_sizes(s: Settings, version: tuple[int, int], mnbt: int, max_seqs: int, spec: int
+                    ) -> tuple[list[int], list[int]]:
+    """(piecewise sizes, full-graph sizes) captured by default. Since 0.11 (config/vllm.py _set_cudagraph_sizes):
+    max = min(2 x max_num_seqs x (1 + spec tokens), 512 (1024 on SM100 in 0.33)), capped at
+    max_num_batched_tokens; PIECEWISE graphs for every size, FULL graphs for decode batches up to max_num_seqs.
+    0.8-0.10: PIECEWISE only. V0: full graphs for [1, 2, 4] + multiples of 8 up to max_num_seqs."""
     if s.enforce_eager:
-        return 0
+        return [], []
+    if version < V1_SINCE:
+        sizes = [x for x in [1, 2, 4] + list(range(8, 8193, 8)) if x <= max(1, max_seqs)]
+        return [], sizes
     gpu = s.gpu.gpu if s.gpu else None
-    ceiling = 1024 if gpu is not None and 10.0 <= gpu.sm < 11.0 else 512
+    ceiling = 1024 if version >= SM100_CAPTURE_1024_SINCE and gpu is not None and 10.0 <= gpu.sm < 11.0 else 512
     top = min(2 * max_seqs * (1 + spec), ceiling, mnbt)
-    sizes = [x for x in [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16)) if x <= top]
-    full = [x for x in sizes if x <= max_seqs * (1 + spec)]
-    return CUDAGRAPH_FIRST + CUDAGRAPH_PER_GRAPH * (len(sizes) - 1 + max(0, len(full) - 1))
+    if version >= CAPTURE_STEP16_SINCE:
+        grid = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16))
+    else:
+        grid = [1, 2, 4] + list(range(8, top + 1, 8))
+    sizes = [x for x in grid if x <= top]
+    if version < FULL_AND_PIECEWISE_SINCE:
+        return sizes, []
+    return sizes, [x for x in sizes if x <= max_seqs * (1 + spec)]
+
+
+def cudagraph_bytes(model: Model, s: Settings, version: tuple[int, int], mnbt: int, max_seqs: int, spec: int,
+                    layers: list[LayerSpec] | None = None) -> int:
+    """The first capture + captured graphs x what one graph holds (CUDAGRAPH_PER_LAYER x (decoder layers on this
+    rank + CUDAGRAPH_L0)). A pipeline stage captures its own layers only."""
+    piecewise, full = cudagraph_sizes(s, version, mnbt, max_seqs, spec)
+    graphs = len(piecewise) + len(full)
+    if not graphs:
+        return 0
+    stage = stage_layers(model.layers, s.pp, s.pp_rank) if layers is None else layers
+    n = sum(1 for layer in stage if layer.kind != "none") or len(stage)
+    return int(CUDAGRAPH_FIRST() + graphs * CUDAGRAPH_PER_LAYER() * (n + CUDAGRAPH_L0()))
 
 
 def rope_cache(model: Model, d: int = 2) -> int:
@@ -274,6 +410,28 @@ def rope_cache(model: Model, d: int = 2) -> int:
     return rows * rotary * d
 
 
+def expert_layout(model: Model, s: Settings) -> float:
+    """Loaded / stored bytes of MXFP4 experts: the MoE backend pads the expert matrices (fused_moe/oracle/mxfp4.py
+    select_mxfp4_moe_backend + mxfp4_round_up_hidden_size_and_intermediate_size, 0.19.0). Blackwell (SM100 family)
+    runs FlashInfer TRT-LLM kernels (hidden and intermediate rounded up to 256); Hopper and SM10x run triton_kernels
+    (intermediate per rank rounded to 64, then swizzled into the Hopper MX layout: MXFP4_HOPPER_LAYOUT, measured);
+    older GPUs run Marlin (hidden to 256, intermediate to 128)."""
+    if model.quant_method != "mxfp4" or not model.arch.moe or not model.hidden:
+        return 1.0
+    gpu = s.gpu.gpu if s.gpu else None
+    sm = gpu.sm if gpu is not None else 9.0  # no GPU given: the Hopper path
+    hidden, inter = model.hidden, max(1, int(model.moe_intermediate / s.tp))
+    factor = 1.0
+    if 10.0 <= sm < 11.0:
+        h, i = ceil_div(hidden, 256) * 256, ceil_div(inter, 256) * 256
+    elif sm >= 9.0:
+        h, i = hidden, ceil_div(inter, 64) * 64
+        factor = MXFP4_HOPPER_LAYOUT()
+    else:
+        h, i = ceil_div(hidden, 256) * 256, ceil_div(inter, 128) * 128
+    return factor * (h * i) / (hidden * inter)
+
+
 def weights_per_gpu(model: Model, s: Settings, rank: int | None = None) -> int:
     """Weights on one rank of pipeline stage `rank` (default: the heaviest stage)."""
     if s.pp > 1 and rank is None:
@@ -283,7 +441,7 @@ def weights_per_gpu(model: Model, s: Settings, rank: int | None = None) -> int:
     if not model.projected and model.quant_method is None:
         # unquantised floats are loaded in the run dtype: fp32 checkpoints in bf16, --dtype float32 doubles bf16
         scale = run_bytes(model, s) / model.facts.dtype_bytes
-    body = (w.get("dense", 0) + w.get("experts", 0)) * scale
+    body = (w.get("dense", 0) + w.get("experts", 0) * expert_layout(model, s)) * scale
     ends = {"embeddings": w.get("embeddings", 0) * scale, "lm_head": w.get("lm_head", 0) * scale,
             "vision": w.get("vision", 0) * scale}
     if s.pp > 1:
@@ -347,7 +505,6 @@ def estimate(model: Model, s: Settings) -> Estimate:
                      "--disable-hybrid-kv-cache-manager")
     spec = spec_tokens(NAME, s)
     d = run_bytes(model, s)
-    graphs = cudagraph_bytes(s, mnbt, max_seqs, spec)
     graphs_in_budget = version >= CUDAGRAPH_IN_BUDGET_SINCE
     nt = non_torch(s, version)
     riders: dict[str, int] = {}
@@ -369,8 +526,9 @@ def estimate(model: Model, s: Settings) -> Estimate:
             draft_plan = KVPlan(s.draft, s, kv_b, mnbt, version, paging, stage_layers(s.draft.layers, s.pp, r))
         weights = weights_per_gpu(model, s, r if s.pp > 1 else None)
         act = activation_peak(model, mnbt, max_seqs, s.tp, version, d, last_stage=(r == s.pp - 1), pp=s.pp)
+        graphs = cudagraph_bytes(model, s, version, mnbt, max_seqs, spec, layers)
         fixed = weights + nt + act + (graphs if graphs_in_budget else 0) + sum(riders.values())
-        stages.append((r, plan, draft_plan, weights, act, fixed))
+        stages.append((r, plan, draft_plan, weights, act, fixed, graphs))
 
     def per_request(plan: KVPlan, draft_plan, context: int) -> float:
         need = plan.request_bytes(context, spec)
@@ -379,11 +537,12 @@ def estimate(model: Model, s: Settings) -> Estimate:
         return need
 
     # The stage that holds the most is the one a GPU must fit; blocks are the minimum over stages (workers).
-    r, plan, draft_plan, weights, act, fixed = max(
+    r, plan, draft_plan, weights, act, fixed, graphs = max(
         stages, key=lambda st: st[5] + s.batch * per_request(st[1], st[2], s.context))
     need = s.batch * per_request(plan, draft_plan, s.context)
+    outside = outside_budget(version)
     components = {"weights": weights, "kv_cache": int(need), "activations": act, "non_torch": nt,
-                  "cuda_graphs": graphs, "cuda_context": CUDA_CONTEXT_BYTES, **riders}
+                  "cuda_graphs": graphs, "cuda_context": outside, **riders}
     extras: dict = {
         "vllm_version": ".".join(map(str, version)),
         "gpu_memory_utilization": util,
@@ -393,7 +552,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
         "kv_dtype": name,
         # The budget must hold everything but the CUDA context (which sits outside it), plus one null block.
         "min_gpu_bytes": int(math.ceil(max((fixed + need + plan.bytes_per_block) / util,
-                                           CUDA_CONTEXT_BYTES / (1 - util)))),
+                                           outside / (1 - util)))),
     }
     if s.pp > 1:
         extras["pp_stage"] = r
@@ -411,17 +570,20 @@ def estimate(model: Model, s: Settings) -> Estimate:
         "kv_cache_dtype": (name, s.kv_dtype == "auto"),
         "cuda_graphs": ("off" if s.enforce_eager else "on", not s.enforce_eager),
     })
+    # torch's peak: weights + the profile's activation peak (+ the pool, once a GPU sizes it)
+    est.allocator_peak_bytes = int(weights + act + sum(riders.values()) + need)
     if gpu is None:
+        est.nvidia_smi_unknown = True  # vLLM takes gpu_memory_utilization of whatever GPU it is given
         return est
     usable = gpu.usable_bytes
     budget = math.ceil(usable * util)
     # What the process holds: vLLM takes its whole budget whatever the model needs, plus the CUDA context outside
     # it, plus (before 0.20) the CUDA graphs captured after the pool was sized.
-    held = budget + CUDA_CONTEXT_BYTES + (0 if graphs_in_budget else graphs)
+    held = budget + outside + (0 if graphs_in_budget else graphs)
     allowed = s.allowed_bytes
 
     def stage_blocks(st) -> int:
-        _, p, _, _, _, f = st
+        _, p, _, _, _, f, _ = st
         pool = budget - f
         return max(0, int(pool // p.bytes_per_block) - 1) if p.bytes_per_block and pool > 0 else 0  # null block
 
@@ -433,11 +595,13 @@ def estimate(model: Model, s: Settings) -> Estimate:
 
     tight = min(range(len(stages)), key=lambda i: blocks_by_stage[i])
     blocks = blocks_by_stage[tight]
-    _, tplan, tdraft, _, _, tfixed = stages[tight]
+    _, tplan, tdraft, tweights, tact, tfixed, _ = stages[tight]
     per_req_blocks = per_request(tplan, tdraft, s.context) / tplan.bytes_per_block if tplan.bytes_per_block else 0
+    pool = max(0, budget - tfixed)  # the stage with the fewest blocks sizes every stage (min over workers)
+    est.allocator_peak_bytes = int(tweights + sum(riders.values()) + max(tact, pool))
     extras.update({
         "budget_bytes": int(budget),
-        "kv_pool_bytes": int(max(0, budget - stages[0][5])),
+        "kv_pool_bytes": int(pool),
         "num_blocks": blocks,
         "max_concurrency": round(blocks / per_req_blocks, 2) if per_req_blocks else None,
         # What the process holds: the whole budget (vLLM takes it whatever the model needs) plus the context.
@@ -476,7 +640,8 @@ def utilization_within(s: Settings, allowed: int, graphs_outside: int = 0) -> fl
     usable = s.usable_bytes
     if not usable:
         return None
-    util = math.floor((allowed - CUDA_CONTEXT_BYTES - graphs_outside) / usable * 100) / 100
-    while util > 0 and math.ceil(usable * util) + CUDA_CONTEXT_BYTES + graphs_outside > allowed:
+    outside = outside_budget(version_tuple(s.vllm_version))
+    util = math.floor((allowed - outside - graphs_outside) / usable * 100) / 100
+    while util > 0 and math.ceil(usable * util) + outside + graphs_outside > allowed:
         util = round(util - 0.01, 2)
     return util if util > 0 else None
