@@ -277,10 +277,15 @@ def _kv_cache(engine: str, model, s, c: _Check) -> None:
         own = [k for k in accepted if k in QUANTISED_KV]
         c.reasons.append(f"{label} has no {kv} KV cache" + (f" (it has {', '.join(own)})" if own else ""))
         return
+    # Per backend (engine_support.json notes; for INT8: the PyTorch backend's KV manager refuses it, "Cannot support
+    # {dtype} KV cache.", _torch/pyexecutor/resource_manager.py get_cache_bytes_per_token).
     by_backend = (engine_data(engine).get("notes") or {}).get("kv_cache_dtypes_by_backend") or {}
-    if engine == "trtllm" and by_backend.get(kv) == "tensorrt" and getattr(s, "trtllm_backend", None) != "tensorrt":
-        c.reasons.append(f"TensorRT-LLM's {kv} KV cache exists only on the TensorRT engine path, not the PyTorch "
-                         f"backend")
+    if engine == "trtllm" and by_backend.get(kv) == "tensorrt":
+        from .estimate.trtllm import backend
+
+        if backend(s) != "tensorrt":
+            c.reasons.append(f"TensorRT-LLM's {kv} KV cache exists only on the TensorRT engine path, not the "
+                             f"PyTorch backend (--trtllm-backend tensorrt)")
     gpu = s.gpu.gpu if s.gpu is not None else None
     if kv == "fp8" and gpu is not None and gpu.sm:
         # vLLM: no attention backend takes an fp8 cache below SM 8.0; TensorRT-LLM's FP8 KV needs SM 8.9+.
@@ -297,11 +302,6 @@ def _backend(engine: str, model, s, c: _Check) -> None:
     from .estimate.trtllm import PYTORCH_BACKEND_SEEN_SINCE, backend, version_tuple
 
     path = backend(s)
-    # The PyTorch backend's KV manager takes FP8, half, bf16, float and NVFP4 caches only ("Cannot support {dtype}
-    # KV cache.", _torch/pyexecutor/resource_manager.py get_cache_bytes_per_token); INT8 KV is an engine-build option.
-    if path == "pytorch" and s.kv_dtype == "int8":
-        c.reasons.append("TensorRT-LLM's PyTorch backend has no INT8 KV cache (engine builds do: "
-                         "--trtllm-backend tensorrt)")
     if path == "pytorch" and version_tuple(s.trtllm_version) < PYTORCH_BACKEND_SEEN_SINCE:
         c.reasons.append(f"TensorRT-LLM {s.trtllm_version} predates the PyTorch backend (no log of it before "
                          f"{'.'.join(map(str, PYTORCH_BACKEND_SEEN_SINCE))}): use --trtllm-backend tensorrt")
