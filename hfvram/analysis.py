@@ -140,7 +140,9 @@ class Analysis:
             return None
         g = choice.gpu
         return {"name": g.name, "count": choice.count, "usable_bytes": g.usable_bytes, "memory_bytes": g.memory_bytes,
-                "fp8": g.fp8, "usable_derived": g.usable_derived}
+                "fp8": g.fp8, "usable_derived": g.usable_derived,
+                # what each verdict is worked out against: min(GPU, --max-memory) less --headroom
+                "allowed_bytes": self.estimate_settings.allowed_bytes}
 
 
 def analyze(model, *, revision: str | None = None, offline: bool = False, token=None, hub=None, repo=None,
