@@ -168,24 +168,44 @@ def checked(opts: dict) -> dict:
 @estimate_options
 @click.option("--revision", default=None, help="Branch, tag or commit (same as MODEL@revision).")
 @click.option("--offline", is_flag=True, help="Make no network request: metadata cache, then bundled snapshot.")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema hfvram/2).")
+@click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(["table", "json", "html"]),
+              help="table for a terminal; json: the JSON document (schema hfvram/2); html: a self-contained page "
+                   "with charts (use -o report.html).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--output", "-o", default=None, metavar="FILE", help="Write the report here instead of stdout.")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]),
               help="Binary (2^30) or decimal (10^9) sizes in tables.")
-def show(model, revision, offline, as_json, units, **opts):
+def show(model, revision, offline, fmt, as_json, output, units, **opts):
     """Analyse one model (the default command: `hfvram MODEL` is `hfvram show MODEL`)."""
     from .analysis import analyze
 
-    result = analyze(model, revision=revision, offline=offline, **checked(opts))
+    fmt = "json" if as_json else fmt
+    kwargs = checked(opts)
+    # html: the chart's contexts are projected below, from this analysis
+    result = analyze(model, revision=revision, offline=offline, **kwargs,
+                     **({"projections": ()} if fmt == "html" else {}))
     for note in result.facts.repo.notes:
         click.echo(f"hfvram: {note}", err=True)
-    if as_json:
-        import json
+    target, close = _writer_target(output, False)  # opened once there is a report: a failed run clobbers nothing
+    try:
+        if fmt == "json":
+            import json
 
-        click.echo(json.dumps(result.to_dict(), indent=2))
-    else:
-        from .report.table import render
+            target.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        elif fmt == "html":
+            from .report.html import add_chart_projections, render_model
 
-        render(result, units=units)
+            add_chart_projections(result)
+            target.write(render_model(result.to_dict(), units=units, skip_notes=result.facts.repo.notes))
+        else:
+            from .report.table import render
+
+            render(result, units=units, file=target if close else None)
+    finally:
+        if close:
+            target.close()
+    if output:
+        click.echo(f"hfvram: wrote {output}", err=True)
 
 
 def _writer_target(output: str | None, append: bool):
@@ -216,7 +236,8 @@ def _writer_target(output: str | None, append: bool):
 @click.option("--jobs", "-j", type=int, default=DEFAULT_JOBS, show_default=True,
               help="Models analysed concurrently.")
 @click.option("--format", "fmt", default="table", show_default=True,
-              type=click.Choice(["table", "csv", "jsonl", "markdown", "json"]))
+              type=click.Choice(["table", "csv", "jsonl", "markdown", "json", "html"]),
+              help="html: a self-contained page with the model x GPU fit grid (written at the end).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write rows here instead of stdout.")
 @click.option("--resume", default=None, metavar="FILE",
@@ -249,8 +270,16 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, re
         models += [m for m in listed if m not in models]
     done = read_done(resume) if resume else set()
     append = bool(resume and output and resume == output)
+    if fmt == "html" and append:
+        raise UsageError("an HTML report cannot be resumed in place: --resume a jsonl or csv file, and write "
+                         "the HTML to another --output")
     target, close = _writer_target(output, append)
-    writer = Writer(fmt, target, units, append=append)
+    if fmt == "html":
+        from .report.html import HtmlWriter
+
+        writer = HtmlWriter(target, units)
+    else:
+        writer = Writer(fmt, target, units, append=append)
     progress = not quiet and sys.stderr.isatty()
     try:
         summary = scan(models, settings, writer, jobs=jobs, hub=hub, offline=offline, done=done,
