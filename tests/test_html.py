@@ -297,6 +297,28 @@ def test_scan_html_several_gpus(hub, cli, tmp_path):
     assert phi == {"RTX-4090": "does-not-fit", "L40S": "ok", "H100-SXM": "ok"}
     # the missing model: one error cell spanning the three GPU columns
     assert [e["attrs"]["colspan"] for e in page.find("td", "error", data_model="org/does-not-exist")] == ["3"]
+    answered = [r for r in rows if r["framework"]]
+    fit = sum(r["status"] == "ok" and r["fits"] is True for r in answered)
+    short = sum(r["status"] == "does-not-fit" for r in answered)
+    assert fit + short == len(answered) == 6 * 2 * 3 and short >= 2
+    text = " ".join(render_scan(rows).split())
+    assert (f"{len(answered)} answers (model x framework x GPU): {fit} fit, {short} do not fit; 1 model could not be "
+            "analysed") in text
+    assert "7 models x 3 GPUs" in text and "H100-SXM (79.18 GiB allowed)" in text
+
+
+def test_scan_html_without_a_gpu(hub, cli, tmp_path):
+    models = tmp_path / "models.txt"
+    models.write_text("Qwen/Qwen3-8B\nstate-spaces/mamba-2.8b-hf\n")
+    code, out, err = cli(["scan", str(models), "-f", "vllm,exllamav2", "--format", "html"])
+    page = Page(out)
+    rows = check_scan_page(page)
+    assert {r["gpu"] for r in rows} == {None} and len(rows) == 4
+    cells = page.find("td", "cell")
+    assert {c["attrs"]["data-status"] for c in cells} == {"ok", "unsupported"}
+    assert code == 1 and "4 answers (model x framework x GPU): 3 answered (no GPU given), 1 cannot run" in \
+        " ".join(out.split()), err
+    assert "<th>model</th><th>framework</th><th>no GPU given</th></tr>" in out  # the one column
 
 
 # -- the terminal table at 80 columns ------------------------------------------------------------------------------

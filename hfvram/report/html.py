@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from html import escape
 from typing import IO
 
-from ..units import fmt_bytes, fmt_tokens
+from ..units import fmt_bytes
 from .table import DEFAULT_MARK, SHORT_LABELS, note_lines, short_tokens, summary_rows
 
 # Okabe & Ito's colour-blind-safe palette (Color Universal Design, jfly.uni-koeln.de/color); every colour is paired
@@ -87,8 +88,18 @@ def _json_script(doc) -> str:
     return f'<script type="application/json" id="hfvram-data">\n{text}\n</script>'
 
 
+def _breakable(model: str) -> str:
+    """A model id, escaped, that may break after `/`, `-`, `_` and `.` in a narrow column (not inside a word)."""
+    return re.sub(r"([/_.-])", r"\1<wbr>", _e(model))
+
+
 def _label(name: str | None) -> str:
     return SHORT_LABELS.get(name or "", name or "-")
+
+
+def _tokens(n: int) -> str:
+    """4K, 32K, 35.7K, 1M, 10M: context labels (short_tokens, with millions)."""
+    return f"{n >> 20}M" if n >= 1 << 20 and n % (1 << 20) == 0 else short_tokens(n)
 
 
 def _gib(n, units: str) -> str:
@@ -178,7 +189,8 @@ table.matrix td.cell .need { font-size: .78rem; display: block; white-space: now
 .meter { display: block; height: 5px; background: rgba(0,0,0,.08); border-radius: 3px; margin: 3px 0 1px;
   overflow: hidden; }
 .meter > span { display: block; height: 100%; background: currentColor; }
-table.matrix th.model { max-width: 22em; overflow-wrap: anywhere; font-weight: 600; background: none; }
+table.matrix th.model { min-width: 6em; max-width: 22em; overflow-wrap: break-word; font-weight: 600;
+  background: none; }
 footer { color: var(--muted); font-size: .8rem; margin: 18px 0 6px; }
 @media (max-width: 640px) {
   body { font-size: 14px; }
@@ -369,7 +381,7 @@ def _line_chart(d: dict, units: str) -> str:
             continue
         x = X(c)
         parts.append(f'<line class="axis-line" x1="{x:.1f}" x2="{x:.1f}" y1="{H - B}" y2="{H - B + 4}"/>'
-                     f'<text x="{x:.1f}" y="{H - B + 17}" text-anchor="middle">{fmt_tokens(c)}</text>')
+                     f'<text x="{x:.1f}" y="{H - B + 17}" text-anchor="middle">{_tokens(c)}</text>')
     parts.append(f'<line class="axis-line" x1="{L}" x2="{W - R}" y1="{H - B}" y2="{H - B}"/>'
                  f'<line class="axis-line" x1="{L}" x2="{L}" y1="{T}" y2="{H - B}"/>'
                  f'<text x="{(L + W - R) / 2:.0f}" y="{H - 6}" text-anchor="middle">context (tokens per sequence, '
@@ -378,7 +390,7 @@ def _line_chart(d: dict, units: str) -> str:
         x = X(max_ctx)
         parts.append(f'<line class="max-context" x1="{x:.1f}" x2="{x:.1f}" y1="{T}" y2="{H - B}" '
                      f'data-context="{max_ctx}"><title>the model\'s maximum context: {max_ctx:,}</title></line>'
-                     f'<text x="{x - 4:.1f}" y="{T + 12}" text-anchor="end">model max {fmt_tokens(max_ctx)}</text>')
+                     f'<text x="{x - 4:.1f}" y="{T + 12}" text-anchor="end">model max {_tokens(max_ctx)}</text>')
     req = d["kv_cache"]["context"]
     xr = X(req)
     parts.append(f'<line class="requested" x1="{xr:.1f}" x2="{xr:.1f}" y1="{T}" y2="{H - B}" data-context="{req}">'
@@ -425,7 +437,7 @@ def _line_chart(d: dict, units: str) -> str:
                       'stroke-width="1.5" stroke-dasharray="6 3"/></svg>an engine\'s own budget</li>')
     if max_ctx:
         legend.append('<li><svg viewBox="0 0 30 12"><line x1="15" x2="15" y1="0" y2="12" stroke="#59636e" '
-                      f'stroke-dasharray="3 3"/></svg>the model\'s maximum context ({fmt_tokens(max_ctx)})</li>')
+                      f'stroke-dasharray="3 3"/></svg>the model\'s maximum context ({_tokens(max_ctx)})</li>')
     return (f'<section id="by-context"><h2>Memory per GPU against context</h2><div class="scroll">{"".join(parts)}'
             f'</div><ul class="legend">{"".join(legend)}</ul><p class="caption">Per-GPU memory each engine needs '
             f'at each context (log scale), {d["kv_cache"]["batch"]} sequence(s). Beyond the model\'s maximum the '
@@ -456,7 +468,7 @@ def _verdict_table(d: dict, units: str) -> str:
         spare = e.get("headroom_bytes")
         rows.append(
             f'<tr {attrs}><th>{_e(_label(name))}</th><td class="cell {cls}"><span class="verdict">{_e(words)}'
-            f'</span></td><td class="r num">{_e(short_tokens(e["max_context"]) if e["max_context"] else "-")}</td>'
+            f'</span></td><td class="r num">{_e(_tokens(e["max_context"]) if e["max_context"] else "-")}</td>'
             f'<td class="r num" data-bytes="{e["per_gpu_bytes"]}">{_e(_gib(e["per_gpu_bytes"], units))}</td>'
             f'<td class="r num" data-bytes="{e["process_bytes"]}">{_e(_gib(e["process_bytes"], units))}</td>'
             f'<td class="r num">{_spare(spare, units)}</td></tr>')
@@ -528,7 +540,7 @@ def _cell(row: dict | None, units: str) -> str:
         return f'<td class="cell unsupported" {attrs}{title}><span class="ctx">cannot run</span></td>'
     cls = {True: "fits", False: "does-not-fit"}.get(fits, "unknown")
     if fits is True:
-        head = short_tokens(row["max_context"]) if row.get("max_context") else "fits"
+        head = _tokens(row["max_context"]) if row.get("max_context") else "fits"
     elif fits is False:
         head = "does not fit"
     else:
@@ -566,20 +578,22 @@ def render_scan(rows: list[dict], units: str = "GiB") -> str:
     gpus = gpus or ["no GPU given"]
     counts: dict[str, int] = {}
     for r in cells.values():
-        counts[r.get("status") or "error"] = counts.get(r.get("status") or "error", 0) + 1
+        status = r.get("status") or "error"
+        kind = "fit" if status == "ok" and r.get("fits") else status
+        counts[kind] = counts.get(kind, 0) + 1
     contexts = sorted({r["context"] for r in rows if r.get("context")})
     batches = sorted({r["batch"] for r in rows if r.get("batch")})
     head = "".join(f"<th>{_e(g)}</th>" for g in gpus)
     body = []
     for model in models:
         if model in errors:
-            body.append(f'<tr data-model="{_e(model)}"><th class="model">{_e(model)}</th><td></td>'
+            body.append(f'<tr data-model="{_e(model)}"><th class="model">{_breakable(model)}</th><td></td>'
                         f'<td class="cell error" colspan="{len(gpus)}" data-model="{_e(model)}" data-status="error">'
                         f'error: {_e(errors[model])}</td></tr>')
             continue
         fws = [fw for fw in frameworks if any((model, fw, g) in cells for g in gpus)]
         for i, fw in enumerate(fws):
-            th = (f'<th class="model" rowspan="{len(fws)}">{_e(model)}</th>' if i == 0 else "")
+            th = (f'<th class="model" rowspan="{len(fws)}">{_breakable(model)}</th>' if i == 0 else "")
             tds = "".join(_cell(cells.get((model, fw, g)), units) for g in gpus)
             body.append(f'<tr data-model="{_e(model)}" data-framework="{_e(fw)}">{th}<th>{_e(_label(fw))}</th>'
                         f'{tds}</tr>')
@@ -594,7 +608,8 @@ def render_scan(rows: list[dict], units: str = "GiB") -> str:
         setting.append("batch " + ", ".join(map(str, batches)))
     gpu_words = ", ".join(f"{g} ({_gib(allowed_by_gpu[g], units)} allowed)" if g in allowed_by_gpu else g
                           for g in gpus)
-    words = {"ok": "ok", "does-not-fit": "do not fit", "unsupported": "cannot run", "error": "failed"}
+    words = {"fit": "fit", "ok": "answered (no GPU given)", "does-not-fit": "do not fit", "unsupported": "cannot run",
+             "error": "failed"}
     summary = ", ".join(f"{counts[k]} {w}" for k, w in words.items() if counts.get(k))
     summary = f"{len(cells)} answers (model x framework x GPU): {summary or 'none'}"
     if errors:
