@@ -149,7 +149,9 @@ class Analysis:
             return None
         g = choice.gpu
         return {"name": g.name, "count": choice.count, "usable_bytes": g.usable_bytes, "memory_bytes": g.memory_bytes,
-                "fp8": g.fp8, "usable_derived": g.usable_derived}
+                "fp8": g.fp8, "usable_derived": g.usable_derived,
+                # what each verdict is worked out against: min(GPU, --max-memory) less --headroom
+                "allowed_bytes": self.estimate_settings.allowed_bytes}
 
 
 def gguf_dict(f: ModelFacts) -> dict | None:

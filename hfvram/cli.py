@@ -200,14 +200,18 @@ def checked(opts: dict) -> dict:
 @estimate_options
 @click.option("--revision", default=None, help="Branch, tag or commit (same as MODEL@revision).")
 @click.option("--offline", is_flag=True, help="Make no network request: metadata cache, then bundled snapshot.")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema hfvram/2).")
+@click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(["table", "json", "html"]),
+              help="table for a terminal; json: the JSON document (schema hfvram/2); html: a self-contained page "
+                   "with charts (use -o report.html).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--output", "-o", default=None, metavar="FILE", help="Write the report here instead of stdout.")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]),
               help="Binary (2^30) or decimal (10^9) sizes in tables.")
 @click.option("--file", "gguf_file", default=None, metavar="NAME.gguf",
               help="GGUF repos: the file to size (or the first of its splits); same as MODEL:QUANT.")
 @click.option("--mmproj", default=None, is_flag=False, flag_value="auto", metavar="[FILE]",
               help="GGUF repos: add the vision projector (mmproj*.gguf; the f16 one, or FILE).")
-def show(model, revision, offline, as_json, units, gguf_file, mmproj, **opts):
+def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmproj, **opts):
     """Analyse one model (the default command: `hfvram MODEL` is `hfvram show MODEL`).
 
     A GGUF repo with several quants (or an EXL2 repo with one bit-rate per branch) and none chosen is listed: one
@@ -217,17 +221,23 @@ def show(model, revision, offline, as_json, units, gguf_file, mmproj, **opts):
     from .sources.exl import ChooseVariant
     from .sources.gguf import ChooseQuant
 
+    fmt = "json" if as_json else fmt
     kwargs = checked(opts)
     try:
-        result = analyze(model, revision=revision, offline=offline, file=gguf_file, mmproj=mmproj, **kwargs)
+        # html: the chart's contexts are projected below, from this analysis
+        result = analyze(model, revision=revision, offline=offline, file=gguf_file, mmproj=mmproj, **kwargs,
+                         **({"projections": ()} if fmt == "html" else {}))
     except (ChooseQuant, ChooseVariant) as exc:
         if mmproj:
             raise
+        if fmt == "html":
+            raise UsageError(f"{model} holds several models: choose one (MODEL:QUANT, --file or @branch) for an "
+                             f"HTML report") from None
         listing = list_quants(model, revision=revision, offline=offline, repo=getattr(exc, "repo", None),
                               branches=getattr(exc, "branches", None), **kwargs)
         for note in listing.notes:
             click.echo(f"hfvram: {note}", err=True)
-        if as_json:
+        if fmt == "json":
             import json
 
             click.echo(json.dumps(listing.to_dict(), indent=2))
@@ -238,14 +248,26 @@ def show(model, revision, offline, as_json, units, gguf_file, mmproj, **opts):
         return
     for note in result.facts.repo.notes:
         click.echo(f"hfvram: {note}", err=True)
-    if as_json:
-        import json
+    target, close = _writer_target(output, False)  # opened once there is a report: a failed run clobbers nothing
+    try:
+        if fmt == "json":
+            import json
 
-        click.echo(json.dumps(result.to_dict(), indent=2))
-    else:
-        from .report.table import render
+            target.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        elif fmt == "html":
+            from .report.html import add_chart_projections, render_model
 
-        render(result, units=units)
+            add_chart_projections(result)
+            target.write(render_model(result.to_dict(), units=units, skip_notes=result.facts.repo.notes))
+        else:
+            from .report.table import render
+
+            render(result, units=units, file=target if close else None)
+    finally:
+        if close:
+            target.close()
+    if output:
+        click.echo(f"hfvram: wrote {output}", err=True)
 
 
 @cli.command("scan")
@@ -259,9 +281,9 @@ def show(model, revision, offline, as_json, units, gguf_file, mmproj, **opts):
 @click.option("--jobs", "-j", type=int, default=DEFAULT_JOBS, show_default=True,
               help="Models analysed concurrently.")
 @click.option("--format", "fmt", default="table", show_default=True,
-              type=click.Choice(["table", "csv", "jsonl", "markdown", "json", "matrix", "matrix-markdown"]),
-              help="Rows (table, csv, jsonl, markdown, json) or the model x GPU grid (matrix for a terminal, "
-                   "matrix-markdown).")
+              type=click.Choice(["table", "csv", "jsonl", "markdown", "json", "matrix", "matrix-markdown", "html"]),
+              help="Rows (table, csv, jsonl, markdown, json), the model x GPU grid (matrix for a terminal, "
+                   "matrix-markdown), or html: a self-contained page with the fit grid (written at the end).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--output", "-o", default=None, metavar="FILE", help="Write rows here instead of stdout.")
 @click.option("--resume", default=None, metavar="FILE",
@@ -307,7 +329,12 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, re
         listed = hub.list_models(search=search, author=author, sort=sort or "downloads", limit=limit)
         models += [m for m in listed if m not in models]
     out = Output(output, rewrite=rewrite)
-    writer = Writer(fmt, out.stream, units)
+    if fmt == "html":
+        from .report.html import HtmlWriter
+
+        writer = HtmlWriter(out.stream, units)
+    else:
+        writer = Writer(fmt, out.stream, units)
     progress = not quiet and sys.stderr.isatty()
     try:
         summary = scan(models, settings, writer, gpus=list(gpu), jobs=jobs, hub=hub, offline=offline,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ..units import fmt_bytes, fmt_count, fmt_tokens
 
 _KIND_NAMES = {
@@ -83,6 +85,18 @@ COLUMNS = (
     ("draft", ("draft",)),
 )
 
+# What the grouped and short headers mean (the legend line under the table).
+LEGEND = {
+    "act.": "activations, compute and scratch buffers",
+    "other": "CUDA context, CUDA graphs, memory outside PyTorch's allocator, allocator slack",
+    "vs HF": "per-GPU memory against HF Transformers'",
+    "max ctx": "largest context that fits",
+}
+
+# When the terminal is too narrow, columns are left out in this order (first = first to go); the framework, the
+# per-GPU total, the verdict and the largest context always stay, and no number is ever cut short.
+DROP_ORDER = ("vs HF", "other", "act.", "LoRA", "draft", "KV", "weights")
+
 
 SHORT_LABELS = {"transformers": "HF", "vllm": "vLLM", "trtllm": "TRT-LLM", "llamacpp": "llama.cpp",
                 "exllamav2": "ExLlamaV2"}
@@ -99,120 +113,203 @@ def num(n, units: str = "GiB") -> str:
     return f"{n / (1e9 if units == 'GB' else 1 << 30):.2f}"
 
 
-def estimate_table(d: dict, es, units: str = "GiB"):
-    """One row per framework: components of the most loaded GPU, total, fit, largest context."""
+@dataclass
+class Col:
+    header: str
+    cells: list = field(default_factory=list)  # rich markup
+    justify: str = "right"
+    style: str | None = None
+
+
+def _cell_width(markup: str) -> int:
+    from rich.text import Text
+
+    return Text.from_markup(markup).cell_len
+
+
+def fit_columns(cols: list[Col], width: int, drop_order=()) -> tuple[list[Col], list[int], list[str]]:
+    """The columns that fit `width` terminal cells, their widths, and the headers left out. Cells are never cut:
+    headers wrap at spaces first ("per GPU" over two lines), then columns go in `drop_order`."""
+    def need(cs, ws):  # rich's default box: one rule per column plus the edge, one cell of padding either side
+        return sum(ws) + 3 * len(cs) + 1
+
+    def widths(cs, wrap):
+        out = []
+        for c in cs:
+            head = max((len(w) for w in c.header.split()), default=0) if wrap else len(c.header)
+            out.append(max([head, *(_cell_width(x) for x in c.cells)]))
+        return out
+
+    cols = list(cols)
+    dropped: list[str] = []
+    for header in (None, *drop_order):
+        if header is not None:
+            if not any(c.header == header for c in cols):
+                continue
+            cols = [c for c in cols if c.header != header]
+            dropped.append(header)
+        for wrap in (False, True):
+            ws = widths(cols, wrap)
+            if need(cols, ws) <= width:
+                return cols, ws, dropped
+    return cols, ws, dropped  # as narrow as it goes: rich wraps the table, still without cutting a number
+
+
+def build_table(title: str, cols: list[Col], width: int, drop_order=()):
+    """A rich Table of `cols` fitted to `width` (see fit_columns), and the headers left out."""
     from rich.table import Table
 
+    cols, ws, dropped = fit_columns(cols, width, drop_order)
+    table = Table(title=title, title_justify="left")
+    for c, w in zip(cols, ws):
+        table.add_column(c.header, justify=c.justify, style=c.style, width=w)
+    for i in range(len(cols[0].cells) if cols else 0):
+        table.add_row(*(c.cells[i] for c in cols))
+    return table, dropped
+
+
+def estimate_table(d: dict, es, units: str = "GiB", width: int = 80):
+    """One row per framework: components of the most loaded GPU, total, fit, largest context. Returns the table
+    and the headers left out to fit `width` (None, [] when there is no estimate)."""
     estimates = d["estimates"]
     if not estimates:
-        return None
+        return None, []
     used = [(label, keys) for label, keys in COLUMNS
             if any(e["components"].get(k) for e in estimates.values() for k in keys)]
     gpu = d["gpu"]
-    title = f"Per-GPU memory at {d['kv_cache']['context']:,} tokens x {d['kv_cache']['batch']}"
+    title = f"Per-GPU memory ({units}) at {d['kv_cache']['context']:,} tokens x {d['kv_cache']['batch']}"
     if es is not None and (es.tp > 1 or es.pp > 1):
         title += f", tp {es.tp} pp {es.pp}"
     if gpu:
-        title += f" on {gpu['count']} x {gpu['name']} ({fmt_bytes(gpu['usable_bytes'], units)} usable)"
-    title += f" ({units})"
-    table = Table(title=title, title_justify="left")
-    table.add_column("framework", no_wrap=True)
-    for label, _ in used:
-        table.add_column(label, justify="right")
-    table.add_column("per GPU", justify="right", style="bold")
-    table.add_column("vs HF", justify="right")
+        title += f" on {gpu['count']} x {gpu['name']}, {fmt_bytes(gpu['usable_bytes'], units)} usable"
+    cols = [Col("framework", justify="left")] + [Col(label) for label, _ in used]
+    cols += [Col("per GPU", style="bold"), Col("vs HF")]
     if gpu:
-        table.add_column("fits", justify="center")
-        table.add_column("max ctx", justify="right")
+        cols += [Col("fits", justify="center"), Col("max ctx")]
     for name, e in estimates.items():
         row = [SHORT_LABELS.get(name, name)]
         if not e["supported"]:
             row += ["-"] * len(used) + ["[magenta]unsupported[/magenta]", "-"]
             if gpu:
                 row += ["[red]no[/red]", "-"]
-            table.add_row(*row)
-            continue
-        for _, keys in used:
-            value = sum(e["components"].get(k, 0) for k in keys)
-            row.append(num(value, units) if value else "-")
-        row.append(num(e["per_gpu_bytes"], units))
-        vs = e.get("vs_transformers")
-        row.append("-" if vs is None else f"{100 * vs:+.0f}%")
-        if gpu:
-            row.append("[green]yes[/green]" if e["fits"] else "[red]no[/red]" if e["fits"] is False else "?")
-            row.append(short_tokens(e["max_context"]) if e["max_context"] else "-")
-        table.add_row(*row)
-    return table
+        else:
+            for _, keys in used:
+                value = sum(e["components"].get(k, 0) for k in keys)
+                row.append(num(value, units) if value else "-")
+            row.append(num(e["per_gpu_bytes"], units))
+            vs = e.get("vs_transformers")
+            row.append("-" if vs is None else f"{100 * vs:+.0f}%")
+            if gpu:
+                row.append("[green]yes[/green]" if e["fits"] else "[red]no[/red]" if e["fits"] is False else "?")
+                row.append(short_tokens(e["max_context"]) if e["max_context"] else "-")
+        for col, cell in zip(cols, row):
+            col.cells.append(cell)
+    return build_table(title, cols, width, DROP_ORDER)
 
 
-def projection_table(d: dict, units: str = "GiB"):
-    from rich.table import Table
+def legend_line(headers: list[str], dropped: list[str], width: int) -> str:
+    """`act. = activations, ...; other = ...; vs HF = ...`, and which columns the terminal width left out."""
+    parts = [f"{h} = {LEGEND[h]}" for h in headers if h in LEGEND]
+    line = "; ".join(parts)
+    if dropped:
+        line += (f"{'; ' if line else ''}left out at {width} columns: {', '.join(dropped)} (a wider terminal or "
+                 f"--json shows them)")
+    return line
 
+
+def projection_table(d: dict, units: str = "GiB", width: int = 80):
     if not d["projections"] or not d["estimates"]:
-        return None
-    contexts = [(str(d["kv_cache"]["context"]), {k: v["per_gpu_bytes"] for k, v in d["estimates"].items()},
+        return None, []
+    contexts = [(str(d["kv_cache"]["context"]),
+                 {k: v["per_gpu_bytes"] if v["supported"] else None for k, v in d["estimates"].items()},
                  bool(d["architecture"]["max_context"] and d["kv_cache"]["context"] > d["architecture"]["max_context"]))]
     contexts += [(ctx, p["per_gpu_bytes"], p["beyond_max_context"]) for ctx, p in d["projections"].items()]
     contexts.sort(key=lambda c: int(c[0]))
-    table = Table(title=f"Per-GPU memory by context ({units}; * beyond the model's maximum context)",
-                  title_justify="left")
-    table.add_column("framework")
-    for ctx, _, beyond in contexts:
-        table.add_column(fmt_tokens(int(ctx)) + ("*" if beyond else ""), justify="right")
-    for name in d["estimates"]:
-        table.add_row(SHORT_LABELS.get(name, name), *[num(per.get(name), units) for _, per, _ in contexts])
-    return table
+    title = f"Per-GPU memory ({units}) by context; * beyond the model's maximum context"
+    cols = [Col("framework", [SHORT_LABELS.get(n, n) for n in d["estimates"]], justify="left")]
+    cols += [Col(fmt_tokens(int(ctx)) + ("*" if beyond else ""), [num(per.get(n), units) for n in d["estimates"]])
+             for ctx, per, beyond in contexts]
+    # too narrow for every context: the largest go first
+    return build_table(title, cols, width, [c.header for c in reversed(cols[2:])])
+
+
+DEFAULT_MARK = "* = the engine's default setting"
 
 
 def engine_line(e: dict) -> str:
-    """`vLLM 0.33: gpu_memory_utilization 0.92*, max_num_seqs 256*, ...` (* = the engine's default)."""
+    """`vLLM 0.33: gpu_memory_utilization 0.92*, max_num_seqs 256*, ...` (* = the engine's default, DEFAULT_MARK)."""
     engine = e.get("engine") or {}
     defaults = set(engine.get("defaults") or ())
     settings = ", ".join(f"{k} {v}{'*' if k in defaults else ''}" for k, v in (engine.get("settings") or {}).items())
-    return f"{engine.get('label', '?')} {engine.get('version', '')}: {settings} (* default)"
+    return f"{engine.get('label', '?')} {engine.get('version', '')}: {settings}"
 
 
-def render(result, units: str = "GiB") -> None:
+def kv_pool_line(e: dict, units: str = "GiB") -> str:
+    """vLLM's own startup figures: the KV pool, its blocks, and the tokens and concurrency they hold."""
+    return (f"KV pool {fmt_bytes(e['kv_pool_bytes'], units)}, {e['num_blocks']:,} blocks of {e['block_size']} tokens, "
+            f"GPU KV cache size {e.get('kv_tokens') or 0:,} tokens, maximum concurrency {e['max_concurrency'] or 0}x; "
+            f"needs {fmt_bytes(e['min_gpu_bytes'], units)} of GPU memory for this request")
+
+
+def note_lines(d: dict, units: str = "GiB", skip=()) -> list[tuple[str, str, str]]:
+    """What the report says under its tables, as (framework label or "note", kind, text); kind is one of engine,
+    cannot-run, does-not-fit, note, suggestion. `skip`: general notes already shown elsewhere (stderr)."""
+    out = []
+    for name, e in d["estimates"].items():
+        label = SHORT_LABELS.get(name, name)
+        if not e["supported"]:
+            out += [(label, "cannot-run", f"cannot run it: {reason}") for reason in e["unsupported_reasons"]]
+            continue
+        out.append((label, "engine", engine_line(e)))
+        if e.get("fit_reason"):
+            out.append((label, "does-not-fit", f"does not fit: {e['fit_reason']}"))
+        out += [(label, "note", line) for line in e["notes"]]
+        out += [(label, "suggestion", sug["text"]) for sug in e["suggestions"]]
+        if name == "vllm" and e.get("kv_pool_bytes") is not None:
+            out.append((label, "engine", kv_pool_line(e, units)))
+    out += [("note", "general", note) for note in d["notes"] if note not in skip]
+    return out
+
+
+_NOTE_STYLE = {"cannot-run": "magenta", "does-not-fit": "red", "suggestion": "cyan", "general": "yellow"}
+
+
+def render(result, units: str = "GiB", file=None) -> None:
+    """The terminal report, to stdout (or `file`), at the terminal's width (COLUMNS when it is not a terminal)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     d = result.to_dict()
-    console = Console()
+    console = Console(file=file)
     m = d["model"]
     rev = (m["revision"] or "")[:12]
-    title = f"{m['id']}" + (f" @ {rev}" if rev else "") + f"  [dim]({m['source']})[/dim]"
+    title = f"{escape(m['id'])}" + (f" @ {rev}" if rev else "") + f"  [dim]({m['source']})[/dim]"
     table = Table(title=title, show_header=False, box=None, title_justify="left", pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
     for key, value in summary_rows(d, units):
-        table.add_row(key, value)
+        table.add_row(key, escape(value))
     console.print(table)
-    for extra in (estimate_table(d, result.estimate_settings, units), projection_table(d, units)):
-        if extra is not None:
-            console.print()
-            console.print(extra)
+    width = console.width
+    main, dropped = estimate_table(d, result.estimate_settings, units, width)
+    if main is not None:
+        console.print()
+        console.print(main)
+        shown = [c.header for c in main.columns]
+        console.print(f"[dim]{escape(legend_line(shown, dropped, width))}[/dim]")
+    by_context, dropped = projection_table(d, units, width)
+    if by_context is not None:
+        console.print()
+        console.print(by_context)
+        if dropped:
+            console.print(f"[dim]{escape(legend_line([], dropped, width))}[/dim]")
     console.print()
-    for name, e in d["estimates"].items():
-        label = SHORT_LABELS.get(name, name)
-        if not e["supported"]:
-            for reason in e["unsupported_reasons"]:
-                console.print(f"[magenta]{label}:[/magenta] cannot run it: {reason}")
-            continue
-        console.print(f"[dim]{label}:[/dim] {engine_line(e)}")
-        if e.get("fit_reason"):
-            console.print(f"[red]{label}:[/red] does not fit: {e['fit_reason']}")
-        for line in e["notes"]:
-            console.print(f"[dim]{label}:[/dim] {line}")
-        for sug in e["suggestions"]:
-            console.print(f"[cyan]{label}:[/cyan] {sug['text']}")
-        if name == "vllm" and e.get("kv_pool_bytes") is not None:
-            console.print(f"[dim]{label}:[/dim] KV pool {fmt_bytes(e['kv_pool_bytes'], units)}, "
-                          f"{e['num_blocks']:,} blocks of {e['block_size']} tokens, GPU KV cache size "
-                          f"{e.get('kv_tokens') or 0:,} tokens, maximum concurrency {e['max_concurrency'] or 0}x; "
-                          f"needs {fmt_bytes(e['min_gpu_bytes'], units)} of GPU memory for this request")
-    for note in d["notes"]:
-        if note not in result.facts.repo.notes:  # those went to stderr already
-            console.print(f"[yellow]note:[/yellow] {note}")
+    lines = note_lines(d, units, skip=result.facts.repo.notes)  # repo notes went to stderr
+    for label, kind, text in lines:
+        console.print(f"[{_NOTE_STYLE.get(kind, 'dim')}]{label}:[/] {escape(text)}")
+    if any(kind == "engine" for _, kind, _ in lines):
+        console.print(f"[dim]{escape(DEFAULT_MARK)}[/dim]")
 
 
 def render_listing(listing, units: str = "GiB") -> None:
