@@ -248,7 +248,10 @@ def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmpro
         return
     for note in result.facts.repo.notes:
         click.echo(f"hfvram: {note}", err=True)
-    target, close = _writer_target(output, False)  # opened once there is a report: a failed run clobbers nothing
+    from .batch import Output
+
+    out = Output(output)  # opened once there is a report: a failed run clobbers nothing
+    target, close = out.stream, bool(output)
     try:
         if fmt == "json":
             import json
@@ -264,8 +267,7 @@ def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmpro
 
             render(result, units=units, file=target if close else None)
     finally:
-        if close:
-            target.close()
+        out.commit()
     if output:
         click.echo(f"hfvram: wrote {output}", err=True)
 

@@ -267,7 +267,7 @@ def test_scan_html_one_gpu_through_the_cli(hub, cli, tmp_path):
     assert [e["attrs"].get("colspan") for e in page.find("td", "error", data_model="org/does-not-exist")] == ["1"]
     # an HTML report cannot be appended to
     code, _, err = cli(["scan", str(models), "--format", "html", "-o", str(report), "--resume", str(report)])
-    assert code == 2 and "cannot be resumed" in err
+    assert code == 2 and "cannot read back" in err
 
 
 def scan_rows(cli, models_file, gpus, frameworks="vllm,llamacpp") -> list[dict]:
