@@ -313,6 +313,8 @@ def check_cmd(models, allow_estimated, fmt, as_json, units, offline, **opts):
 @click.option("--context", default=None, metavar="N", help="Context (max_model_len / n_ctx), when not printed.")
 @click.option("--quantize", default=None, metavar="FORMAT",
               help="The weight format the engine ran, when MODEL's checkpoint is not in it (fp8, awq, gguf:Q4_K_M).")
+@click.option("--kv-dtype", default=None, type=click.Choice(KV_CHOICES),
+              help="The KV cache dtype, when the log does not print it.")
 @click.option("--vllm-version", default=None, metavar="X.Y", help="vLLM release, when the log does not print it.")
 @click.option("--gpu-memory-utilization", type=float, default=None, help="vLLM, when the log does not print it.")
 @click.option("--max-num-seqs", type=int, default=None, help="vLLM, when the log does not print it.")

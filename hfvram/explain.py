@@ -706,6 +706,10 @@ def _trtllm_rows(out: Explanation) -> None:
     tok, n = _pick(log, "kv_tokens", (None,))
     add(Row("KV cache tokens", "kv_tokens", tok, x.get("kv_tokens"), unit="tokens", line_no=n,
             term="pool / bytes per token"))
+    bpt = log.settings.get("kv_bytes_per_token") or (kv / tok if kv and tok else None)
+    if bpt and x.get("kv_pool_bytes") and x.get("kv_tokens"):
+        add(Row("KV bytes per token", "kv_bytes_per_token", float(bpt), x["kv_pool_bytes"] / x["kv_tokens"],
+                unit="B/token", term=f"every attention layer's K and V per token / TP, kv dtype {x.get('kv_dtype')}"))
     blocks, n = _pick(log, "gpu_blocks")
     tpb = log.settings.get("tokens_per_block") or x.get("tokens_per_block")
     if blocks is not None and x.get("kv_tokens") is not None:
@@ -742,20 +746,29 @@ def _trtllm_rows(out: Explanation) -> None:
                         "the engine's runtime buffers take memory our PyTorch-backend peak does not have")
         else:
             pool.why = "the pool is a fraction of what the profiling peak leaves: the rows above move it"
-        free = rows.get("free memory the pool is a share of")
-        if free is not None and free.log and pool.log:
-            share = pool.log / free.log
-            ours = x.get("free_gpu_memory_fraction")
-            if ours and abs(share - ours) > 0.015:
-                pool.why += (f"; the log's pool is {share:.2f} of the memory it had free, ours {ours:g} of ours: "
-                             f"kv_cache_free_gpu_mem_fraction was {share:.2f} (give --free-gpu-memory-fraction "
+    free = rows.get("free memory the pool is a share of")
+    if free is not None and free.log and pool.log:
+        share = pool.log / free.log
+        ours = x.get("free_gpu_memory_fraction")
+        if ours and abs(share - ours) > 0.015 and "free_gpu_memory_fraction" not in out.settings:
+            out.notes.append(f"the log's pool is {share:.2f} of the memory it had free, ours {ours:g}: "
+                             f"kv_cache_free_gpu_mem_fraction was about {share:.2f} (give --free-gpu-memory-fraction "
                              f"{share:.2f})")
+    if free is not None and free.matches is False:
+        rb = next((r for r in out.rows if r.component.startswith("runtime buffers")), None)
+        free.why = ((f"the engine's runtime buffers ({fmt_bytes(rb.log)}) are not in our peak, which has the "
+                     f"PyTorch backend's activations, graphs and non-torch memory instead") if rb and rb.log else
+                    "what the profiling peak takes differs (rows above)")
     tok = rows["KV cache tokens"]
-    bpt = log.settings.get("kv_bytes_per_token")
-    if tok.matches is False and bpt and x.get("kv_pool_bytes") and x.get("kv_tokens"):
-        ours = x["kv_pool_bytes"] / x["kv_tokens"]
-        tok.why = (f"the log's KV bytes per token are {bpt:,} ('kv size'), ours {ours:,.0f}"
-                   + ("" if abs(ours - bpt) > 0.02 * bpt else ": the difference is the pool's"))
+    per = rows.get("KV bytes per token")
+    if per is not None and per.matches is False:
+        ratio = per.ours / per.log if per.log else 0
+        per.why = ("the log's cache takes " + (f"{1 / ratio:.2f} x " if ratio else "") + "our bytes per token: "
+                   + ("an 8-bit KV cache (give --kv-dtype fp8)" if 1.8 <= ratio <= 2.2 else
+                      "the KV dtype, the layers that hold a cache, or the engine's block accounting differ"))
+    if tok.matches is False and per is not None:
+        tok.why = ("the bytes per token agree: the difference is the pool's" if per.matches else
+                   "the bytes per token differ (row above)")
 
 
 def _sglang_rows(out: Explanation) -> None:
