@@ -558,9 +558,10 @@ def _vllm_why(out: Explanation, graphs_in: bool) -> None:
             parts.append(f"budget {_signed(b.diff)}")
         if parts:
             rest = pool.diff - accounted
-            pool.why = ("the pool is what the budget leaves: " + ", ".join(parts) + f" account for "
-                        f"{_signed(accounted)} of {_signed(pool.diff)}"
-                        + (f"; {_signed(rest)} remains" if abs(rest) >= PRINT_SLACK else ""))
+            pool.why = ("the pool is what the budget leaves, so our terms move it by: " + ", ".join(parts)
+                        + f" (together {_signed(accounted)} of the {_signed(pool.diff)})"
+                        + (f"; {_signed(rest)} is not accounted for by a printed figure"
+                           if abs(rest) >= PRINT_SLACK else ""))
     per = rows.get("KV bytes per token")
     if per and per.matches is False:
         per.why = ("the KV cache dtype, the sliding-window / hybrid page layout, or the block rounding of one request "

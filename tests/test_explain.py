@@ -42,7 +42,7 @@ def test_vllm_v1_log_beside_the_estimate(excerpts):
     assert r["non-torch memory"].log == round(0.07 * GiB) and r["non-torch memory"].matches is False
     pool = r["KV cache pool"]
     assert pool.log == 9318930329 and pool.diff < 0  # "Current kv cache memory in use is 9318930329 bytes"
-    assert "non-torch memory" in pool.why and "account for" in pool.why
+    assert "non-torch memory -286.72 MiB" in pool.why and "together" in pool.why
     assert r["KV cache tokens"].why == "the bytes per token agree: the difference is the pool's"
     assert ex.findings[-1].startswith("within print precision or 2%: weights")
     text_out = render(ex)
