@@ -782,11 +782,19 @@ def _sglang_rows(out: Explanation) -> None:
     tok, _ = _pick(log, "kv_tokens")
     if kv and tok:
         per_tok_ours = a.kv.per_token_bytes / tp
-        out.rows.append(Row("KV bytes per token", "kv_bytes_per_token", kv / tok, per_tok_ours, line_no=n,
+        out.rows.append(Row("KV bytes per token", "kv_bytes_per_token", kv / tok, per_tok_ours, unit="B/token",
+                            line_no=n,
                             term="every cache-holding layer's K and V per token, in the model dtype, / TP"))
+        if out.rows[-1].matches is False:
+            out.rows[-1].why = ("the log's kv_cache_dtype, or layers that hold no cache in SGLang (sliding windows "
+                                "are held in full unless its SWA pool is on), or MODEL is another model than the log's")
         out.rows.append(Row("KV cache pool", "kv_cache_bytes", kv, None, line_no=n,
                             term="no SGLang estimator: mem_fraction_static of the GPU minus weights and graphs"))
-        out.rows.append(Row("KV cache tokens", "kv_tokens", tok, None, unit="tokens", term=""))
+        out.rows.append(Row("KV cache tokens", "kv_tokens", tok, None, unit="tokens", term="pool / bytes per token"))
+    g, n = _pick(log, "cuda_graph_bytes", ("captured",), how="max")
+    if g is not None:
+        out.rows.append(Row("graphs (captured)", "cuda_graph_bytes", g, None, line_no=n,
+                            term="no SGLang estimator: the free-memory drop over graph capture"))
 
 
 ROWS = {"vllm": _vllm_rows, "llamacpp": _llamacpp_rows, "trtllm": _trtllm_rows, "sglang": _sglang_rows}
@@ -807,8 +815,9 @@ def _findings(out: Explanation) -> None:
         out.findings.append(f"{r.component}: hfvram {_signed(r.diff)}{share} against the log" + (f" - {r.why}"
                                                                                                  if r.why else ""))
     for r in out.rows:
-        if r.unit != "bytes" and r.matches is False and r.why:
-            out.findings.append(f"{r.component}: hfvram {r.ours:,.0f} against {r.log:,.0f} - {r.why}")
+        if r.unit != "bytes" and r.matches is False:
+            out.findings.append(f"{r.component}: hfvram {r.ours:,.2f} against {r.log:,.2f}".replace(".00 ", " ")
+                                .replace(".00", "") + (f" - {r.why}" if r.why else ""))
     if ok:
         out.findings.append("within print precision or 2%: " + ", ".join(ok))
     missing = [r.component for r in out.rows if r.log is None and r.ours is not None]

@@ -115,6 +115,25 @@ def test_trtllm_pytorch_backend_log(excerpts):
     assert r["KV bytes per token"].log == 73728  # "kv size is 73728"
 
 
+def test_sglang_log_against_the_models_facts():
+    """SGLang has no estimator of ours: its weights and KV bytes per token are set beside the model's facts. The log
+    lines are a published SGLang log (find_string id 53378181608, GLM-4.7-flash); Qwen3-30B-A3B stands in for the
+    model, so only the mechanics are checked here: our side is the stored weights / TP and the per-token KV / TP."""
+    text = ("[2026-03-11 13:53:21 TP0] Load weight end. elapsed=23.18 s, type=Glm4MoeLiteForCausalLM, avail "
+            "mem=32.02 GB, mem usage=28.79 GB.\n"
+            "[2026-03-11 13:53:23 TP0] KV Cache is allocated. #tokens: 383872, KV size: 19.36 GB\n"
+            "[2026-03-11 13:53:32 TP0] Capture npu graph end. Time elapsed: 8.04 s. mem usage=0.80 GB. avail "
+            "mem=10.30 GB.\n")
+    ex = explain(text, "Qwen/Qwen3-30B-A3B", offline=True, tp=2)
+    r = rows(ex)
+    assert ex.engine == "sglang" and ex.estimate is None
+    assert r["weights"].log == round(28.79 * GiB) and r["weights"].ours == ex.analysis.facts.weights.bytes / 2
+    per = r["KV bytes per token"]
+    assert per.log == round(19.36 * GiB) / 383872 and per.ours == ex.analysis.kv.per_token_bytes / 2
+    assert r["graphs (captured)"].log == round(0.80 * GiB)
+    assert any(f.startswith("KV bytes per token: hfvram") for f in ex.findings)
+
+
 def test_json_document_validates(excerpts, cli, tmp_path):
     path = tmp_path / "vllm.log"
     path.write_text(excerpts["vllm-mlopskol-qwen3-30b-a3b-bf16-h100-weights"]["log_excerpt"])

@@ -96,6 +96,8 @@ class LlamaCppParser(LogParser):
         return log
 
     def _figures(self, log: ParsedLog, line: str, n: int, section: str | None) -> None:
+        if "MiB" not in line and " MB" not in line:  # every figure is printed in MiB (MB before 2024)
+            return
         m = re.search(_BUF + r"\s+model buffer size\s*=\s*" + _F + r" MiB", line) or \
             re.search(r"llm_load_tensors:\s+" + _BUF + r"\s+buffer size\s*=\s*" + _F + r" MiB", line)
         if m:
@@ -159,6 +161,8 @@ class LlamaCppParser(LogParser):
             log.add("total_reserved_bytes", to_bytes(m.group(1), "MiB"), line, n, printed=f"{m.group(1)} MB")
 
     def _settings(self, log: ParsedLog, line: str) -> None:
+        if "llama_model_loader: - " in line and "repo_url" not in line:  # GGUF metadata and tensor types
+            return
         m = re.search(r"\bbuild:? (b?\d+) \((\w+)\)", line)
         if m and log.version is None:
             log.version = f"b{m.group(1).lstrip('b')} ({m.group(2)})"

@@ -53,7 +53,7 @@ class SglangParser(LogParser):
                 d = re.search(r"dtype: torch\.(\w+)", line)
                 if d:
                     log.set("kv_dtype", d.group(1))
-            m = re.search(r"[Cc]apture (?:\w+ )*?(?:cuda|CUDA) graph end\..*?mem usage=" + _F + r" GB", line)
+            m = re.search(r"[Cc]apture (?:\w+ )*?graph end\..*?mem usage=" + _F + r" GB", line)  # cuda / npu
             if m:
                 log.add("cuda_graph_bytes", to_bytes(m.group(1), "GiB"), line, n, printed=f"{m.group(1)} GB",
                         device=dev, detail="captured")
