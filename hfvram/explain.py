@@ -620,6 +620,14 @@ def _llamacpp_rows(out: Explanation) -> None:
         add(Row("total VRAM (llama.cpp's count)", "total_reserved_bytes", total,
                 c.get("weights", 0) + c.get("kv_cache", 0) + c.get("compute", 0), line_no=n,
                 term="weights + KV + compute buffer"))
+    ollama = log.settings.get("ollama_estimate")
+    if ollama:
+        parts = [f"{name} {fmt_bytes(ollama[key])}" for key, name in (
+            ("memory.weights.total", "weights"), ("memory.required.kv", "KV"), ("memory.graph.full", "graph"),
+            ("memory.required.full", "required in all"), ("memory.available", "free")) if key in ollama]
+        out.notes.append("Ollama's own estimate before it started llama.cpp: " + ", ".join(parts)
+                         + f"; hfvram: weights {fmt_bytes(c.get('weights', 0) * devices)}, KV "
+                           f"{fmt_bytes(c.get('kv_cache', 0) * devices)}, compute {fmt_bytes(c.get('compute', 0))}")
     rows = {r.component: r for r in out.rows}
     w = rows["weights on the GPU(s)"]
     if w.matches is False:

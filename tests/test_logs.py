@@ -219,6 +219,22 @@ def test_sglang_lines():
     assert log.first("kv_cache_bytes").value == round(19.36 * GiB) and log.first("weights_bytes").device == "TP0"
 
 
+def test_ollamas_own_offload_plan():
+    """Ollama prints its plan before llama.cpp's lines; its figures are estimates, kept apart from the measured
+    buffers (the line as a README quotes it, find_string id 37039760191)."""
+    text = ('time=2024-08-14T16:27:00.222+08:00 level=INFO source=memory.go:309 msg="offload to metal" '
+            'layers.requested=-1 layers.model=29 layers.offload=29 layers.split="" memory.available="[21.3 GiB]" '
+            'memory.required.full="5.4 GiB" memory.required.partial="5.4 GiB" memory.required.kv="448.0 MiB" '
+            'memory.required.allocations="[5.4 GiB]" memory.weights.total="3.9 GiB" memory.weights.repeating="3.4 '
+            'GiB" memory.weights.nonrepeating="426.4 MiB" memory.graph.full="478.0 MiB" memory.graph.partial="478.0 '
+            'MiB"\n')
+    log = logs.parse(text)
+    assert log.engine == "llamacpp" and not log.figures
+    est = log.settings["ollama_estimate"]
+    assert est["memory.required.kv"] == 448 * MiB and est["memory.weights.total"] == round(3.9 * GiB)
+    assert log.settings["n_gpu_layers"] == 29 and log.settings["ollama_library"] == "metal"
+
+
 def test_not_a_log_is_a_usage_error():
     with pytest.raises(UsageError, match="not a log"):
         logs.parse("hello\nworld\n")

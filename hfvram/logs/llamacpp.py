@@ -68,7 +68,7 @@ class LlamaCppParser(LogParser):
         marks = ("llama_model_loader", "load_tensors:", "llm_load_tensors", "llama_context:", "llama_kv_cache",
                  "buffer size =", "print_info:", "llama_new_context_with_model", "ggml_cuda_init", "gguf",
                  "llama_model_load", "ggml_backend", "llama_init_from_model", "llama-server",
-                 "alloc_tensor_range", "ggml_")
+                 "alloc_tensor_range", "ggml_", "msg=offload", "msg=\"offload", "ollama")
         return sum(text.count(m) for m in marks)
 
     def parse(self, text: str) -> ParsedLog:
@@ -163,6 +163,9 @@ class LlamaCppParser(LogParser):
     def _settings(self, log: ParsedLog, line: str) -> None:
         if "llama_model_loader: - " in line and "repo_url" not in line:  # GGUF metadata and tensor types
             return
+        if "msg=offload" in line or 'msg="offload' in line:
+            self._ollama_offload(log, line)
+            return
         m = re.search(r"\bbuild:? (b?\d+) \((\w+)\)", line)
         if m and log.version is None:
             log.version = f"b{m.group(1).lstrip('b')} ({m.group(2)})"
@@ -235,6 +238,7 @@ class LlamaCppParser(LogParser):
                                     (r"(?:-ub|--ubatch-size)", "cmd_ubatch", int),
                                     (r"(?:-b|--batch-size)", "cmd_batch", int),
                                     (r"(?:-ctk|--cache-type-k)", "cmd_ctk", str),
+                                    (r"(?:-np|--parallel)", "cmd_parallel", int),
                                     (r"(?:-ot|--override-tensor)", "override_tensor", str)):
                 for mm in re.finditer(r"(?:^|\s)" + flag + r"[\s=]+['\"]?([^\s'\"\\]+)", line):
                     try:
@@ -245,6 +249,30 @@ class LlamaCppParser(LogParser):
                         log.settings.setdefault(key, []).append(value)
                     else:
                         log.set(key, value)
+
+    def _ollama_offload(self, log: ParsedLog, line: str) -> None:
+        """Ollama's own plan, printed before it starts llama.cpp (server.go / memory.go `msg=offload`): layers it
+        offloads, the memory it found free and what it estimated each part needs. Estimates, not measurements: kept
+        as `ollama_estimate` for explain to set beside ours."""
+        pairs = {k: v.strip('"') for k, v in re.findall(r'([\w.]+)=("[^"]*"|\S+)', line)}
+        if pairs.get("layers.model", "").isdigit():
+            log.set("n_layer_total", int(pairs["layers.model"]))
+        if pairs.get("layers.offload", "").isdigit():
+            log.set("n_gpu_layers", int(pairs["layers.offload"]))
+        estimate = {}
+        for key in ("memory.available", "memory.required.full", "memory.required.partial", "memory.required.kv",
+                    "memory.weights.total", "memory.weights.repeating", "memory.weights.nonrepeating",
+                    "memory.graph.full", "memory.graph.partial", "projector.weights"):
+            m = re.match(r"\[?\s*([\d.]+) ([KMGT]i?B|B)", pairs.get(key, ""))
+            if m:
+                estimate[key] = to_bytes(m.group(1), m.group(2))
+        if estimate:
+            log.set("ollama_estimate", estimate)
+            if "memory.available" in estimate:
+                log.set("gpu_free_bytes", estimate["memory.available"])
+        lib = re.search(r'library=(\w+)|msg="offload to (\w+)"', line)
+        if lib:
+            log.set("ollama_library", lib.group(1) or lib.group(2))
 
     def _finish(self, log: ParsedLog) -> None:
         if log.devices and not log.gpu_name:
@@ -258,6 +286,8 @@ class LlamaCppParser(LogParser):
                 log.set("gguf_type", name.replace("MXFP4", "MXFP4_MOE").replace("_MOE_MOE", "_MOE"))
         if "n_ctx" not in log.settings and "cmd_ctx" in log.settings:
             log.set("n_ctx", log.settings["cmd_ctx"])
+        if "n_seq_max" not in log.settings and "cmd_parallel" in log.settings:
+            log.set("n_seq_max", log.settings["cmd_parallel"])
         if "n_ctx" not in log.settings and "n_ctx_kv" in log.settings:
             log.set("n_ctx", log.settings["n_ctx_kv"])
 
