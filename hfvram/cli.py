@@ -15,8 +15,8 @@ from . import __version__
 from .batch import DEFAULT_JOBS
 from .errors import HfvramError
 
-_SUBCOMMANDS_HELP = ("Subcommands: scan, check, recommend, gpus, engines, snapshot (run `hfvram <subcommand> "
-                     "--help`).")
+_SUBCOMMANDS_HELP = ("Subcommands: scan, check, recommend, explain, gpus, engines, snapshot (run `hfvram "
+                     "<subcommand> --help`).")
 
 
 class DefaultGroup(click.Group):
@@ -378,6 +378,54 @@ def check_cmd(models, allow_estimated, fmt, as_json, units, offline, **opts):
 
     sys.exit(run_check(list(models), checked(opts), fmt="json" if as_json else fmt, offline=offline,
                        allow_estimated=allow_estimated, units=units))
+
+
+@cli.command("explain")
+@click.argument("logfile", metavar="LOGFILE")
+@click.argument("model", required=False)
+@click.option("--engine", type=click.Choice(["vllm", "llamacpp", "trtllm", "sglang"]), default=None,
+              help="The engine that printed the log (default: detected).")
+@click.option("--gpu", default=None, metavar="NAME[:COUNT]",
+              help="The GPU it ran on, when the log prints no total (default: the log's device and total).")
+@click.option("--gpu-mem", default=None, metavar="SIZE", help="Or the GPU's memory (24GiB).")
+@click.option("--tp", type=int, default=None, help="Tensor parallelism, when the log does not print it.")
+@click.option("--pp", type=int, default=None, help="Pipeline parallelism, when the log does not print it.")
+@click.option("--context", default=None, metavar="N", help="Context (max_model_len / n_ctx), when not printed.")
+@click.option("--quantize", default=None, metavar="FORMAT",
+              help="The weight format the engine ran, when MODEL's checkpoint is not in it (fp8, awq, gguf:Q4_K_M).")
+@click.option("--kv-dtype", default=None, type=click.Choice(KV_CHOICES),
+              help="The KV cache dtype, when the log does not print it.")
+@click.option("--vllm-version", default=None, metavar="X.Y", help="vLLM release, when the log does not print it.")
+@click.option("--gpu-memory-utilization", type=float, default=None, help="vLLM, when the log does not print it.")
+@click.option("--max-num-seqs", type=int, default=None, help="vLLM, when the log does not print it.")
+@click.option("--max-num-batched-tokens", type=int, default=None, help="vLLM, when the log does not print it.")
+@click.option("--free-gpu-memory-fraction", type=float, default=None,
+              help="TensorRT-LLM kv_cache_free_gpu_mem_fraction, when the log does not print it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON (schema hfvram-explain/1).")
+@click.option("--offline", is_flag=True, help="No network: metadata cache, then the bundled snapshot.")
+@click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]))
+def explain_cmd(logfile, model, engine, as_json, offline, units, **overrides):
+    """Set an engine's startup log beside hfvram's estimate for the same settings.
+
+    LOGFILE is a vLLM, llama.cpp (llama-server, llama-cpp-python, Ollama), TensorRT-LLM or SGLang log (`-` for
+    stdin). MODEL is the Hub model it ran (default: the one the log names). Every memory figure the log printed is
+    set beside ours, with the difference and what drives it; a log that ends out of memory gets what failed and
+    what would fit. Settings the log does not print can be given as options.
+
+    \b
+    hfvram explain vllm.log
+    hfvram explain server.log Qwen/Qwen3-8B --gpu RTX-4090
+    """
+    from .explain import explain, read_log, render
+
+    text = read_log(logfile)
+    result = explain(text, model, engine=engine, offline=offline, **overrides)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(render(result, units=units))
 
 
 _GPUS_EXAMPLES = """\b
