@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import stformat
+from .errors import MalformedInput
 from .stformat import Tensor
 
 # Small files worth reading when a repo has them; everything else is known by name and size only.
@@ -62,12 +63,22 @@ class RepoData:
 
     @classmethod
     def from_json(cls, data: dict, source: str) -> "RepoData":
+        """Checked: what a cache entry or snapshot file holds is validated as a header would be (MalformedInput)."""
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise MalformedInput(f"{source} entry: not a repo record")
+        files, texts = data.get("files") or {}, data.get("texts") or {}
+        if not isinstance(files, dict) or not all(
+                isinstance(k, str) and (v is None or (type(v) is int and v >= 0)) for k, v in files.items()):
+            raise MalformedInput(f"{source} entry for {data['id']}: bad file list")
+        if not isinstance(texts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in texts.items()):
+            raise MalformedInput(f"{source} entry for {data['id']}: bad texts")
+        sha = data.get("sha")
         return cls(
             id=data["id"],
-            sha=data.get("sha"),
+            sha=sha if isinstance(sha, str) else None,
             source=source,
-            files=dict(data.get("files") or {}),
-            texts=dict(data.get("texts") or {}),
+            files=dict(files),
+            texts=dict(texts),
             safetensors=tensor_tables(data.get("safetensors") or {}),
         )
 
@@ -89,13 +100,23 @@ class RepoData:
 
 
 def tensor_tables(raw: dict) -> dict[str, tuple[dict, list[Tensor]]]:
+    """{path: (metadata, tensors)} from the serialised form; every entry checked (name, known dtype, a shape of
+    whole numbers >= 0), so a damaged cache entry is refused here rather than trusted."""
+    if not isinstance(raw, dict):
+        raise MalformedInput("tensor tables: not a map of files")
     out = {}
     for path, entry in raw.items():
-        tensors = [
-            Tensor(name, dtype, tuple(shape), stformat.dtype_nbytes(dtype, shape), path)
-            for name, dtype, shape in entry["tensors"]
-        ]
-        out[path] = (entry.get("metadata") or {}, tensors)
+        rows = entry.get("tensors") if isinstance(entry, dict) else None
+        meta = (entry.get("metadata") or {}) if isinstance(entry, dict) else None
+        if not isinstance(rows, list) or not isinstance(meta, dict):
+            raise MalformedInput(f"tensor table of {path}: not a table")
+        tensors = []
+        for row in rows:
+            if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str) and row[1] in stformat.DTYPE_BITS):
+                raise MalformedInput(f"tensor table of {path}: bad row {repr(row)[:80]}")
+            shape = stformat.check_shape(row[2], f"tensor table of {path}", row[0])
+            tensors.append(Tensor(row[0], row[1], shape, stformat.dtype_nbytes(row[1], shape), path))
+        out[path] = (meta, tensors)
     return out
 
 
