@@ -123,11 +123,23 @@ def tensor_tables(raw: dict) -> dict[str, tuple[dict, list[Tensor]]]:
 # -- fixtures on disk -------------------------------------------------------------------------------------------
 # fixtures/<org>--<name>/
 #   repo.json          {"id", "sha", "gated", "refs", "files": {path: size} (large files we do not store),
+#                       "constructed": [path, ...] (files built from tensors.json.gz when the fixture is loaded),
 #                       "provenance": {...}}
 #   tensors.json.gz    {path: {"metadata", "tensors"}} for every safetensors file of the repo
 #   anything else      a verbatim repo file (config.json, params.json, index files, ...)
 
 FIXTURE_META_FILES = {"repo.json", "tensors.json.gz", "PROVENANCE.md"}
+CONSTRUCTIBLE = ("model.safetensors.index.json",)
+
+
+def constructed_index(shards) -> bytes:
+    """A `model.safetensors.index.json` for shards {file: [(name, dtype, shape), ...]}, as tools/build_fixtures.py
+    constructs one when the real index is not known: metadata.total_size = the tensors' bytes, weight_map sorted by
+    tensor name, `json.dumps(indent=2)` plus a newline (the layout of the indexes transformers writes)."""
+    total = sum(stformat.dtype_nbytes(d, s) for ts in shards.values() for _, d, s in ts)
+    weight_map = {n: f for f, ts in shards.items() for n, _, _ in ts}
+    body = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+    return (json.dumps(body, indent=2) + "\n").encode()
 
 
 def load_fixture(directory: Path) -> tuple[RepoData, dict]:
@@ -150,4 +162,14 @@ def load_fixture(directory: Path) -> tuple[RepoData, dict]:
         repo.files[rel] = size
     for rel in repo.safetensors:
         repo.files[rel] = repo.safetensors_size(rel)
+    for rel in meta.get("constructed") or ():
+        if rel not in CONSTRUCTIBLE:
+            raise ValueError(f"{directory}/repo.json: cannot construct {rel!r} (only {', '.join(CONSTRUCTIBLE)})")
+        from .sources.select import safetensors_candidates
+
+        shards = {f: [(t.name, t.dtype, t.shape) for t in repo.safetensors[f][1]]
+                  for f in safetensors_candidates(repo.safetensors)}
+        data = constructed_index(shards)
+        repo.files[rel] = len(data)
+        repo.texts[rel] = data.decode()
     return repo, meta
