@@ -198,7 +198,7 @@ def _layer_specs(text: View, model_type, n: int, kv_heads, head_dim, head_dim_v,
         found = made.get(key)
         if found is not None:
             return found
-        full = dict(num_kv_heads=heads, head_dim=head_dim, head_dim_v=head_dim_v)
+        full = dict(num_kv_heads=heads or 0, head_dim=head_dim or 0, head_dim_v=head_dim_v)
         if kind == "full_attention":
             made[key] = FullAttention(**full)
         elif kind == "sliding_attention":

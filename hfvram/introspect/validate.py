@@ -130,7 +130,7 @@ def check_config(raw: dict, what: str = "config.json") -> tuple[dict, list[str]]
     for key in TEXT_SECTIONS + LOOSE_SECTIONS:
         sub = raw.get(key)
         if key in TEXT_SECTIONS and sub is not None and not isinstance(sub, dict):
-            raise MalformedInput(f"{what}: {key} is a {_type(sub)}, not an object")
+            raise MalformedInput(f"{what}: {key} is {_type(sub)}, not an object")
         if isinstance(sub, dict):
             clean[key] = _section(sub, what, f"{key}.", notes)
     return clean, notes
@@ -172,8 +172,9 @@ _DROP = object()
 
 
 def _type(value) -> str:
-    return {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}.get(
-        type(value), type(value).__name__)
+    """`a string`, `an object`, `null`: what the JSON value is, with its article."""
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object",
+            type(None): "null"}.get(type(value), f"a {type(value).__name__}")
 
 
 def _show(value) -> str:
@@ -183,7 +184,7 @@ def _show(value) -> str:
 
 def _int(value, spec: Spec, what: str, key: str, allow_drop: bool = True):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise MalformedInput(f"{what}: {key} is a {_type(value)} ({_show(value)}), not a whole number")
+        raise MalformedInput(f"{what}: {key} is {_type(value)} ({_show(value)}), not a whole number")
     if isinstance(value, float):
         if not math.isfinite(value) or value != int(value):
             raise MalformedInput(f"{what}: {key} is {_show(value)}, not a whole number")
@@ -209,7 +210,7 @@ def _value(value, spec: Spec, what: str, key: str):
         return _int(value, spec, what, key)
     if kind == "intlist":
         if not isinstance(value, list) or len(value) > MAX_LAYERS:
-            raise MalformedInput(f"{what}: {key} is a {_type(value)}, not a list of layer indices")
+            raise MalformedInput(f"{what}: {key} is {_type(value)}, not a list of layer indices")
         return [_int(v, spec, what, f"{key}[{i}]", False) for i, v in enumerate(value)]
     if kind == "num":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -222,10 +223,10 @@ def _value(value, spec: Spec, what: str, key: str):
             return value
         if type(value) is int and value in (0, 1):
             return bool(value)
-        raise MalformedInput(f"{what}: {key} is a {_type(value)} ({_show(value)}), not true or false")
+        raise MalformedInput(f"{what}: {key} is {_type(value)} ({_show(value)}), not true or false")
     if kind == "str":
         if not isinstance(value, str):
-            raise MalformedInput(f"{what}: {key} is a {_type(value)} ({_show(value)}), not a string")
+            raise MalformedInput(f"{what}: {key} is {_type(value)} ({_show(value)}), not a string")
         return value
     if kind == "strlist":
         if not isinstance(value, list) or len(value) > MAX_LAYERS or not all(isinstance(v, str) for v in value):
@@ -255,13 +256,13 @@ def _window(value, what: str, key: str, notes: list[str]):
 def _rope(value, what: str, key: str):
     """rope_scaling / rope_parameters: an object (or, in transformers 5, one object per layer type)."""
     if not isinstance(value, dict):
-        raise MalformedInput(f"{what}: {key} is a {_type(value)} ({_show(value)}), not an object")
+        raise MalformedInput(f"{what}: {key} is {_type(value)} ({_show(value)}), not an object")
     if value and all(isinstance(v, dict) for v in value.values()):
         return {k: _rope(v, what, f"{key}.{k}") for k, v in value.items()}
     out = dict(value)
     for name in ("rope_type", "type"):
         if out.get(name) is not None and not isinstance(out[name], str):
-            raise MalformedInput(f"{what}: {key}.{name} is a {_type(out[name])}, not a string")
+            raise MalformedInput(f"{what}: {key}.{name} is {_type(out[name])}, not a string")
     if out.get("factor") is not None:
         out["factor"] = _value(out["factor"], Spec("num", 0, MAX_ROPE_FACTOR, "~100x the largest RoPE factor "
                                                    "released, DeepSeek-V3's 40"), what, f"{key}.factor")
@@ -286,7 +287,7 @@ _QUANT_STRS = ("quant_method", "version", "checkpoint_format", "fmt", "format", 
 def check_quant(qc, what: str) -> dict:
     """A quantization_config (or AutoGPTQ/AutoAWQ side file, or ModelOpt's hf_quant_config.json)."""
     if not isinstance(qc, dict):
-        raise MalformedInput(f"{what} is a {_type(qc)}, not an object")
+        raise MalformedInput(f"{what} is {_type(qc)}, not an object")
     out = dict(qc)
     bits = Spec("num", 0, MAX_BITS, "bits per weight")
     for key in ("bits", "w_bit"):
@@ -303,7 +304,7 @@ def check_quant(qc, what: str) -> dict:
             out[key] = _value(out[key], Spec("bool"), what, key)
     for key in _QUANT_STRS:
         if out.get(key) is not None and not isinstance(out[key], str):
-            raise MalformedInput(f"{what}: {key} is a {_type(out[key])}, not a string")
+            raise MalformedInput(f"{what}: {key} is {_type(out[key])}, not a string")
     for key in _QUANT_LISTS:
         if out.get(key) is not None and not (isinstance(out[key], list) and all(isinstance(v, str) for v in out[key])):
             raise MalformedInput(f"{what}: {key} must be a list of module names, not {_show(out[key])}")
@@ -327,7 +328,7 @@ def check_quant(qc, what: str) -> dict:
                 _int(weights["group_size"], group, what, f"config_groups.{name}.weights.group_size", False)
     kv = out.get("kv_cache_scheme")
     if kv is not None and not isinstance(kv, (str, dict)):
-        raise MalformedInput(f"{what}: kv_cache_scheme is a {_type(kv)}, not an object or a string")
+        raise MalformedInput(f"{what}: kv_cache_scheme is {_type(kv)}, not an object or a string")
     if isinstance(kv, dict):
         if kv.get("num_bits") is not None:
             _int(kv["num_bits"], Spec("int", 1, MAX_BITS, "bits"), what, "kv_cache_scheme.num_bits", False)
@@ -336,7 +337,7 @@ def check_quant(qc, what: str) -> dict:
     if isinstance(out.get("quantization"), dict):  # ModelOpt: {"producer": ..., "quantization": {...}}
         out["quantization"] = check_quant(out["quantization"], f"{what}: quantization")
     elif out.get("quantization") is not None:
-        raise MalformedInput(f"{what}: quantization is a {_type(out['quantization'])}, not an object")
+        raise MalformedInput(f"{what}: quantization is {_type(out['quantization'])}, not an object")
     return out
 
 
@@ -362,7 +363,7 @@ def check_params(params: dict, what: str = "params.json") -> dict:
     moe = params.get("moe")
     if moe is not None:
         if not isinstance(moe, dict):
-            raise MalformedInput(f"{what}: moe is a {_type(moe)}, not an object")
+            raise MalformedInput(f"{what}: moe is {_type(moe)}, not an object")
         out["moe"] = {**moe, **{k: _int(moe[k], KEYS["num_experts_per_tok"], what, f"moe.{k}", False)
                                 for k in ("num_experts", "num_experts_per_tok") if moe.get(k) is not None}}
     return out
