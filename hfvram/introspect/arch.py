@@ -271,6 +271,8 @@ def _kinds(names, where: str, notes: list[str]) -> list[str]:
 
 def _layer_kinds(text: View, model_type, n: int, notes: list[str] | None = None) -> list[str]:
     notes = [] if notes is None else notes
+    if n <= 0:
+        return []  # no layer count: hfvram.introspect says so
     # Nemotron-H: one character per block, M = Mamba2, * = attention, - = MLP, E = MoE (configuration_nemotron_h.py).
     pattern = text.get("hybrid_override_pattern")
     if isinstance(pattern, str) and pattern:
