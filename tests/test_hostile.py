@@ -256,7 +256,8 @@ def test_a_429_storm_waits_at_most_max_wait_and_says_what_it_waits_for(hub, cli)
     lines = err.strip().splitlines()
     assert code == 2 and elapsed < 4, (elapsed, err)
     assert lines[0].startswith("hfvram: waiting 1.5 s to retry resolving org/tiny@main (HTTP 429 rate limit")
-    assert lines[-1].startswith("hfvram: error: rate limited by") and "--max-wait" in lines[-1]
+    assert lines[-1].startswith("hfvram: error: rate limited by") and "more than the 0.5 s of waiting --max-wait" \
+        " leaves" in lines[-1]
     hub.clear_faults()
 
 
@@ -265,6 +266,8 @@ def test_a_retry_after_beyond_max_wait_fails_at_once(hub, cli):
     start = time.monotonic()
     code, out, err = cli(["org/tiny"])
     one_line_error(code, out, err, "it asks to wait 240 s, more than the 20.0 s of waiting --max-wait leaves")
+    code, out, err = cli(["org/tiny", "--deadline", "5", "--max-wait", "60"])
+    one_line_error(code, out, err, "s the run's deadline leaves (--deadline)")
     assert time.monotonic() - start < 5
     hub.clear_faults()
 

@@ -460,15 +460,18 @@ class HubSource:
                  _retry_after(exc) is not None else f"HTTP {status}" if status else _short(exc)[:80])
         if not budget.take(delay):
             left, remaining = budget.left_to_wait(), max(0.0, budget.remaining())
-            if remaining <= left:  # the deadline, not the wait budget, is what a retry would pass
-                raise Timeout(f"gave up after {budget.seconds:g} s (the run's deadline; --deadline changes it) while "
-                              f"{what}: {cause}")
+            by_deadline = remaining <= left  # which bound a wait of `delay` would pass
+            room = (f"the {remaining:.1f} s the run's deadline leaves (--deadline)" if by_deadline else
+                    f"the {left:.1f} s of waiting --max-wait leaves")
             if status == 429:
                 raise RateLimited(f"rate limited by {self.endpoint_url} while {what}: it asks to wait {delay:g} s, "
-                                  f"more than the {left:.1f} s of waiting --max-wait leaves (raise --max-wait to "
-                                  f"wait longer)")
-            raise self._translate(exc, f" (a retry in {delay:.1f} s would pass the {left:.1f} s of waiting "
-                                       f"--max-wait leaves)")
+                                  f"more than {room}")
+            if by_deadline and remaining < 1.0:  # the time is spent: say so plainly
+                raise Timeout(f"gave up after {budget.seconds:g} s (the run's deadline; --deadline changes it) while "
+                              f"{what}: {cause}")
+            if by_deadline:
+                raise Timeout(f"gave up {what}: {cause}, and a retry in {delay:.1f} s would pass {room}")
+            raise self._translate(exc, f" (a retry in {delay:.1f} s would pass {room})")
         if self.notice is not None:
             now = time.monotonic()
             with self._lock:  # one line a second at most: a 429 storm in a scan is a storm of waits
