@@ -368,3 +368,61 @@ def test_a_planted_token_appears_in_no_output_error_log_or_cache_file(hub, tmp_p
     codes = [c for c, _, _ in seen]
     assert codes.count(0) >= 2 and codes.count(2) >= 8, codes  # the runs did go down their paths
     assert sum(r.auth for r in hub.requests()) > 10  # and the token was sent where it belongs
+
+
+# -- fixtures: what the real repos hold; bounds above every real model ---------------------------------------------------
+
+@pytest.mark.parametrize("repo", ["Qwen/Qwen3-30B-A3B", "Qwen/Qwen3-Next-80B-A3B-Thinking", "deepseek-ai/DeepSeek-V3"])
+def test_the_fake_hub_serves_the_index_the_real_repo_has(hub, repo):
+    """Constructed from the fixture's own tensor table (tier E in its provenance), served as the real repo's file."""
+    from huggingface_hub import HfApi
+
+    info = HfApi(endpoint=hub.url, token=False).model_info(repo, files_metadata=True)
+    sizes = {s.rfilename: s.size for s in info.siblings}
+    assert sizes["model.safetensors.index.json"] > 1_000_000
+    from huggingface_hub.utils import get_session
+
+    body = get_session().get(f"{hub.url}/{repo}/resolve/main/model.safetensors.index.json").content
+    index = json.loads(body)
+    data = hub.repo_data(repo)
+    assert len(body) == sizes["model.safetensors.index.json"]
+    assert sorted(set(index["weight_map"].values())) == sorted(data.safetensors)
+    assert index["metadata"]["total_size"] == sum(t.nbytes for _, ts in data.safetensors.values() for t in ts)
+    meta = json.loads((ROOT / "fixtures" / repo.replace("/", "--") / "repo.json").read_text())
+    assert meta["provenance"]["files"]["model.safetensors.index.json"]["tier"].startswith("E (constructed")
+    import hashlib
+    assert meta["provenance"]["files"]["model.safetensors.index.json"]["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_falcon_lists_no_file_it_cannot_serve(hub):
+    from huggingface_hub import HfApi
+
+    info = HfApi(endpoint=hub.url, token=False).model_info("tiiuae/falcon-7b", files_metadata=True)
+    names = {s.rfilename for s in info.siblings}
+    assert "model.safetensors.index.json" not in names and not any(" " in n for n in names)
+    for name in names & {"config.json", "pytorch_model.bin.index.json"}:  # what is listed and small is real JSON
+        text = (ROOT / "fixtures/tiiuae--falcon-7b" / name).read_text()
+        assert json.loads(text)
+
+
+def test_every_fixture_sits_well_inside_the_config_bounds():
+    """The bounds are a multiple of the largest real value (fixtures/), never near it."""
+    from hfvram.introspect import validate as v
+    from hfvram.introspect.config import text_section
+
+    groups = {"num_hidden_layers": v.MAX_LAYERS, "hidden_size": v.MAX_HIDDEN, "num_attention_heads": v.MAX_HEADS,
+              "head_dim": v.MAX_HEAD_DIM, "intermediate_size": v.MAX_INTERMEDIATE, "vocab_size": v.MAX_VOCAB,
+              "num_experts": v.MAX_EXPERTS, "n_routed_experts": v.MAX_EXPERTS, "num_local_experts": v.MAX_EXPERTS,
+              "max_position_embeddings": v.MAX_CONTEXT_CLAIM, "ssm_state_size": v.MAX_STATE,
+              "conv_kernel": v.MAX_CONV}
+    largest = dict.fromkeys(groups, 0)
+    for path in sorted((ROOT / "fixtures").glob("*/config.json")):
+        raw = json.loads(path.read_text())
+        v.check_config(raw, str(path))  # every real config passes as it is
+        for section in (raw, text_section(raw)):
+            for key in groups:
+                if isinstance(section.get(key), int):
+                    largest[key] = max(largest[key], section[key])
+    assert all(largest.values())
+    assert all(groups[k] >= 16 * largest[k] for k in groups), {k: (largest[k], groups[k]) for k in groups}
+    assert (largest["num_hidden_layers"], largest["hidden_size"], largest["vocab_size"]) == (126, 16384, 262208)
