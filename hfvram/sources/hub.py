@@ -168,37 +168,49 @@ def _stderr_notice(message: str) -> None:
 
 
 class _Pool:
-    """Request threads shared by every model a source reads (a scan keeps at most `size` requests in flight and
-    reuses connections). Daemon threads: a request stuck past its run's deadline (a server trickling its status
-    line) is abandoned by the waiting run and never keeps the process alive."""
+    """Request threads, shared by every HubSource of the process with the same size (a scan keeps at most `size`
+    requests in flight and reuses connections; a program that analyses model after model reuses the same threads).
+    Daemon threads, started as needed: a request stuck past its run's deadline (a server trickling its status line)
+    is abandoned by the waiting run and never keeps the process alive, as ThreadPoolExecutor's joined workers
+    would."""
+
+    _shared: dict[int, "_Pool"] = {}
+    _shared_lock = threading.Lock()
 
     def __init__(self, size: int, name: str):
         self.size = size
         self.name = name
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._started = False
+        self._idle = threading.Semaphore(0)
+        self._threads = 0
         self._lock = threading.Lock()
 
+    @classmethod
+    def shared(cls, size: int) -> "_Pool":
+        with cls._shared_lock:
+            if size not in cls._shared:
+                cls._shared[size] = cls(size, "hfvram-fetch")
+            return cls._shared[size]
+
     def submit(self, fn: Callable, *args) -> Future:
-        if not self._started:
-            with self._lock:
-                if not self._started:
-                    for i in range(self.size):
-                        threading.Thread(target=self._work, name=f"{self.name}-{i}", daemon=True).start()
-                    self._started = True
         future: Future = Future()
         self._queue.put((future, fn, args))
+        if not self._idle.acquire(blocking=False):  # no idle thread: start one, up to `size`
+            with self._lock:
+                if self._threads < self.size:
+                    self._threads += 1
+                    threading.Thread(target=self._work, name=f"{self.name}-{self._threads}", daemon=True).start()
         return future
 
     def _work(self) -> None:
         while True:
             future, fn, args = self._queue.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting run
-                future.set_exception(exc)
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiting run
+                    future.set_exception(exc)
+            self._idle.release()
 
 
 def _gather(futures: list[Future], budget: Budget, what: str) -> list:
@@ -298,9 +310,7 @@ class HubSource:
     @property
     def pool(self) -> _Pool:
         if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = _Pool(self.max_workers, "hfvram-fetch")
+            self._pool = _Pool.shared(self.max_workers)
         return self._pool
 
     @property
