@@ -112,7 +112,8 @@ def tensor_tables(raw: dict) -> dict[str, tuple[dict, list[Tensor]]]:
             raise MalformedInput(f"tensor table of {path}: not a table")
         tensors = []
         for row in rows:
-            if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str) and row[1] in stformat.DTYPE_BITS):
+            if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str)
+                    and row[1] in stformat.DTYPE_BITS):
                 raise MalformedInput(f"tensor table of {path}: bad row {repr(row)[:80]}")
             shape = stformat.check_shape(row[2], f"tensor table of {path}", row[0])
             tensors.append(Tensor(row[0], row[1], shape, stformat.dtype_nbytes(row[1], shape), path))

@@ -98,7 +98,8 @@ def parse_header(header: bytes | str | dict, file: str = "", what: str | None = 
     Checked as the `safetensors` library checks a header before it loads a file (safetensors/src/tensor.rs
     `Metadata::validate`: spans sorted by offset must start where the previous one ended, from 0, and hold exactly
     the shape's bytes, counted in u64): every entry has a known dtype, a shape of whole numbers >= 0 and
-    `data_offsets` [begin, end] whose span is exactly the shape's bytes, and the spans tile the data area. `data_size` (file size - 8 - header length, when known) bounds the last span. Anything else is a
+    `data_offsets` [begin, end] whose span is exactly the shape's bytes, and the spans tile the data area.
+    `data_size` (file size - 8 - header length, when known) bounds the last span. Anything else is a
     `MalformedInput` naming the tensor and what is wrong; nothing else escapes."""
     what = what or file or "safetensors header"
     if isinstance(header, dict):

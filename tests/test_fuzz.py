@@ -8,8 +8,8 @@ sections (text_config, rope_scaling, quantization_config) are mutated in place. 
 mutated in their entries (dtype, shape, offsets), their metadata and their bytes, and read by `hfvram.stformat`
 directly and through the fake Hub (hfvram/fakehub.py) by the real client.
 
-The number of cases scales with HFVRAM_FUZZ_SCALE (default 1: 4,500 cases in all, about a minute on a 2-core machine). All of
-them run under `make test` (marker `fuzz`: `pytest -m fuzz` runs only these)."""
+The number of cases scales with HFVRAM_FUZZ_SCALE (default 1: 4,500 cases in all, about a minute on a 2-core
+machine). All of them run under `make test` (marker `fuzz`: `pytest -m fuzz` runs only these)."""
 
 from __future__ import annotations
 
@@ -138,8 +138,8 @@ def warm_transformers():
     from hfvram.analysis import analyze
 
     repo = FIXTURES[0]
-    analyze(repo.id, repo=RepoData(id=repo.id, files={"config.json": 1}, texts={"config.json": repo.texts["config.json"]}),
-            projections=(), suggest=False)
+    config_only = RepoData(id=repo.id, files={"config.json": 1}, texts={"config.json": repo.texts["config.json"]})
+    analyze(repo.id, repo=config_only, projections=(), suggest=False)
 
 
 # -- configs ----------------------------------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def test_config_fuzzing_reached_both_outcomes():
     print(f"\nconfig fuzzing: alone {dict(CONFIG_ONLY)}, over tensor tables {dict(WITH_TENSORS)}")
 
 
-# -- safetensors headers ------------------------------------------------------------------------------------------------
+# -- safetensors headers -----------------------------------------------------------------------------------------------
 
 def _headers():
     """Real headers of up to 400 tensors (a deep copy per case stays cheap), from different fixtures."""
@@ -204,8 +204,10 @@ def _tiny_header() -> dict:
                ("model.norm.weight", "BF16", [64])]
     for i in range(2):
         p = f"model.layers.{i}."
-        tensors += [(p + "self_attn.q_proj.weight", "BF16", [64, 64]), (p + "self_attn.k_proj.weight", "BF16", [32, 64]),
-                    (p + "self_attn.v_proj.weight", "BF16", [32, 64]), (p + "self_attn.o_proj.weight", "BF16", [64, 64]),
+        tensors += [(p + "self_attn.q_proj.weight", "BF16", [64, 64]),
+                    (p + "self_attn.k_proj.weight", "BF16", [32, 64]),
+                    (p + "self_attn.v_proj.weight", "BF16", [32, 64]),
+                    (p + "self_attn.o_proj.weight", "BF16", [64, 64]),
                     (p + "mlp.gate_proj.weight", "BF16", [128, 64]), (p + "mlp.up_proj.weight", "BF16", [128, 64]),
                     (p + "mlp.down_proj.weight", "BF16", [64, 128]), (p + "input_layernorm.weight", "BF16", [64])]
     raw = stformat.build_header(tensors, {"format": "pt"})
@@ -315,7 +317,7 @@ def test_header_length_of_any_prefix(prefix):
     assert 2 <= n <= stformat.MAX_HEADER_BYTES
 
 
-# -- headers through the fake Hub ----------------------------------------------------------------------------------------
+# -- headers through the fake Hub --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def st_hub(tmp_path_factory):

@@ -87,7 +87,7 @@ def run_cli(hub, env_extra: dict, *argv, timeout=120) -> subprocess.CompletedPro
                           timeout=timeout)
 
 
-# -- the cache: paths that cannot escape, entries that cannot lie -------------------------------------------------------
+# -- the cache: paths that cannot escape, entries that cannot lie ------------------------------------------------------
 
 @pytest.mark.parametrize("sha", ["../../../../tmp/x", "/tmp/x"])
 def test_a_hostile_commit_sha_writes_nothing_outside_the_cache(hub, tmp_path, sha):
@@ -99,7 +99,8 @@ def test_a_hostile_commit_sha_writes_nothing_outside_the_cache(hub, tmp_path, sh
     proc = run_cli(hub, {"HFVRAM_CACHE": str(cache), "HF_HOME": str(tmp_path / "hf")}, "org/tiny")
     one_line_error(proc.returncode, proc.stdout, proc.stderr, "not 40 hex digits")
     assert set(Path("/tmp").glob("x*")) == before
-    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.relative_to(tmp_path).parts[0] not in ("hf", "hf_home")]
+    written = [p for p in tmp_path.rglob("*")
+               if p.is_file() and p.relative_to(tmp_path).parts[0] not in ("hf", "hf_home")]
     assert all(cache in p.parents for p in written), written
 
 
@@ -159,7 +160,7 @@ def test_a_bad_cache_entry_is_not_trusted_offline_either(hub, cli):
     assert not path.exists()
 
 
-# -- bodies: capped, streamed, checked -----------------------------------------------------------------------------------
+# -- bodies: capped, streamed, checked ---------------------------------------------------------------------------------
 
 def test_a_whole_file_answer_to_a_range_is_not_held_in_memory(hub, monkeypatch):
     """A server that ignores Range and sends the whole 4 GB shard: read only as far as the header goes."""
@@ -235,7 +236,7 @@ def test_an_unbelievable_bin_total_size_is_not_used(hub, cli, name):
     assert any("total_size" in n and "not believable" in n for n in doc["notes"])
 
 
-# -- deadlines and waits ---------------------------------------------------------------------------------------------------
+# -- deadlines and waits -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fault,path", [("trickle", r"config\.json$"), ("stall", r"model\.safetensors$"),
                                         ("trickle", r"^/api/models/"), ("stall", r"^/api/models/")])
@@ -287,7 +288,7 @@ def test_deadline_and_max_wait_are_checked_settings(cli):
         one_line_error(code, out, err, needle)
 
 
-# -- what reaches stderr ------------------------------------------------------------------------------------------------
+# -- what reaches stderr -----------------------------------------------------------------------------------------------
 
 def test_a_config_key_transformers_refuses_prints_no_config(hub, cli):
     """FalconConfig cannot set head_dim (a property): transformers logs the whole config at ERROR level."""
@@ -305,7 +306,7 @@ def test_hfvram_debug_keeps_exit_2_on_our_errors(hub, tmp_path):
     assert "Traceback" in proc.stderr  # asked for
 
 
-# -- redirects and tokens ------------------------------------------------------------------------------------------------
+# -- redirects and tokens ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("to", ["localhost", "cdn"])
 def test_a_redirect_to_another_host_does_not_carry_the_token(fake_hub_factory, repos, tmp_path, monkeypatch, cli, to):
@@ -370,7 +371,7 @@ def test_a_planted_token_appears_in_no_output_error_log_or_cache_file(hub, tmp_p
     assert sum(r.auth for r in hub.requests()) > 10  # and the token was sent where it belongs
 
 
-# -- fixtures: what the real repos hold; bounds above every real model ---------------------------------------------------
+# -- fixtures: what the real repos hold; bounds above every real model -------------------------------------------------
 
 @pytest.mark.parametrize("repo", ["Qwen/Qwen3-30B-A3B", "Qwen/Qwen3-Next-80B-A3B-Thinking", "deepseek-ai/DeepSeek-V3"])
 def test_the_fake_hub_serves_the_index_the_real_repo_has(hub, repo):
@@ -426,3 +427,63 @@ def test_every_fixture_sits_well_inside_the_config_bounds():
     assert all(largest.values())
     assert all(groups[k] >= 16 * largest[k] for k in groups), {k: (largest[k], groups[k]) for k in groups}
     assert (largest["num_hidden_layers"], largest["hidden_size"], largest["vocab_size"]) == (126, 16384, 262208)
+
+
+# -- the issue's own cases, one by one ---------------------------------------------------------------------------------
+
+LLAMA = json.loads((ROOT / "fixtures/meta-llama--Llama-2-7b-hf/config.json").read_text())
+GEMMA = json.loads((ROOT / "fixtures/google--gemma-2-9b-it/config.json").read_text())
+QWEN = json.loads((ROOT / "fixtures/Qwen--Qwen2.5-7B/config.json").read_text())
+
+
+def analyse_config(cfg: dict, **settings):
+    from hfvram.analysis import analyze
+    from hfvram.repodata import RepoData
+
+    text = json.dumps(cfg)
+    return analyze("org/cfg", repo=RepoData(id="org/cfg", files={"config.json": len(text)},
+                                            texts={"config.json": text}), **settings)
+
+
+@pytest.mark.parametrize("cfg,needle", [
+    ({**LLAMA, "num_hidden_layers": 10 ** 7}, "num_hidden_layers is 10,000,000, above 4,096"),
+    ({**LLAMA, "num_hidden_layers": 10 ** 6}, "num_hidden_layers is 1,000,000, above 4,096"),
+    ({**LLAMA, "hidden_size": -4096}, "hidden_size is -4,096, below 1"),
+    ({**LLAMA, "intermediate_size": -11008}, "intermediate_size is -11,008, below 1"),
+    ({**LLAMA, "head_dim": -128}, "head_dim is -128, below 1"),
+    ({**LLAMA, "num_key_value_heads": -8}, "num_key_value_heads is -8, below 1"),
+    ({**GEMMA, "layer_types": ["garbage"] * 42}, "layer_types has 'garbage', not a layer type"),
+    ({**QWEN, "rope_scaling": {"type": "yarn", "factor": "4", "original_max_position_embeddings": 32768}},
+     "rope_scaling.factor is '4', not a finite number"),
+    ({"model_type": "llava", "text_config": [LLAMA]}, "text_config is a list, not an object"),
+    ({**LLAMA, "hidden_size": "4096"}, "hidden_size is a string ('4096'), not a whole number"),
+    ({**LLAMA, "vocab_size": float("nan")}, "vocab_size is nan, not a whole number"),
+    ({**LLAMA, "hidden_size": 262144, "intermediate_size": 4194304, "num_hidden_layers": 4096,
+      "num_key_value_heads": 1},
+     "parameters (14,091,359,946,539,008 active) is outside 0 to 100,000,000,000,000 (~100x the largest released "
+     "model, Kimi-K2) as estimated from the config"),
+])
+def test_the_configs_the_issue_names_are_named_errors(cfg, needle):
+    from hfvram.errors import MalformedInput
+
+    start = time.monotonic()
+    with pytest.raises(MalformedInput) as err:
+        analyse_config(cfg)
+    assert needle in str(err.value)
+    assert time.monotonic() - start < 5
+
+
+def test_layers_at_the_bound_take_moments():
+    start = time.monotonic()
+    result = analyse_config({**LLAMA, "num_hidden_layers": 4096})
+    assert time.monotonic() - start < 5
+    assert result.facts.arch.num_layers == 4096 and len(set(result.facts.arch.layers)) == 1  # one shared spec
+    assert result.kv.per_token_bytes == 4096 * 2 * 32 * 128 * 2
+
+
+@pytest.mark.parametrize("argv,needle", [(["--quantize", "exl2:-3"], "--quantize exl2:BPW takes 2 to 8"),
+                                         (["--context", "1e20"], "as a number of tokens"),
+                                         (["--context", str(10 ** 20)], "--context must be between 1 and")])
+def test_the_settings_the_issue_names_are_usage_errors(cli, argv, needle):
+    code, out, err = cli(["org/tiny", *argv])
+    one_line_error(code, out, err, needle)

@@ -66,7 +66,8 @@ def introspect(repo: RepoData) -> ModelFacts:
 
     kind, files = weight_files(repo.files, repo.texts)
     _check_index(repo, kind, files, notes)
-    tensors = [t for f in files if f in repo.safetensors for t in repo.safetensors[f][1]] if kind == "safetensors" else []
+    tensors = ([t for f in files if f in repo.safetensors for t in repo.safetensors[f][1]]
+               if kind == "safetensors" else [])
     quant = detect(raw, repo.texts, tensors, _parse_quant)
     decoder_layers = sum(1 for _ in arch.layers) - _encoder_layers(arch)
 
@@ -149,9 +150,9 @@ def _index_total(repo: RepoData, name: str, files: list[str], notes: list[str]) 
     on_disk = sum(sizes) if sizes and all(isinstance(x, int) for x in sizes) else None
     if isinstance(total, bool) or not isinstance(total, (int, float)) or not math.isfinite(total) or total <= 0 \
             or total != int(total) or total > MAX_WEIGHT_BYTES or (on_disk is not None and total > on_disk):
+        within = f" within the shards' {on_disk:,} bytes" if on_disk else ""
         notes.append(f"{name} metadata.total_size {str(total)[:40]} is not believable (not a positive whole number "
-                     f"of bytes{' within the shards' + chr(39) + ' ' + format(on_disk, ',') + ' bytes' if on_disk else ''}"
-                     f"): ignored")
+                     f"of bytes{within}): ignored")
         return None
     return int(total)
 

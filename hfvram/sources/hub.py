@@ -49,7 +49,7 @@ from ..errors import (
     UsageError,
 )
 from ..repodata import TEXT_FILES, RepoData
-from ..stformat import MAX_HEADER_BYTES, header_length, parse_header
+from ..stformat import header_length, parse_header
 from . import snapshot
 from .cache import MetadataCache
 from .select import from_index, headers_to_read
@@ -538,7 +538,7 @@ class HubSource:
         return HfvramError(f"unexpected error reading from {self.endpoint_url}: {type(exc).__name__}: {_short(exc)}")
 
 
-# -- HTTP: streamed, capped, deadline-bound -----------------------------------------------------------------------------
+# -- HTTP: streamed, capped, deadline-bound ----------------------------------------------------------------------------
 
 def _get(url: str, headers: dict, budget: Budget, what: str, cap: int, *, params: dict | None = None,
          byte_range: tuple[int, int] | None = None, truncate: bool = False):
@@ -625,7 +625,7 @@ def _listing(info: dict, repo_id: str, endpoint: str) -> tuple[str, dict[str, in
     return sha, files
 
 
-# -- error helpers -------------------------------------------------------------------------------------------------------
+# -- error helpers -----------------------------------------------------------------------------------------------------
 
 def _status(exc: Exception) -> int | None:
     response = getattr(exc, "response", None)
