@@ -183,7 +183,18 @@ def analyze(model, *, revision: str | None = None, offline: bool = False, token=
     prompt_tokens, attn_implementation, cache_implementation, kv_paging, num_speculative_tokens, ...; see
     `hfvram.options.KNOBS`). A setting that is unknown or out of range raises `HfvramError` (UsageError).
     """
+    from .sources.hub import limits
+
     opts = options if options is not None else parse_options(**settings)
+    # One deadline and one wait budget for everything this run reads from the Hub (model, adapter, draft).
+    with limits(opts.deadline, opts.max_wait):
+        return _analyze(model, revision, offline, token, hub, repo, projections, suggest, opts, file, mmproj)
+
+
+def _analyze(model, revision, offline, token, hub, repo, projections, suggest, opts, file=None,
+             mmproj=None) -> Analysis:
+    from . import estimate as est
+
     if repo is None:
         ref = parse_ref(model) if isinstance(model, str) else None
         if ref is None:

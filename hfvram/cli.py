@@ -39,6 +39,10 @@ def _block_torch() -> None:
 
 
 def _fail(exc: HfvramError) -> None:
+    if os.environ.get("HFVRAM_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
     click.echo(f"hfvram: error: {exc.message}", err=True)
     sys.exit(exc.exit_code)
 
@@ -62,7 +66,9 @@ def main(argv=None) -> None:
         sys.exit(0)
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback, unless asked for
         if os.environ.get("HFVRAM_DEBUG"):
-            raise
+            import traceback
+
+            traceback.print_exc()  # asked for; the exit code stays our error's
         first = " ".join(str(exc).split())[:300]
         click.echo(f"hfvram: internal error: {type(exc).__name__}: {first} (set HFVRAM_DEBUG=1 for a traceback)",
                    err=True)
@@ -151,6 +157,11 @@ def estimate_options(f=None, *, several_gpus: bool = False):
                      show_default=True, help="transformers KV cache."),
         click.option("--prompt-tokens", type=int, default=None,
                      help="transformers: prompt length of the prefill (default: the whole context)."),
+        click.option("--deadline", default=None, metavar="SECONDS",
+                     help="Give up on a model after this long on the Hub (default 30; in a scan, per model)."),
+        click.option("--max-wait", default=None, metavar="SECONDS",
+                     help="Most time to spend waiting before retries: rate limits (429 Retry-After) and backoff "
+                          "(default 20; 0 never waits)."),
     ]
     for option in reversed(options):
         f = option(f)

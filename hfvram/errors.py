@@ -51,6 +51,12 @@ class RateLimited(NetworkError):
     kind = "rate-limited"
 
 
+class Timeout(NetworkError):
+    """A run (or a scan row) passed its deadline, or a wait would have passed `--max-wait`."""
+
+    kind = "timeout"
+
+
 class NotAvailableOffline(HfvramError):
     kind = "offline"
 

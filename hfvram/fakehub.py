@@ -108,6 +108,8 @@ class RequestRecord:
     fault: str | None = None  # "429", "500", "drop", ... when an injected fault answered
     server: str = "hub"  # "hub" or "cdn"
     user_agent: str | None = None
+    host: str | None = None  # the Host header (a redirect to another origin changes it)
+    sent: int = 0  # body bytes written (a client that stops reading cuts this short)
 
     @property
     def telemetry(self) -> bool:
@@ -138,15 +140,30 @@ def critical_path_length(records: Iterable[RequestRecord]) -> int:
     return max(chain, default=0)
 
 
+# Fault kinds (FakeHub.inject): what a hostile or broken server or proxy does to one answer.
+#   status        answer `status` instead (fail_next / rate_limit_next)
+#   drop          close the connection without answering (drop_next)
+#   trickle       send the headers, then the body one byte every `interval` seconds (0.5), for as long as the
+#                 client reads (a 100 kB range at that pace takes 14 hours)
+#   stall         read the request, answer nothing, hold the connection until the hub stops (or `seconds`)
+#   reset         send the headers and the first `after` body bytes (default: half), then reset the connection
+#   bad-range     answer a Range with 206 for other bytes: Content-Range (and body) start `shift` bytes later (8)
+#   ignore-range  answer a Range with 200 and the whole file
+#   redirect      302 to the same path on another origin: host `localhost` instead of 127.0.0.1 (same server), or
+#                 the CDN server when the hub has one (`to="cdn"`)
+FAULT_KINDS = ("status", "drop", "trickle", "stall", "reset", "bad-range", "ignore-range", "redirect")
+
+
 @dataclass
 class _Fault:
-    kind: str  # "status" or "drop"
+    kind: str  # one of FAULT_KINDS
     status: int
     remaining: int
     path: re.Pattern | None
     method: str | None
     retry_after: float | int | None
     body: bytes | None = None
+    params: dict = field(default_factory=dict)
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method:
@@ -249,16 +266,19 @@ class _Fixture:
         data = self.data()
         with self._lock:
             if self._files is None:
-                self._files = self._servable(data, self.directory)
+                self._files = self._servable(data, self.directory, set(self.meta.get("constructed") or ()))
             return self._files
 
     @staticmethod
-    def _servable(data: RepoData, directory: Path) -> dict[str, _File]:
+    def _servable(data: RepoData, directory: Path, constructed=()) -> dict[str, _File]:
         files: dict[str, _File] = {}
         for path, size in sorted(data.files.items()):
             stored_header = directory / "gguf-headers" / (path + ".gz")
             if path in data.safetensors:
                 files[path] = _File("safetensors", int(size or 0), _table=(data, path))
+            elif path in constructed:  # built from the tensor table (repodata.constructed_index)
+                body = data.texts[path].encode()
+                files[path] = _File("bytes", len(body), data=body)
             elif stored_header.is_file():
                 files[path] = _File("gguf", int(size or 0), disk=stored_header)
             elif (directory / path).is_file():
@@ -493,8 +513,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             server=self.server.role,
             user_agent=self.headers.get("User-Agent"),
         )
+        rec.host = self.headers.get("Host")
         hub._record(rec)
-        fault = hub._take_fault(method, rec.path)
+        fault = hub._take_fault(method, rec.path, rec.host)
         if hub.delay_s > 0:
             time.sleep(hub.delay_s)
         try:
@@ -507,18 +528,37 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 except OSError:
                     pass
                 return
-            if fault is not None:
+            if fault is not None and fault.kind == "stall":
+                rec.fault = "stall"
+                hub._stopping.wait(fault.params.get("seconds"))
+                rec.end = time.perf_counter()
+                self.close_connection = True
+                return
+            if fault is not None and fault.kind == "status":
                 rec.fault = str(fault.status)
                 resp = hub._fault_response(fault)
+            elif fault is not None and fault.kind == "redirect":
+                rec.fault = "redirect"
+                resp = hub._redirect_response(self.server.role, self.path, fault)
             else:
+                headers = self.headers
+                if fault is not None:
+                    rec.fault = fault.kind
+                    if fault.kind == "ignore-range":
+                        headers = _WithoutRange(self.headers)
                 try:
-                    resp = hub._route(self.server.role, method, raw_path, rec.query, self.headers)
+                    resp = hub._route(self.server.role, method, raw_path, rec.query, headers)
                 except Exception as exc:  # a bug or a broken fixture: answer 500, don't kill the connection
                     if hub.verbose:
                         import traceback
 
                         traceback.print_exc()
                     resp = _error(500, None, f"fake hub internal error: {type(exc).__name__}: {exc}")
+                if fault is not None and fault.kind == "bad-range":
+                    resp = _shift_range(resp, int(fault.params.get("shift", 8)))
+                if fault is not None and fault.kind in ("trickle", "reset") and method != "HEAD":
+                    self._send_faulty(resp, rec, fault)
+                    return
             self._send(resp, rec, head=(method == "HEAD"))
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
@@ -549,6 +589,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = resp.body if resp.stream is None else b"".join(resp.stream[0].iter_range(*resp.stream[1:]))
             rec.end = time.perf_counter()
             self.wfile.write(head_bytes + body)
+            rec.sent = len(body)
             return
         self.wfile.write(head_bytes)
         chunks = iter([resp.body]) if resp.stream is None else resp.stream[0].iter_range(*resp.stream[1:])
@@ -558,9 +599,50 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if nxt is None:
                 rec.end = time.perf_counter()
             self.wfile.write(pending)
+            rec.sent += len(pending)
             pending = nxt
         if rec.end is None:
             rec.end = time.perf_counter()
+
+    def _head_bytes(self, resp: _Response) -> bytes:
+        lines = [f"HTTP/1.1 {resp.status} {http.server.BaseHTTPRequestHandler.responses.get(resp.status, ('',))[0]}",
+                 f"Server: {self.server_version}", f"Date: {formatdate(usegmt=True)}"]
+        lines += [f"{k}: {' '.join(str(v).split())}" for k, v in resp.headers]
+        lines += [f"Content-Length: {resp.length}", "Connection: close"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
+
+    def _send_faulty(self, resp: _Response, rec: RequestRecord, fault: _Fault) -> None:
+        """trickle: the body a byte at a time; reset: part of the body, then a TCP reset."""
+        hub = self.server.hub
+        self.close_connection = True
+        rec.status = resp.status
+        self.wfile.write(self._head_bytes(resp))
+        self.wfile.flush()
+        chunks = iter([resp.body]) if resp.stream is None else resp.stream[0].iter_range(*resp.stream[1:])
+        if fault.kind == "reset":
+            after = int(fault.params.get("after", max(1, resp.length // 2)))
+            for chunk in chunks:
+                part = chunk[: max(0, after - rec.sent)]
+                if part:
+                    self.wfile.write(part)
+                    rec.sent += len(part)
+                if rec.sent >= after:
+                    break
+            self.wfile.flush()
+            rec.end = time.perf_counter()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            return
+        interval = float(fault.params.get("interval", 0.5))
+        for chunk in chunks:
+            for i in range(len(chunk)):
+                if hub._stopping.wait(interval):
+                    rec.end = time.perf_counter()
+                    return
+                self.wfile.write(chunk[i:i + 1])
+                self.wfile.flush()
+                rec.sent += 1
+        rec.end = time.perf_counter()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -610,6 +692,7 @@ class FakeHub:
         self._server: _Server | None = None
         self._cdn_server: _Server | None = None
         self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()  # set by stop(): stalled and trickling answers give up
         self.skipped: list[tuple[Path, str]] = []  # fixture dirs that could not be read, with the reason
         if fixtures_dir is None:
             fixtures_dir = default_fixtures_dir()
@@ -718,6 +801,7 @@ class FakeHub:
     def start(self) -> "FakeHub":
         if self._server is not None:
             return self
+        self._stopping.clear()
         self._server = _Server((self.host, self.port), _Handler, self, "hub")
         self.port = self._server.server_address[1]
         servers = [self._server]
@@ -732,6 +816,7 @@ class FakeHub:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         for srv in (self._server, self._cdn_server):
             if srv is not None:
                 srv.shutdown()
@@ -824,6 +909,27 @@ class FakeHub:
         """The next `n` matching requests get no response: the server closes the connection."""
         self._add_fault(_Fault("drop", 0, n, re.compile(path) if path else None, method, None))
 
+    def inject(self, kind: str, n: int = 1, *, path: str | None = None, method: str | None = None,
+               **params) -> None:
+        """The next `n` requests matching `path` (a regex on the decoded path) and `method` meet fault `kind`
+        (FAULT_KINDS: trickle, stall, reset, bad-range, ignore-range, redirect; `params` as documented there).
+        Without `path`, the client's telemetry request is never hit."""
+        if kind not in FAULT_KINDS or kind in ("status", "drop"):
+            raise ValueError(f"unknown fault {kind!r} (use fail_next / drop_next for status and drop)")
+        self._add_fault(_Fault(kind, 0, n, re.compile(path) if path else None, method, None, params=params))
+
+    def _redirect_response(self, role: str, raw_path: str, fault: _Fault) -> _Response:
+        if fault.params.get("to") == "cdn" and self._cdn_server is not None:
+            # the CDN serves /cdn/{repo}/{sha}/{path}: a /{repo}/resolve/{sha}/{path} request maps onto it
+            return _Response(302, [("Location", f"{self.cdn_url}/cdn" + raw_path.replace("/resolve/", "/", 1)),
+                                   ("Content-Type", "text/plain; charset=utf-8")], b"Found.")
+        else:
+            port = (self._cdn_server if role == "cdn" else self._server).server_address[1]
+            target = f"http://localhost:{port}"
+        location = target + raw_path
+        return _Response(302, [("Location", location), ("Content-Type", "text/plain; charset=utf-8")],
+                         f"Found. Redirecting to {location}".encode())
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -833,9 +939,11 @@ class FakeHub:
             with self._lock:
                 self._faults.append(fault)
 
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
+    def _take_fault(self, method: str, path: str, host: str | None = None) -> _Fault | None:
         with self._lock:
             for f in self._faults:
+                if f.kind == "redirect" and (host or "").startswith("localhost"):
+                    continue  # already redirected here: answer it
                 if f.remaining > 0 and f.matches(method, path):
                     f.remaining -= 1
                     if f.remaining == 0:
@@ -1212,6 +1320,27 @@ class FakeHub:
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------------------------
+
+
+class _WithoutRange:
+    """Request headers with Range hidden (the ignore-range fault)."""
+
+    def __init__(self, headers):
+        self._headers = headers
+
+    def get(self, key: str, default=None):
+        return default if key.lower() == "range" else self._headers.get(key, default)
+
+
+def _shift_range(resp: _Response, shift: int) -> _Response:
+    """A 206 that holds other bytes than those asked for, and says so in its Content-Range (bad-range fault)."""
+    if resp.status != 206 or resp.stream is None:
+        return resp
+    f, start, stop = resp.stream
+    start, stop = min(start + shift, f.size - 1), min(stop + shift, f.size)
+    headers = [(k, v) for k, v in resp.headers if k != "Content-Range"]
+    headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{f.size}"))
+    return _Response(206, headers, stream=(f, start, stop))
 
 
 def _truthy(values: list[str] | None) -> bool:

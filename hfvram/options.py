@@ -24,6 +24,9 @@ MAX_MEMORY = 16 << 40  # 16 TiB per device: above any GPU or unified-memory mach
 # ExLlamaV2's converter targets 2 to 8 bits per weight (exllamav2/conversion/convert_exl2.py: "target bitrate ...
 # will likely not be attainable" outside [2, 8]); ExLlamaV3 2-8 likewise.
 EXL2_BPW = (2.0, 8.0)
+# --deadline / --max-wait: seconds on the Hub per run (defaults in hfvram.sources.hub: 30 and 20). An hour bounds
+# both: past that a scan row is stuck, not slow.
+MAX_SECONDS = 3600.0
 # vLLM releases whose policies hfvram.estimate.vllm models (its version switches start at 0.5).
 VLLM_OLDEST = (0, 5)
 # TensorRT-LLM releases on PyPI: 0.5.0 (Oct 2023) to 1.2.1 (`pip index versions tensorrt-llm`).
@@ -82,6 +85,8 @@ class Options:
     draft: str | None = None
     headroom: float = 0.0
     limit_bytes: int | None = None
+    deadline: float | None = None  # seconds one run may spend on the Hub (None: hfvram.sources.hub.DEADLINE_S)
+    max_wait: float | None = None  # seconds it may sleep before retries (None: hfvram.sources.hub.MAX_WAIT_S)
     engine: dict = field(default_factory=dict)  # hfvram.estimate.Settings fields, checked
 
     def replace(self, **changes) -> "Options":
@@ -118,9 +123,12 @@ def parse(**settings) -> Options:
     engine = {name: _knob(name, s[name]) for name in KNOBS if name in s}
     if "prompt_tokens" in engine and context is not None and engine["prompt_tokens"] > context:
         raise UsageError(f"--prompt-tokens {engine['prompt_tokens']:,} is longer than --context {context:,}")
+    deadline = _seconds("deadline", s["deadline"], 1.0) if "deadline" in s else None
+    max_wait = _seconds("max_wait", s["max_wait"], 0.0) if "max_wait" in s else None
     return Options(context=context, batch=batch, kv_dtype=kv, frameworks=frameworks, gpu=gpu, tp=tp, pp=pp,
                    quantize=quantize, lora=_text("lora", s.get("lora")), draft=_text("draft", s.get("draft")),
-                   headroom=parse_headroom(s.get("headroom")), limit_bytes=limit, engine=engine)
+                   headroom=parse_headroom(s.get("headroom")), limit_bytes=limit, deadline=deadline,
+                   max_wait=max_wait, engine=engine)
 
 
 # -- one setting each ---------------------------------------------------------------------------------------------
@@ -156,6 +164,20 @@ def _float(name: str, value, low: float, high: float) -> float:
         if name in ("gpu_memory_utilization", "free_gpu_memory_fraction") and 1 < number <= 100:
             hint = f" (a fraction: {number / 100:g} for {number:g}%)"
         raise UsageError(f"{_flag(name)} must be above {low:g} and at most {high:g}, not {value!r}{hint}")
+    return number
+
+
+def _seconds(name: str, value, low: float) -> float:
+    """A duration in seconds: a number, or its string (`30`, `2.5`, `30s`)."""
+    text = value.strip().lower().removesuffix("s").strip() if isinstance(value, str) else value
+    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+        raise UsageError(f"{_flag(name)} must be a number of seconds, not {value!r}")
+    try:
+        number = float(text)
+    except ValueError:
+        raise UsageError(f"{_flag(name)} must be a number of seconds, not {value!r}") from None
+    if not (math.isfinite(number) and low <= number <= MAX_SECONDS):
+        raise UsageError(f"{_flag(name)} must be between {low:g} and {MAX_SECONDS:g} seconds, not {value!r}")
     return number
 
 

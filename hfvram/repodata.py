@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import stformat
+from .errors import MalformedInput
 from .stformat import Tensor
 
 # Small files worth reading when a repo has them; everything else is known by name and size only.
@@ -75,12 +76,22 @@ class RepoData:
 
     @classmethod
     def from_json(cls, data: dict, source: str) -> "RepoData":
+        """Checked: what a cache entry or snapshot file holds is validated as a header would be (MalformedInput)."""
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise MalformedInput(f"{source} entry: not a repo record")
+        files, texts = data.get("files") or {}, data.get("texts") or {}
+        if not isinstance(files, dict) or not all(
+                isinstance(k, str) and (v is None or (type(v) is int and v >= 0)) for k, v in files.items()):
+            raise MalformedInput(f"{source} entry for {data['id']}: bad file list")
+        if not isinstance(texts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in texts.items()):
+            raise MalformedInput(f"{source} entry for {data['id']}: bad texts")
+        sha = data.get("sha")
         return cls(
             id=data["id"],
-            sha=data.get("sha"),
+            sha=sha if isinstance(sha, str) else None,
             source=source,
-            files=dict(data.get("files") or {}),
-            texts=dict(data.get("texts") or {}),
+            files=dict(files),
+            texts=dict(texts),
             safetensors=tensor_tables(data.get("safetensors") or {}),
             gguf=gguf_tables(data.get("gguf") or {}),
         )
@@ -111,19 +122,31 @@ def gguf_tables(raw: dict) -> dict:
 
 
 def tensor_tables(raw: dict) -> dict[str, tuple[dict, list[Tensor]]]:
+    """{path: (metadata, tensors)} from the serialised form; every entry checked (name, known dtype, a shape of
+    whole numbers >= 0), so a damaged cache entry is refused here rather than trusted."""
+    if not isinstance(raw, dict):
+        raise MalformedInput("tensor tables: not a map of files")
     out = {}
     for path, entry in raw.items():
-        tensors = [
-            Tensor(name, dtype, tuple(shape), stformat.dtype_nbytes(dtype, shape), path)
-            for name, dtype, shape in entry["tensors"]
-        ]
-        out[path] = (entry.get("metadata") or {}, tensors)
+        rows = entry.get("tensors") if isinstance(entry, dict) else None
+        meta = (entry.get("metadata") or {}) if isinstance(entry, dict) else None
+        if not isinstance(rows, list) or not isinstance(meta, dict):
+            raise MalformedInput(f"tensor table of {path}: not a table")
+        tensors = []
+        for row in rows:
+            if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str)
+                    and row[1] in stformat.DTYPE_BITS):
+                raise MalformedInput(f"tensor table of {path}: bad row {repr(row)[:80]}")
+            shape = stformat.check_shape(row[2], f"tensor table of {path}", row[0])
+            tensors.append(Tensor(row[0], row[1], shape, stformat.dtype_nbytes(row[1], shape), path))
+        out[path] = (meta, tensors)
     return out
 
 
 # -- fixtures on disk -------------------------------------------------------------------------------------------
 # fixtures/<org>--<name>/
 #   repo.json          {"id", "sha", "gated", "refs", "files": {path: size} (large files we do not store),
+#                       "constructed": [path, ...] (files built from tensors.json.gz when the fixture is loaded),
 #                       "provenance": {...}}
 #   tensors.json.gz    {path: {"metadata", "tensors"}} for every safetensors file of the repo
 #   gguf-headers/<path>.gz  the header bytes of a .gguf file (metadata + tensor infos, gzip): the fake Hub serves
@@ -134,14 +157,35 @@ def tensor_tables(raw: dict) -> dict[str, tuple[dict, list[Tensor]]]:
 
 FIXTURE_META_FILES = {"repo.json", "tensors.json.gz", "PROVENANCE.md", "files.json"}
 FIXTURE_META_DIRS = ("gguf-headers/", "revisions/")
+CONSTRUCTIBLE = ("model.safetensors.index.json",)
+
+
+def constructed_index(shards) -> bytes:
+    """A `model.safetensors.index.json` for shards {file: [(name, dtype, shape), ...]}, as tools/build_fixtures.py
+    constructs one when the real index is not known: metadata.total_size = the tensors' bytes, weight_map sorted by
+    tensor name, `json.dumps(indent=2)` plus a newline (the layout of the indexes transformers writes)."""
+    total = sum(stformat.dtype_nbytes(d, s) for ts in shards.values() for _, d, s in ts)
+    weight_map = {n: f for f, ts in shards.items() for n, _, _ in ts}
+    body = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+    return (json.dumps(body, indent=2) + "\n").encode()
 
 
 def load_fixture(directory: Path) -> tuple[RepoData, dict]:
     """Read a fixture directory into a RepoData (source "fixture") and its repo.json."""
     directory = Path(directory)
     meta = json.loads((directory / "repo.json").read_text())
-    return _load_files(directory, RepoData(id=meta["id"], sha=meta["sha"], source="fixture"),
-                       meta.get("files") or {}), meta
+    repo = _load_files(directory, RepoData(id=meta["id"], sha=meta["sha"], source="fixture"), meta.get("files") or {})
+    for rel in meta.get("constructed") or ():
+        if rel not in CONSTRUCTIBLE:
+            raise ValueError(f"{directory}/repo.json: cannot construct {rel!r} (only {', '.join(CONSTRUCTIBLE)})")
+        from .sources.select import safetensors_candidates
+
+        shards = {f: [(t.name, t.dtype, t.shape) for t in repo.safetensors[f][1]]
+                  for f in safetensors_candidates(repo.safetensors)}
+        data = constructed_index(shards)
+        repo.files[rel] = len(data)
+        repo.texts[rel] = data.decode()
+    return repo, meta
 
 
 def load_fixture_revision(directory: Path, name: str, sha: str) -> RepoData:

@@ -74,43 +74,92 @@ def header_length(prefix: bytes, what: str = "safetensors file") -> int:
         raise MalformedInput(
             f"{what}: safetensors header claims {n:,} bytes (limit {MAX_HEADER_BYTES:,}); not a safetensors file?"
         )
+    if n < 2:
+        raise MalformedInput(f"{what}: safetensors header claims {n} bytes; not a safetensors file?")
     return n
 
 
-def parse_header(header: bytes | str | dict, file: str = "", what: str | None = None) -> tuple[list[Tensor], dict]:
-    """Parse the JSON header of a safetensors file into tensors (in file order) and its `__metadata__`."""
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_shape(shape, what: str, name: str) -> tuple[int, ...]:
+    """A tensor shape as the format allows it: a list of whole numbers >= 0 (safetensors `Vec<usize>`)."""
+    if not isinstance(shape, (list, tuple)) or not all(_whole(d) and d >= 0 for d in shape):
+        raise MalformedInput(f"{what}: tensor {str(name)[:120]!r} has shape {repr(shape)[:80]}, not a list of whole "
+                             f"numbers >= 0")
+    return tuple(shape)
+
+
+def parse_header(header: bytes | str | dict, file: str = "", what: str | None = None,
+                 data_size: int | None = None) -> tuple[list[Tensor], dict]:
+    """Parse the JSON header of a safetensors file into tensors (in file order) and its `__metadata__`.
+
+    Checked as the `safetensors` library checks a header before it loads a file (safetensors/src/tensor.rs
+    `Metadata::validate`: spans sorted by offset must start where the previous one ended, from 0, and hold exactly
+    the shape's bytes, counted in u64): every entry has a known dtype, a shape of whole numbers >= 0 and
+    `data_offsets` [begin, end] whose span is exactly the shape's bytes, and the spans tile the data area.
+    `data_size` (file size - 8 - header length, when known) bounds the last span. Anything else is a
+    `MalformedInput` naming the tensor and what is wrong; nothing else escapes."""
     what = what or file or "safetensors header"
     if isinstance(header, dict):
         raw = header
     else:
-        if isinstance(header, bytes):
-            header = header.decode("utf-8", errors="ignore")
+        if isinstance(header, (bytes, bytearray)):
+            header = bytes(header).decode("utf-8", errors="replace")
         try:
             raw = json.loads(header)
+        except RecursionError:
+            raise MalformedInput(f"{what}: header nests too deeply to be a safetensors header") from None
         except ValueError as exc:
-            raise MalformedInput(f"{what}: header is not valid JSON ({exc.msg} at char {exc.pos})") from None
+            detail = f"{exc.msg} at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else str(exc)[:80]
+            raise MalformedInput(f"{what}: header is not valid JSON ({detail})") from None
     if not isinstance(raw, dict):
         raise MalformedInput(f"{what}: header is not a JSON object")
-    metadata = raw.get("__metadata__") or {}
-    if not isinstance(metadata, dict):
-        raise MalformedInput(f"{what}: __metadata__ is not an object")
+    metadata = raw.get("__metadata__")
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise MalformedInput(f"{what}: __metadata__ is not a map of strings to strings")
     tensors = []
     for name, info in raw.items():
         if name == "__metadata__":
             continue
-        try:
-            dtype = info["dtype"]
-            shape = tuple(int(d) for d in info["shape"])
-            begin, end = (int(x) for x in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise MalformedInput(f"{what}: tensor {name!r} lacks a valid dtype/shape/data_offsets") from None
+        if not isinstance(info, dict):
+            raise MalformedInput(f"{what}: tensor {name[:120]!r} is not an object")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if not isinstance(dtype, str) or shape is None or offsets is None:
+            raise MalformedInput(f"{what}: tensor {name[:120]!r} lacks a valid dtype/shape/data_offsets")
         if dtype not in DTYPE_BITS:
-            raise MalformedInput(f"{what}: tensor {name!r} has unknown dtype {dtype!r}")
-        if end < begin or begin < 0 or any(d < 0 for d in shape):
-            raise MalformedInput(f"{what}: tensor {name!r} has invalid data_offsets {[begin, end]}")
-        tensors.append((begin, Tensor(name, dtype, shape, end - begin, file)))
-    tensors.sort(key=lambda t: t[0])
-    return [t for _, t in tensors], {str(k): str(v) for k, v in metadata.items()}
+            raise MalformedInput(f"{what}: tensor {name[:120]!r} has unknown dtype {dtype[:40]!r}")
+        shape = check_shape(shape, what, name)
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_whole(x) for x in offsets)):
+            raise MalformedInput(f"{what}: tensor {name[:120]!r} has data_offsets {repr(offsets)[:80]}, not two whole "
+                                 f"numbers")
+        begin, end = offsets
+        if begin < 0 or end < begin:
+            raise MalformedInput(f"{what}: tensor {name[:120]!r} has invalid data_offsets {[begin, end]}")
+        numel = 1
+        for d in shape:  # the format counts in u64: safetensors refuses a larger product (ValidationOverflow)
+            numel *= d
+            if numel >= 1 << 64:
+                raise MalformedInput(f"{what}: tensor {name[:120]!r} has shape {list(shape)[:8]}: more elements than "
+                                     f"a 64-bit count holds")
+        need = (numel * DTYPE_BITS[dtype] + 7) // 8
+        if end - begin != need:
+            raise MalformedInput(f"{what}: tensor {name[:120]!r} spans {end - begin:,} bytes but {dtype}"
+                                 f"{list(shape)[:8]} needs {need:,}")
+        tensors.append((begin, end, Tensor(name, dtype, shape, need, file)))
+    tensors.sort(key=lambda t: (t[0], t[1]))
+    offset = 0
+    for begin, end, t in tensors:
+        if begin != offset:
+            raise MalformedInput(f"{what}: tensor {t.name[:120]!r} starts at byte {begin:,} of the data, expected "
+                                 f"{offset:,} (spans must follow each other without gaps or overlaps)")
+        offset = end
+    if data_size is not None and offset > data_size:
+        raise MalformedInput(f"{what}: the tensors need {offset:,} bytes of data but the file holds {data_size:,}")
+    return [t for _, _, t in tensors], dict(metadata)
 
 
 def build_header(tensors: Iterable[tuple[str, str, Iterable[int]]], metadata: dict | None = None) -> bytes:

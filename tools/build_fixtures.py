@@ -755,10 +755,9 @@ def write_tables(fx: Path, files: dict, styles: dict) -> dict:
 
 
 def constructed_index(files: dict) -> bytes:
-    total = sum(nbytes(t) for ts in files.values() for t in ts)
-    wm = {n: f for f, ts in files.items() for n, _, _ in ts}
-    body = {"metadata": {"total_size": total}, "weight_map": dict(sorted(wm.items()))}
-    return (json.dumps(body, indent=2) + "\n").encode()
+    from hfvram.repodata import constructed_index as build
+
+    return build(files)  # one construction: fixtures whose index is built at load time use the same function
 
 
 def check(fx: Path, cfg: dict, files: dict, index: dict | None, lfs: dict, styles: dict,
@@ -912,19 +911,26 @@ def build_one(fx: Path) -> dict | None:
     if index is None:
         blob = constructed_index(files) if len(files) > 1 else b""
         if len(files) > 1 and len(blob) > MAX_CONSTRUCTED_INDEX:
-            # keep fixtures/ small: the giant MoE weight maps (2-13 MB each) are not stored, and not listed either
-            # (the fake Hub would serve a listed-but-absent file as zeros, which is not JSON); clients fall back to
-            # the *.safetensors listing, whose tables are in tensors.json.gz.
+            # keep fixtures/ small: the giant MoE weight maps (2-13 MB each) are not stored; repo.json lists them
+            # as "constructed" and hfvram.repodata.load_fixture builds the same bytes from tensors.json.gz, so the
+            # fake Hub serves the index the real repo has.
             if idx_path.exists():
                 idx_path.unlink()
-            files_prov.pop("model.safetensors.index.json", None)
             real_size = meta.setdefault("files", {}).pop("model.safetensors.index.json", None)
             if isinstance(real_size, int):
                 prov["index_real_size"] = real_size
-            prov["index_omitted"] = (f"the Hub repo has a model.safetensors.index.json; a constructed one would be "
-                                     f"{len(blob)} bytes, so the fixture neither stores nor lists it (shards: "
-                                     "tensors.json.gz)")
+            prov.pop("index_omitted", None)
+            meta["constructed"] = ["model.safetensors.index.json"]
+            files_prov["model.safetensors.index.json"] = {
+                "ref": "constructed from tensors.json.gz when the fixture is loaded (hfvram.repodata."
+                       "constructed_index, the same construction as tools/build_fixtures.py)",
+                "sha256": hashlib.sha256(blob).hexdigest(),
+                "bytes": len(blob),
+                "tier": "E (constructed: reconstructed tensor table, not a Hub copy)",
+                "auth": how,
+            }
         elif len(files) > 1:
+            meta.pop("constructed", None)
             real_size = meta.get("files", {}).pop("model.safetensors.index.json", None)
             if isinstance(real_size, int):
                 prov["index_real_size"] = real_size

@@ -358,6 +358,8 @@ def import_corpus_dir(src: Path, out: Path, records: dict, tiers: dict, corpus: 
     })
     if evidence:
         meta["provenance"]["evidence"] = evidence
+    if unlisted:
+        meta["provenance"]["unlisted"] = {"files": unlisted, "why": "content not found: not served as zeros"}
     if lfs:
         meta["provenance"]["lfs_sizes"] = lfs
 
@@ -465,7 +467,11 @@ def import_extra_dir(src: Path, out: Path) -> dict | None:
     else:
         sha_note = "Hub commit from PROVENANCE.json hub_commit"
     sizes = dict(prov.get("file_sizes") or {})
-    files = {rel: size for rel, size in sizes.items() if rel not in copied}
+    # A listed file is served (as zeros when only its size is known): never list a JSON file whose content was not
+    # found (hfvram and other tools parse them: zeros are not JSON) nor a name that is not a file name.
+    unlisted = {rel: size for rel, size in sizes.items()
+                if rel not in copied and (rel.endswith(".json") or " " in rel)}
+    files = {rel: size for rel, size in sizes.items() if rel not in copied and rel not in unlisted}
     gated = gated_for(repo_id) or ("manual" if prov.get("gated") is True else prov.get("gated") or False)
     meta = {"id": repo_id, "sha": sha}
     if synthetic:
@@ -483,6 +489,8 @@ def import_extra_dir(src: Path, out: Path) -> dict | None:
     })
     if evidence:
         meta["provenance"]["evidence"] = evidence
+    if unlisted:
+        meta["provenance"]["unlisted"] = {"files": unlisted, "why": "content not found: not served as zeros"}
     lfs = {rel: size for rel, size in sizes.items() if rel.endswith(".safetensors") and isinstance(size, int)}
     if lfs:
         meta["provenance"]["lfs_sizes"] = {"derived_from": prov.get("file_sizes_ref") or "PROVENANCE.json file_sizes",

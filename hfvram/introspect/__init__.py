@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 from ..errors import MalformedInput, NothingToRead
 from ..repodata import RepoData
-from ..sources.select import weight_files
+from ..sources.select import from_index, weight_files
 from ..stformat import Tensor
 from . import config as cfg
 from . import estimate_params
 from .arch import DTYPES, SHORT_NAMES, Architecture, build
 from .quant import QuantFacts, detect
+from .validate import MAX_WEIGHT_BYTES, check_config, check_facts, check_params, check_quant
 from .weights import SHARED_EXPERT, WeightFacts, analyse
 
 
@@ -47,12 +49,16 @@ class ModelFacts:
 
 
 def introspect(repo: RepoData) -> ModelFacts:
+    """The model facts; `MalformedInput` naming the key or file when the config or checkpoint claims something that
+    is the wrong type, out of range (hfvram.introspect.validate) or does not add up."""
     if getattr(repo, "format", None) == "gguf":
         from .gguf import introspect_gguf
 
-        return introspect_gguf(repo)  # the file's own header: a config.json next to it is never used
+        facts = introspect_gguf(repo)  # the file's own header: a config.json next to it is never used
+        check_facts(facts, f"{repo.id}")
+        return facts
     notes = list(repo.notes)
-    raw, reader_hint = _raw_config(repo)
+    raw, reader_hint = _raw_config(repo, notes)
     if reader_hint == "params.json":
         # Meta/Mistral params.json: read as given, no transformers class defaults (a LlamaConfig would invent
         # max_position_embeddings 2048 for a Llama-2 checkpoint that says nothing about it)
@@ -66,8 +72,10 @@ def introspect(repo: RepoData) -> ModelFacts:
     notes.extend(arch.notes)
 
     kind, files = weight_files(repo.files, repo.texts)
-    tensors = [t for f in files if f in repo.safetensors for t in repo.safetensors[f][1]] if kind == "safetensors" else []
-    quant = detect(raw, repo.texts, tensors, cfg.parse_json)
+    _check_index(repo, kind, files, notes)
+    tensors = ([t for f in files if f in repo.safetensors for t in repo.safetensors[f][1]]
+               if kind == "safetensors" else [])
+    quant = detect(raw, repo.texts, tensors, _parse_quant)
     decoder_layers = sum(1 for _ in arch.layers) - _encoder_layers(arch)
 
     if tensors:
@@ -85,23 +93,75 @@ def introspect(repo: RepoData) -> ModelFacts:
     if arch.moe and weights.component_params.get("experts"):
         experts = weights.component_params["experts"]
         active = total - experts + experts * arch.moe.experts_per_token // arch.moe.num_experts
-    return ModelFacts(repo=repo, raw_config=raw, arch=arch, weights=weights, quant=quant,
-                      params_total=total, params_active=active, dtype=dtype, notes=notes, text_config=text.raw)
+    facts = ModelFacts(repo=repo, raw_config=raw, arch=arch, weights=weights, quant=quant,
+                       params_total=total, params_active=active, dtype=dtype, notes=notes, text_config=text.raw)
+    check_facts(facts, f"{repo.id}")
+    return facts
 
 
-def _raw_config(repo: RepoData) -> tuple[dict, str | None]:
+def _raw_config(repo: RepoData, notes: list[str]) -> tuple[dict, str | None]:
+    """The config, checked once (types and ranges: hfvram.introspect.validate) before anything reads it."""
     if "config.json" in repo.texts:
-        return cfg.parse_json(repo.texts["config.json"], f"{repo.id}: config.json"), None
+        what = f"{repo.id}: config.json"
+        raw, more = check_config(cfg.parse_json(repo.texts["config.json"], what), what)
+        notes.extend(more)
+        return raw, None
     if "params.json" in repo.texts:
-        params = cfg.parse_json(repo.texts["params.json"], f"{repo.id}: params.json")
-        return cfg.from_params_json(params), "params.json"
+        what = f"{repo.id}: params.json"
+        params = check_params(cfg.parse_json(repo.texts["params.json"], what), what)
+        raw, more = check_config(cfg.from_params_json(params), what)
+        notes.extend(more)
+        return raw, "params.json"
     raise NothingToRead(f"{repo.id} has no config.json or params.json")
+
+
+def _parse_quant(text: str, what: str) -> dict:
+    return check_quant(cfg.parse_json(text, what), what)
+
+
+def _check_index(repo: RepoData, kind: str, files: list[str], notes: list[str]) -> None:
+    """An index that names shards the repo does not have: the checkpoint is incomplete, and counting the shards
+    that are there would report part of the weights as exact (unless a whole single-file checkpoint sits next to
+    a stale index: then that file is the model, as transformers loads it)."""
+    name = {"safetensors": "model.safetensors.index.json", "bin": "pytorch_model.bin.index.json"}.get(kind)
+    if name is None or name not in repo.texts:
+        return
+    named = from_index(repo.texts[name])
+    if named is None:
+        notes.append(f"{name} is not a weight index (no map of tensor names to shard files): ignored")
+        return
+    missing = [f for f in named if f not in repo.files]
+    if missing and files == ["model.safetensors"] and "model.safetensors" not in named:
+        notes.append(f"{name} names shards the repo does not have; model.safetensors is the checkpoint")
+        return
+    if missing:
+        raise MalformedInput(f"{repo.id}: {name} names {len(named)} shard(s), {len(missing)} of which the repo does "
+                             f"not have ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): the "
+                             f"checkpoint is incomplete")
 
 
 def _encoder_layers(arch: Architecture) -> int:
     if not arch.is_encoder_decoder:
         return 0
     return sum(1 for layer in arch.layers if layer.kind == "none")
+
+
+def _index_total(repo: RepoData, name: str, files: list[str], notes: list[str]) -> int | None:
+    """metadata.total_size of a .bin index, when it is believable: a whole number of bytes, more than 0, no more
+    than the shards' own sizes (which add pickle framing to the tensor bytes) when the listing gives them."""
+    try:
+        total = json.loads(repo.texts[name])["metadata"]["total_size"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
+    sizes = [repo.files.get(f) for f in files]
+    on_disk = sum(sizes) if sizes and all(isinstance(x, int) for x in sizes) else None
+    if isinstance(total, bool) or not isinstance(total, (int, float)) or not math.isfinite(total) or total <= 0 \
+            or total != int(total) or total > MAX_WEIGHT_BYTES or (on_disk is not None and total > on_disk):
+        within = f" within the shards' {on_disk:,} bytes" if on_disk else ""
+        notes.append(f"{name} metadata.total_size {str(total)[:40]} is not believable (not a positive whole number "
+                     f"of bytes{within}): ignored")
+        return None
+    return int(total)
 
 
 def _dominant_float(by_dtype: dict[str, int]) -> str | None:
@@ -117,10 +177,7 @@ def _weights_without_headers(repo, kind, files, arch, raw, notes) -> WeightFacts
         index_name = "pytorch_model.bin.index.json"
         total = None
         if kind == "bin" and index_name in repo.texts:
-            try:
-                total = int(json.loads(repo.texts[index_name])["metadata"]["total_size"])
-            except (ValueError, KeyError, TypeError):
-                total = None
+            total = _index_total(repo, index_name, files, notes)
         if total:
             source = "index-total-size"
             notes.append(f"no safetensors: weight bytes from {index_name} metadata.total_size")

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, SlidingWindow
+from ..errors import MalformedInput
 from .config import View
 
 # model_types whose every layer is bidirectional encoder attention (no KV cache at inference).
@@ -182,39 +183,44 @@ def _layer_specs(text: View, model_type, n: int, kv_heads, head_dim, head_dim_v,
         mla = MLA(kv_lora_rank=text.int("kv_lora_rank"), qk_rope_head_dim=text.int("qk_rope_head_dim", default=0))
         return [mla for _ in range(n)]
 
-    kinds = _layer_kinds(text, model_type, n)
+    kinds = _layer_kinds(text, model_type, n, notes)
     window = _sliding_window(text, max_pos=text.int("max_position_embeddings"))
     chunk = text.int("attention_chunk_size")
     mamba = _mamba_spec(text, model_type)
     linear = _linear_attention_spec(text)
 
-    layers: list[LayerSpec] = []
-    for i, kind in enumerate(kinds):
-        full = dict(num_kv_heads=heads_at(i), head_dim=head_dim, head_dim_v=head_dim_v)
+    # One spec object per distinct layer (frozen dataclasses): a model has a handful of layer kinds however many
+    # layers, and counting identical specs (Counter) then costs a hash of the same object.
+    made: dict[tuple, LayerSpec] = {}
+
+    def spec(kind: str, heads: int) -> LayerSpec:
+        key = (kind, heads)
+        found = made.get(key)
+        if found is not None:
+            return found
+        full = dict(num_kv_heads=heads or 0, head_dim=head_dim or 0, head_dim_v=head_dim_v)
         if kind == "full_attention":
-            layers.append(FullAttention(**full))
+            made[key] = FullAttention(**full)
         elif kind == "sliding_attention":
-            if window:
-                layers.append(SlidingWindow(**full, window=window))
-            else:
-                layers.append(FullAttention(**full))
+            made[key] = SlidingWindow(**full, window=window) if window else FullAttention(**full)
         elif kind == "chunked_attention":
-            layers.append(ChunkedLocal(**full, chunk=chunk) if chunk else FullAttention(**full))
+            made[key] = ChunkedLocal(**full, chunk=chunk) if chunk else FullAttention(**full)
         elif kind == "mamba":
             if mamba is None:
                 notes.append("mamba layer without readable state sizes: state not counted")
-                layers.append(LayerSpec())
-            else:
-                layers.append(mamba)
+            made[key] = mamba or LayerSpec()
         elif kind == "linear_attention":
             if linear is None:
                 notes.append("linear-attention layer without readable state sizes: state not counted")
-                layers.append(LayerSpec())
-            else:
-                layers.append(linear)
+            made[key] = linear or LayerSpec()
         else:
-            layers.append(LayerSpec())
-    return layers
+            made[key] = LayerSpec()
+        return made[key]
+
+    return [spec(kind, heads_at(i) if kind in _ATTENTION_KINDS else 0) for i, kind in enumerate(kinds)]
+
+
+_ATTENTION_KINDS = frozenset({"full_attention", "sliding_attention", "chunked_attention"})
 
 
 # layer_types vocabulary of transformers configs -> our kinds
@@ -231,9 +237,42 @@ _LAYER_TYPE_NAMES = {
     "mlp": "none",
     "moe": "none",
 }
+# Other layer types transformers accepts (configuration_utils.py ALLOWED_LAYER_TYPES, transformers 5.24) that we have
+# no spec of our own for: attention variants keep at most the whole context, so they are counted as full attention
+# (never less than the model holds); MLP kinds and LFM2's short convolution keep no per-token cache.
+_AS_FULL_ATTENTION = ("window_attention", "indexed_attention", "compressed_sparse_attention",
+                      "heavily_compressed_attention", "minimax_m3_sparse", "hybrid", "hybrid_sliding",
+                      "reference_sliding_attention")
+_NO_CACHE = ("conv", "sparse", "dense")
 
 
-def _layer_kinds(text: View, model_type, n: int) -> list[str]:
+def _kind_of(name: str, where: str, notes: list[str]) -> str:
+    kind = _LAYER_TYPE_NAMES.get(name)
+    if kind is not None:
+        return kind
+    if name in _AS_FULL_ATTENTION:
+        notes.append(f"{where} {name!r}: counted as full attention (hfvram has no model of its own for it)")
+        return "full_attention"
+    if name in _NO_CACHE:
+        return "none"
+    known = sorted(set(_LAYER_TYPE_NAMES) | set(_AS_FULL_ATTENTION) | set(_NO_CACHE))
+    raise MalformedInput(f"config.json: {where} has {name[:40]!r}, not a layer type (known: {', '.join(known)})")
+
+
+def _kinds(names, where: str, notes: list[str]) -> list[str]:
+    table: dict[str, str] = {}
+    out = []
+    for name in names:
+        if name not in table:
+            table[name] = _kind_of(name, where, notes)
+        out.append(table[name])
+    return out
+
+
+def _layer_kinds(text: View, model_type, n: int, notes: list[str] | None = None) -> list[str]:
+    notes = [] if notes is None else notes
+    if n <= 0:
+        return []  # no layer count: hfvram.introspect says so
     # Nemotron-H: one character per block, M = Mamba2, * = attention, - = MLP, E = MoE (configuration_nemotron_h.py).
     pattern = text.get("hybrid_override_pattern")
     if isinstance(pattern, str) and pattern:
@@ -246,14 +285,15 @@ def _layer_kinds(text: View, model_type, n: int) -> list[str]:
     # Jamba / Bamba / GraniteMoeHybrid: "attention" / "mamba" per layer.
     block_types = text.get("layers_block_type")
     if isinstance(block_types, list) and block_types:
-        return [_LAYER_TYPE_NAMES.get(str(t), "none") for t in block_types[:n]]
+        kinds = _kinds([str(t) for t in block_types[:n]], "layers_block_type", notes)
+        return kinds + [kinds[-1]] * max(0, n - len(kinds))
     if text.get("attn_layer_period") and model_type == "jamba":
         period, offset = text.int("attn_layer_period"), text.int("attn_layer_offset", default=0)
         return ["full_attention" if i % period == offset else "mamba" for i in range(n)]
 
     layer_types = text.get("layer_types")
     if isinstance(layer_types, list) and layer_types:
-        kinds = [_LAYER_TYPE_NAMES.get(str(t), "none") for t in layer_types[:n]]
+        kinds = _kinds([str(t) for t in layer_types[:n]], "layer_types", notes)
         return kinds + [kinds[-1]] * max(0, n - len(kinds))
 
     # Qwen3-Next without layer_types: every `full_attention_interval`-th layer is full attention.

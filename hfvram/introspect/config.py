@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import warnings
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import MalformedInput
@@ -38,6 +40,33 @@ def _config_mapping():
         except Exception:  # transformers absent or broken: the raw JSON path still works
             _TRANSFORMERS = False
     return None if _TRANSFORMERS is False else _TRANSFORMERS
+
+
+_QUIET_LOCK = threading.Lock()
+_QUIET_DEPTH = [0, None]  # readers inside _quiet_transformers, transformers' logger level before the first
+
+
+@contextmanager
+def _quiet_transformers():
+    """transformers logs a config it cannot set a key on (`logger.error(f"Can't set {key} ... for {self}")`,
+    configuration_utils.py: the whole config, 40+ lines) even when we go on to read the raw JSON. Nothing it logs
+    while we read a config is for the user: its library logger is silenced for the duration (reference-counted:
+    a scan reads configs on many threads)."""
+    import logging
+
+    logger = logging.getLogger("transformers")
+    with _QUIET_LOCK:
+        if _QUIET_DEPTH[0] == 0:
+            _QUIET_DEPTH[1] = logger.level
+            logger.setLevel(logging.CRITICAL + 1)
+        _QUIET_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _QUIET_DEPTH[0] -= 1
+            if _QUIET_DEPTH[0] == 0:
+                logger.setLevel(_QUIET_DEPTH[1])
 
 
 def parse_json(text: str, what: str) -> dict:
@@ -95,7 +124,7 @@ def load(raw: dict) -> tuple[View, View, str]:
     mapping = _config_mapping() if model_type else None
     if mapping is not None and model_type in mapping:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _quiet_transformers():
                 warnings.simplefilter("ignore")
                 config = mapping[model_type].from_dict(dict(raw))
                 text = _text_config(config, raw)

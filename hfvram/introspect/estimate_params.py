@@ -15,7 +15,16 @@ _UNGATED_TYPES = {"gpt2", "gpt_neox", "falcon", "bloom", "bert", "roberta", "opt
 
 
 def from_config(arch: Architecture, raw: dict) -> int:
-    text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
+    from collections import Counter
+
+    from .config import text_section
+
+    text = text_section(raw)  # checked by hfvram.introspect.validate: every number read here is a whole number
+
+    def n(key: str, default: int = 0) -> int:
+        value = text.get(key)
+        return default if value is None else int(value)
+
     h = arch.hidden_size or 0
     vocab = arch.vocab_size or 0
     heads = arch.num_attention_heads or 0
@@ -28,30 +37,33 @@ def from_config(arch: Architecture, raw: dict) -> int:
     mlp = (3 if gated else 2) * h * inter
 
     if text.get("kv_lora_rank"):
-        rope, nope = text.get("qk_rope_head_dim", 0), text.get("qk_nope_head_dim", 0)
-        v = text.get("v_head_dim", nope)
-        q_rank = text.get("q_lora_rank")
+        rope, nope = n("qk_rope_head_dim"), n("qk_nope_head_dim")
+        v = n("v_head_dim", nope)
+        q_rank = n("q_lora_rank")
+        rank = n("kv_lora_rank")
         q = (h * q_rank + q_rank * heads * (nope + rope)) if q_rank else h * heads * (nope + rope)
-        attn = q + h * (text["kv_lora_rank"] + rope) + text["kv_lora_rank"] * heads * (nope + v) + heads * v * h
+        attn = q + h * (rank + rope) + rank * heads * (nope + v) + heads * v * h
     else:
         attn = h * heads * d + 2 * h * kv * d + heads * d * h
 
     moe_mlp = None
     if arch.moe:
-        moe_inter = text.get("moe_intermediate_size") or inter
-        shared = arch.moe.shared_experts * 3 * h * (text.get("shared_expert_intermediate_size") or moe_inter)
+        moe_inter = n("moe_intermediate_size") or inter
+        shared = arch.moe.shared_experts * 3 * h * (n("shared_expert_intermediate_size") or moe_inter)
         moe_mlp = arch.moe.num_experts * 3 * h * moe_inter + h * arch.moe.num_experts + shared
-    dense_first = text.get("first_k_dense_replace", 0) or 0
+    dense_first = n("first_k_dense_replace")
     # Which layers are sparse: every `step`-th (Llama-4 interleave_moe_layer_step, Qwen-MoE decoder_sparse_step,
     # DeepSeek moe_layer_freq), minus Qwen's mlp_only_layers.
-    step = text.get("interleave_moe_layer_step") or text.get("decoder_sparse_step") or text.get("moe_layer_freq") or 1
+    step = n("interleave_moe_layer_step") or n("decoder_sparse_step") or n("moe_layer_freq") or 1
     dense_only = set(text.get("mlp_only_layers") or [])
-    dense_mlp = (3 if gated else 2) * h * (text.get("intermediate_size_mlp") or inter)
+    dense_mlp = (3 if gated else 2) * h * (n("intermediate_size_mlp") or inter)
     # Nemotron-H style patterns make each block one thing (mixer *or* MLP); elsewhere a layer is mixer + MLP.
     single_block = isinstance(text.get("hybrid_override_pattern"), str)
+    # Work per distinct (layer spec, sparse or not), not per layer: specs are shared objects (introspect.arch).
+    shapes = Counter((layer, moe_mlp is not None and i >= dense_first and (i + 1) % step == 0 and i not in dense_only)
+                     for i, layer in enumerate(arch.layers))
     total = 0
-    for i, layer in enumerate(arch.layers):
-        sparse = moe_mlp is not None and i >= dense_first and (i + 1) % step == 0 and i not in dense_only
+    for (layer, sparse), count in shapes.items():
         ffn = moe_mlp if sparse else (dense_mlp if moe_mlp is not None else mlp)
         if layer.kind == "mamba":
             mixer = _mamba(layer, h)
@@ -62,9 +74,9 @@ def from_config(arch: Architecture, raw: dict) -> int:
         else:
             mixer = attn
         if single_block:
-            total += (mixer or ffn) + h
+            total += count * ((mixer or ffn) + h)
         else:
-            total += mixer + ffn + 2 * h
+            total += count * (mixer + ffn + 2 * h)
     total += vocab * h + h
     if not arch.tie_word_embeddings:
         total += vocab * h

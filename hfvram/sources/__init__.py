@@ -33,6 +33,11 @@ class ModelRef:
         return f"{text}:{self.selector}" if self.selector else text
 
 
+def valid_repo_id(repo_id) -> bool:
+    """A Hub repo id as the Hub spells them: also what the metadata cache names its folders after."""
+    return isinstance(repo_id, str) and bool(_REPO_ID.fullmatch(repo_id)) and ".." not in repo_id
+
+
 def parse_ref(text: str) -> ModelRef:
     text = text.strip()
     if not text:

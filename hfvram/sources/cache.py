@@ -1,20 +1,35 @@
 """Metadata cache: what we read of a repo, keyed by (repo, commit sha), in the user cache directory.
 
 Layout under `$HFVRAM_CACHE` (default `$XDG_CACHE_HOME/hfvram`, else `~/.cache/hfvram`):
-    refs/<org>--<name>/<quoted revision>     the commit sha that revision resolved to last time
-    meta/<org>--<name>/<sha>.json.gz         the RepoData read at that commit (config texts, file sizes,
-                                             safetensors tensor tables; never a token)
+    refs/<org>--<name>/<revision, percent-encoded>   the commit sha that revision resolved to last time
+    meta/<org>--<name>/<sha>.json.gz                 the RepoData read at that commit (config texts, file sizes,
+                                                     safetensors tensor tables; never a token)
 A commit's content never changes, so an entry never expires; refs are rewritten on every online resolution.
+
+Nothing in a path comes from a server unchecked: the repo id must be a Hub repo id, the sha 40 hex digits, the
+revision is percent-encoded (dots included, so never `.` or `..`), and every path is checked to resolve under the
+cache root before it is read or written. An entry is a gzip file whose first line is
+`{"format": "hfvram-cache/2", "sha256": <hex of the rest>}`, then the RepoData JSON: an entry of another format,
+with a wrong checksum, cut short, or whose content does not validate is deleted and read again from the Hub, never
+trusted. Writes go to a temporary file in the same folder, then `os.replace`: a reader sees the old entry or the
+new one, never half of one.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 from ..repodata import RepoData
+
+FORMAT = "hfvram-cache/2"
+_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 def default_dir() -> Path:
@@ -24,60 +39,128 @@ def default_dir() -> Path:
     return Path(base) / "hfvram"
 
 
-def _slug(repo_id: str) -> str:
+def _slug(repo_id: str) -> str | None:
+    """`org/name` -> `org--name`; None for anything that is not a Hub repo id (or could collide: `--`)."""
+    from . import valid_repo_id
+
+    if not valid_repo_id(repo_id) or "--" in repo_id:
+        return None
     return repo_id.replace("/", "--")
+
+
+def encode(data: RepoData) -> bytes:
+    payload = json.dumps(data.to_json(), separators=(",", ":")).encode()
+    head = json.dumps({"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
+    return gzip.compress(head + b"\n" + payload, mtime=0)
+
+
+def decode(blob: bytes, repo_id: str, sha: str) -> RepoData:
+    """The RepoData of an entry; ValueError (or a subclass) for anything that is not an intact entry of this
+    format for exactly this repo and commit."""
+    raw = gzip.decompress(blob)
+    head, sep, payload = raw.partition(b"\n")
+    meta = json.loads(head) if sep else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError("not a hfvram-cache/2 entry")
+    if meta.get("sha256") != hashlib.sha256(payload).hexdigest():
+        raise ValueError("checksum mismatch")
+    data = json.loads(payload)
+    if not isinstance(data, dict) or data.get("id") != repo_id or data.get("sha") != sha:
+        raise ValueError("entry for another repo or commit")
+    return RepoData.from_json(data, source="cache")
 
 
 class MetadataCache:
     def __init__(self, root: Path | None = None, enabled: bool = True):
         self.root = Path(root) if root else default_dir()
         self.enabled = enabled
+        self.dropped = 0  # bad entries deleted (tests and diagnostics)
 
-    def _meta_path(self, repo_id: str, sha: str) -> Path:
-        return self.root / "meta" / _slug(repo_id) / f"{sha}.json.gz"
+    # -- paths --------------------------------------------------------------------------------------------------
+    def _inside(self, *parts: str) -> Path | None:
+        path = self.root.joinpath(*parts)
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if os.path.commonpath([root, real]) != root or real == root:
+            return None
+        return path
 
-    def _ref_path(self, repo_id: str, revision: str) -> Path:
-        return self.root / "refs" / _slug(repo_id) / quote(revision, safe="")
+    def _meta_path(self, repo_id: str, sha: str) -> Path | None:
+        slug = _slug(repo_id)
+        if slug is None or not isinstance(sha, str) or not _SHA.match(sha):
+            return None
+        return self._inside("meta", slug, f"{sha}.json.gz")
 
+    def _ref_path(self, repo_id: str, revision: str) -> Path | None:
+        slug = _slug(repo_id)
+        if slug is None or not isinstance(revision, str) or not revision or len(revision) > 200:
+            return None
+        return self._inside("refs", slug, quote(revision, safe="").replace(".", "%2E"))
+
+    # -- reading ------------------------------------------------------------------------------------------------
     def get(self, repo_id: str, sha: str) -> RepoData | None:
         if not self.enabled:
             return None
         path = self._meta_path(repo_id, sha)
+        if path is None:
+            return None
         try:
             blob = path.read_bytes()
         except OSError:
             return None
         try:
-            repo = RepoData.loads(blob, source="cache")
-        except Exception:
-            return None  # a damaged entry is a miss, never an error
+            repo = decode(blob, repo_id, sha)
+        except Exception:  # noqa: BLE001 - any damage (gzip, JSON, checksum, content) is a miss, and goes
+            self._drop(path)
+            return None
         repo.sha = sha
         return repo
 
     def resolve(self, repo_id: str, revision: str) -> str | None:
         if not self.enabled:
             return None
+        path = self._ref_path(repo_id, revision)
+        if path is None:
+            return None
         try:
-            sha = self._ref_path(repo_id, revision).read_text().strip()
+            sha = path.read_text(encoding="ascii", errors="replace").strip()
         except OSError:
             return None
-        return sha or None
+        if not _SHA.match(sha):
+            self._drop(path)
+            return None
+        return sha
 
+    def _drop(self, path: Path) -> None:
+        self.dropped += 1
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+    # -- writing ------------------------------------------------------------------------------------------------
     def put(self, repo: RepoData, revision: str) -> None:
         if not self.enabled or not repo.sha:
             return
+        meta = self._meta_path(repo.id, repo.sha)
+        if meta is None:
+            return
         try:
-            self._atomic_write(self._meta_path(repo.id, repo.sha), repo.dumps())
-            self._atomic_write(self._ref_path(repo.id, revision), repo.sha.encode())
+            self._atomic_write(meta, encode(repo))
         except OSError:
-            pass  # a read-only or full cache directory must not fail the run
+            return  # a read-only or full cache directory must not fail the run
+        self.put_ref(repo.id, revision, repo.sha)
 
     def put_ref(self, repo_id: str, revision: str, sha: str) -> None:
-        if self.enabled:
-            try:
-                self._atomic_write(self._ref_path(repo_id, revision), sha.encode())
-            except OSError:
-                pass
+        if not self.enabled or not isinstance(sha, str) or not _SHA.match(sha):
+            return
+        path = self._ref_path(repo_id, revision)
+        if path is None:
+            return
+        try:
+            self._atomic_write(path, sha.encode() + b"\n")
+        except OSError:
+            pass
 
     @staticmethod
     def _atomic_write(path: Path, data: bytes) -> None:
@@ -86,6 +169,8 @@ class MetadataCache:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
             try:

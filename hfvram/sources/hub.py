@@ -1,24 +1,38 @@
 """Reading a repo's metadata from the Hugging Face Hub, through `huggingface_hub`.
 
-Round trips (cold): 1. `model_info(files_metadata=True)` resolves the revision to a commit sha and lists every file
-with its size; 2. in parallel, the small text files (config.json, params.json, quantization side files, index
-files) and the first 100 kB of every candidate safetensors file (`parse_safetensors_file_metadata`, which asks
-for the rest of a header in a third round only when it is larger). Warm: the one `model_info` call, then the
-metadata cache by commit sha. A 40-hex revision already in the cache: no request. `--offline` / HF_HUB_OFFLINE:
-no request (cache, then the bundled snapshot).
+Round trips (cold): 1. the model info (`/api/models/{repo}[/revision/{rev}]?blobs=true`, as `HfApi.model_info(
+files_metadata=True)` asks it) resolves the revision to a commit sha and lists every file with its size; 2. in
+parallel, the small text files (config.json, params.json, quantization side files, index files) and the first
+100 kB of every candidate safetensors file, asking for the rest of a header in a third round only when it is larger
+(the request pattern of `HfApi.parse_safetensors_file_metadata`). Warm: the one model-info call, then the metadata
+cache by commit sha. A 40-hex revision already in the cache: no request. `--offline` / HF_HUB_OFFLINE: no request
+(cache, then the bundled snapshot).
 
-`HF_ENDPOINT`, `HF_TOKEN`, `hf auth login` and `HF_HUB_OFFLINE` work as they do for every huggingface_hub user.
+`HF_ENDPOINT`, `HF_TOKEN`, `hf auth login` and `HF_HUB_OFFLINE` work as they do for every huggingface_hub user: every
+request goes through its shared HTTP client (`get_session()`), URLs (`hf_hub_url`), headers (`build_hf_headers`)
+and error mapping (`hf_raise_for_status`).
+
+Nothing the server says is trusted: every body is streamed with a byte cap (a server that ignores Range and sends a
+whole checkpoint is cut off after what a header can be), the commit sha must be 40 hex digits (it names a cache
+file), file sizes must be whole numbers, and every run has a deadline and a cap on the time spent waiting to retry.
 """
 
 from __future__ import annotations
 
+import contextvars
+import json
 import os
+import queue
 import random
 import re
+import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from typing import Callable
+from urllib.parse import quote
 
 from .. import __version__
 from ..errors import (
@@ -31,21 +45,55 @@ from ..errors import (
     RateLimited,
     RepoNotFound,
     RevisionNotFound,
+    Timeout,
+    UsageError,
 )
 from ..repodata import TEXT_FILES, RepoData
-from ..stformat import DTYPE_BITS, Tensor, dtype_nbytes
+from ..stformat import header_length, parse_header
 from . import snapshot
 from .cache import MetadataCache
 from .select import from_index, headers_to_read
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-# huggingface_hub's own defaults: HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT = 10 s (constants.py).
+# huggingface_hub's own defaults: HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT = 10 s (constants.py). It is a
+# per-read timeout: a server that trickles a byte every few seconds never trips it, hence the deadline below.
 TIMEOUT_S = float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT") or 10)
 # Transient failures (429, 5xx, resets, read timeouts) are retried this many times with exponential backoff
-# (0.5 s doubling, jittered), and a 429's Retry-After is honoured up to MAX_RETRY_AFTER_S.
+# (0.5 s doubling, jittered x0.75-1.25: at most 0.6 + 1.2 + 2.5 + 5 = 9.4 s for one request), and a 429's
+# Retry-After is honoured, all within the run's wait budget (MAX_WAIT_S) and deadline (DEADLINE_S).
 RETRIES = 4
 BACKOFF_S = 0.5
-MAX_RETRY_AFTER_S = 60.0
+# Total seconds one run (one scan row) may sleep before retries: two full backoff series of one request (2 x 9.4 s).
+# A rate limit asking for more fails at once, saying so (`--max-wait` raises it).
+MAX_WAIT_S = 20.0
+# Wall-clock limit of one run (one scan row) on the Hub. A cold run is 2-3 round trips (README "Speed": 0.9-1.0 s
+# against a hub with 50 ms per request; DeepSeek-V3's 163 shards 2.8 s); 30 s is three of huggingface_hub's 10 s
+# request timeouts: room for a slow request retried, and well under a minute (`--deadline` changes it).
+DEADLINE_S = 30.0
+
+# Byte caps on what one answer may hold (the body is streamed and reading stops at the cap):
+# - the model info: the Hub recommends under 100k files per repo (docs/hub/repositories-recommendations); a sibling
+#   with its blob metadata is ~300 bytes of JSON, so a 100k-file listing is ~30 MB; 64 MB leaves room.
+MODEL_INFO_CAP = 64 << 20
+# - config.json, params.json and the quantisation/adapter side files: the largest fixture config is 12.9 kB
+#   (Qwen3-235B-A22B-FP8, its per-module quantisation list); 8 MB is 600x that and holds any label map.
+TEXT_CAP = 8 << 20
+# - index files (`*.index.json`): one weight_map entry per tensor, ~80-100 bytes; Kimi-K2 has 139,644 tensors
+#   (fixtures/moonshotai--Kimi-K2-Instruct), ~13 MB of index; 64 MB is 5x that.
+INDEX_CAP = 64 << 20
+# - a safetensors header: the first read is huggingface_hub's (bytes=0-100000, hf_api.py
+#   parse_safetensors_file_metadata); the whole header is at most MAX_HEADER_BYTES (25 MB, its
+#   SAFETENSORS_MAX_HEADER_LENGTH), and all the headers of one repo at most REPO_HEADERS_CAP: Kimi-K2's 61 shards
+#   hold 17.7 MB of headers (the largest fixture); 128 MB is 7x that.
+FIRST_READ = 100_001
+REPO_HEADERS_CAP = 128 << 20
+# - an error answer: read for its message only.
+ERROR_BODY_CAP = 64 << 10
+# A file size in the listing above this is not believed: the Hub's per-file maximum is 50 GB (docs/hub/
+# storage-limits, upload guide "Per file: 50GB max"); 1 TiB is 20x that.
+MAX_FILE_SIZE = 1 << 40
+
+_BUDGET: contextvars.ContextVar["Budget | None"] = contextvars.ContextVar("hfvram_budget", default=None)
 
 
 def offline_env() -> bool:
@@ -57,6 +105,132 @@ class _Unreachable(Exception):
     """The Hub could not be reached at all (DNS, refused connection, offline mode)."""
 
 
+# -- deadlines and waits -------------------------------------------------------------------------------------------
+
+class Budget:
+    """One run's time on the Hub: a deadline (wall clock) and a cap on the total time spent sleeping before retries.
+    Shared by every request of the run (also across request threads)."""
+
+    def __init__(self, deadline_s: float | None = None, max_wait_s: float | None = None):
+        self.seconds = float(DEADLINE_S if deadline_s is None else deadline_s)
+        self.max_wait = float(MAX_WAIT_S if max_wait_s is None else max_wait_s)
+        self.end = time.monotonic() + self.seconds
+        self.waited = 0.0
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self, what: str) -> None:
+        if self.remaining() <= 0:
+            raise Timeout(f"gave up after {self.seconds:g} s (the run's deadline; --deadline changes it) {what}")
+
+    def request_timeout(self, what: str) -> float:
+        """Per-read timeout of the next request: huggingface_hub's, or less when the deadline is nearer."""
+        self.check(what)
+        return max(0.05, min(TIMEOUT_S, self.remaining()))
+
+    def left_to_wait(self) -> float:
+        with self._lock:
+            return max(0.0, self.max_wait - self.waited)
+
+    def take(self, delay: float) -> bool:
+        """Reserve `delay` seconds of waiting; False when the wait budget or the deadline cannot cover it."""
+        with self._lock:
+            if delay > self.max_wait - self.waited or delay >= self.remaining():
+                return False
+            self.waited += delay
+            return True
+
+
+def current_budget() -> Budget:
+    """The budget of the run this thread is in (see `limits`), else a fresh one with the defaults."""
+    return _BUDGET.get() or Budget()
+
+
+@contextmanager
+def limits(deadline_s: float | None = None, max_wait_s: float | None = None):
+    """Every Hub read inside the block (one run: the model, its draft, its adapter) shares one deadline and one wait
+    budget. `hfvram.analyze` opens one per call, so each scan row gets its own."""
+    token = _BUDGET.set(Budget(deadline_s, max_wait_s))
+    try:
+        yield _BUDGET.get()
+    finally:
+        _BUDGET.reset(token)
+
+
+def _stderr_notice(message: str) -> None:
+    try:
+        sys.stderr.write(f"hfvram: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class _Pool:
+    """Request threads, shared by every HubSource of the process with the same size (a scan keeps at most `size`
+    requests in flight and reuses connections; a program that analyses model after model reuses the same threads).
+    Daemon threads, started as needed: a request stuck past its run's deadline (a server trickling its status line)
+    is abandoned by the waiting run and never keeps the process alive, as ThreadPoolExecutor's joined workers
+    would."""
+
+    _shared: dict[int, "_Pool"] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, size: int, name: str):
+        self.size = size
+        self.name = name
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, size: int) -> "_Pool":
+        with cls._shared_lock:
+            if size not in cls._shared:
+                cls._shared[size] = cls(size, "hfvram-fetch")
+            return cls._shared[size]
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        self._queue.put((future, fn, args))
+        if not self._idle.acquire(blocking=False):  # no idle thread: start one, up to `size`
+            with self._lock:
+                if self._threads < self.size:
+                    self._threads += 1
+                    threading.Thread(target=self._work, name=f"{self.name}-{self._threads}", daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn, args = self._queue.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiting run
+                    future.set_exception(exc)
+            self._idle.release()
+
+
+def _gather(futures: list[Future], budget: Budget, what: str) -> list:
+    """Results in order; the run's deadline bounds the wait (the request threads check it too, and say which file
+    they were reading: half a second of grace lets their message win)."""
+    out = []
+    try:
+        for future in futures:
+            out.append(future.result(timeout=max(0.0, budget.remaining()) + 0.5))
+    except FutureTimeout:
+        raise Timeout(f"gave up after {budget.seconds:g} s (the run's deadline; --deadline changes it) {what}") \
+            from None
+    finally:
+        for future in futures:
+            future.cancel()
+    return out
+
+
+# -- the source ------------------------------------------------------------------------------------------------------
+
 class HubSource:
     def __init__(
         self,
@@ -66,6 +240,7 @@ class HubSource:
         max_workers: int = 64,  # requests in flight per source, shared by a scan's models (a bound, not tuned)
         retries: int = RETRIES,
         sleep: Callable[[float], None] = time.sleep,
+        notice: Callable[[str], None] | None = _stderr_notice,
     ):
         self.token = token
         self.endpoint = endpoint
@@ -73,12 +248,18 @@ class HubSource:
         self.max_workers = max_workers
         self.retries = retries
         self.sleep = sleep
+        self.notice = notice  # where "waiting N s for ..." lines go (stderr by default; None: nowhere)
         self._api = None
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: _Pool | None = None
+        self._last_notice = 0.0
 
     # -- public -----------------------------------------------------------------------------------------------
     def fetch(self, repo_id: str, revision: str | None = None, offline: bool = False) -> RepoData:
+        from . import valid_repo_id
+
+        if not valid_repo_id(repo_id):
+            raise UsageError(f"{repo_id!r} is not a Hub repo id (org/name)")
         revision = revision or "main"
         if offline or offline_env():
             return self._offline(repo_id, revision, "offline mode")
@@ -87,52 +268,49 @@ class HubSource:
             if cached is not None:
                 cached.revision = revision
                 return cached
+        budget = current_budget()
         try:
-            info = self._retrying(lambda: self.api.model_info(
-                repo_id, revision=None if revision == "main" else revision, files_metadata=True,
-                timeout=TIMEOUT_S))
+            [info] = _gather([self.pool.submit(self._retrying, budget, f"resolving {repo_id}@{revision}",
+                                               lambda: self._model_info(repo_id, revision, budget))],
+                             budget, f"resolving {repo_id}@{revision} on {self.endpoint_url}")
         except _Unreachable as exc:
             return self._offline(repo_id, revision, f"cannot reach {self.endpoint_url} ({exc})")
-        sha = info.sha
-        if not sha:
-            raise MalformedInput(f"{repo_id}: the Hub answered without a commit sha")
+        sha, files = _listing(info, repo_id, self.endpoint_url)
         cached = self.cache.get(repo_id, sha)
         if cached is not None:
             self.cache.put_ref(repo_id, revision, sha)
             cached.revision = revision
             return cached
-        files = {s.rfilename: s.size for s in (info.siblings or [])}
-        repo = self._read(repo_id, sha, files)
+        repo = self._read(repo_id, sha, files, budget)
         repo.revision = revision
         self.cache.put(repo, revision)
         return repo
 
     def list_models(self, search=None, author=None, sort=None, limit=None) -> list[str]:
-        """Repo ids of a Hub listing (`list_models`), with the same retries and one-line errors."""
+        """Repo ids of a Hub listing (`list_models`), with the same retries, deadline and one-line errors."""
         def call():
             return [m.id for m in self.api.list_models(search=search, author=author, sort=sort, limit=limit)]
 
+        budget = current_budget()
         try:
-            return self._retrying(call)
+            [ids] = _gather([self.pool.submit(self._retrying, budget, "listing models", call)], budget,
+                            f"listing models on {self.endpoint_url}")
+            return ids
         except _Unreachable as exc:
             raise NetworkError(f"cannot reach {self.endpoint_url} to list models ({exc})") from None
 
     @property
     def endpoint_url(self) -> str:
         if self.endpoint:
-            return self.endpoint
+            return self.endpoint.rstrip("/")
         from huggingface_hub import constants
 
         return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
 
     @property
-    def pool(self) -> ThreadPoolExecutor:
-        """One pool of request threads for every model this source reads: a scan of many models keeps at most
-        max_workers requests in flight (and reuses connections) instead of a pool per model."""
+    def pool(self) -> _Pool:
         if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="hfvram-fetch")
+            self._pool = _Pool.shared(self.max_workers)
         return self._pool
 
     @property
@@ -145,7 +323,7 @@ class HubSource:
         return self._api
 
     # -- reading ----------------------------------------------------------------------------------------------
-    def _read(self, repo_id: str, sha: str, files: dict[str, int | None]) -> RepoData:
+    def _read(self, repo_id: str, sha: str, files: dict[str, int | None], budget: Budget) -> RepoData:
         texts_wanted = [f for f in TEXT_FILES if f in files]
         headers_wanted = headers_to_read(files)
         if not texts_wanted and not headers_wanted and not any(
@@ -154,59 +332,99 @@ class HubSource:
                 f"{repo_id} has no config.json, params.json or safetensors weights to read (files: "
                 f"{', '.join(sorted(files)[:8]) or 'none'}{', ...' if len(files) > 8 else ''})"
             )
-        jobs: list[tuple[str, str]] = [("text", f) for f in texts_wanted] + [("header", f) for f in headers_wanted]
         repo = RepoData(id=repo_id, sha=sha, source="hub", files=dict(files))
+        header_bytes = [0]  # all headers of this repo so far (REPO_HEADERS_CAP)
 
-        def run(job: tuple[str, str]):
-            kind, path = job
-            if kind == "text":
-                return kind, path, self._retrying(lambda: self._get_text(repo_id, sha, path))
-            return kind, path, self._retrying(lambda: self._get_header(repo_id, sha, path))
+        def text(path: str) -> str:
+            return self._retrying(budget, f"reading {repo_id}/{path}",
+                                  lambda: self._get_text(repo_id, sha, path, files.get(path), budget))
 
+        def header(path: str):
+            return self._retrying(budget, f"reading the header of {repo_id}/{path}",
+                                  lambda: self._get_header(repo_id, sha, path, files.get(path), budget,
+                                                           header_bytes))
+
+        futures = [self.pool.submit(text, f) for f in texts_wanted]
+        futures += [self.pool.submit(header, f) for f in headers_wanted]
         try:
-            results = list(self.pool.map(run, jobs))
+            results = _gather(futures, budget, f"reading {repo_id} from {self.endpoint_url}")
         except _Unreachable as exc:
             raise NetworkError(f"{repo_id}: lost the connection to {self.endpoint_url} ({exc})") from None
-        for kind, path, value in results:
-            if kind == "text":
-                repo.texts[path] = value
-            else:
-                repo.safetensors[path] = value
+        for path, value in zip(texts_wanted, results):
+            repo.texts[path] = value
+        for path, value in zip(headers_wanted, results[len(texts_wanted):]):
+            repo.safetensors[path] = value
         # With an index, only the shards it names are the model (drop e.g. a stray consolidated.safetensors).
         indexed = from_index(repo.texts.get("model.safetensors.index.json"))
         if indexed and all(f in repo.safetensors for f in indexed):
             repo.safetensors = {f: repo.safetensors[f] for f in indexed}
         return repo
 
-    def _get_text(self, repo_id: str, sha: str, path: str) -> str:
+    def _headers(self) -> dict:
+        from huggingface_hub.utils import build_hf_headers
+
+        return build_hf_headers(token=self.token, library_name="hfvram", library_version=__version__)
+
+    def _url(self, repo_id: str, sha: str, path: str) -> str:
         from huggingface_hub import hf_hub_url
-        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-        url = hf_hub_url(repo_id, path, revision=sha, endpoint=self.endpoint)
-        headers = build_hf_headers(token=self.token, library_name="hfvram", library_version=__version__)
-        response = get_session().get(url, headers=headers, timeout=TIMEOUT_S)
-        hf_raise_for_status(response)
+        return hf_hub_url(repo_id, path, revision=sha, endpoint=self.endpoint)
+
+    def _model_info(self, repo_id: str, revision: str, budget: Budget) -> dict:
+        from huggingface_hub import constants
+
+        endpoint = (self.endpoint or constants.ENDPOINT).rstrip("/")
+        url = f"{endpoint}/api/models/{repo_id}"
+        if revision != "main":
+            url += f"/revision/{quote(revision, safe='')}"
+        what = f"the model info of {repo_id}@{revision}"
+        _, _, body = _get(url, self._headers(), budget, what, MODEL_INFO_CAP, params={"blobs": True})
         try:
-            return response.content.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedInput(f"{repo_id}: {path} is not UTF-8 text") from None
+            info = json.loads(body)
+        except (ValueError, RecursionError):
+            raise MalformedInput(f"{repo_id}: {self.endpoint_url} answered the model info with something that is "
+                                 f"not JSON") from None
+        if not isinstance(info, dict):
+            raise MalformedInput(f"{repo_id}: {self.endpoint_url} answered the model info with a JSON "
+                                 f"{type(info).__name__}, not an object")
+        return info
 
-    def _get_header(self, repo_id: str, sha: str, path: str) -> tuple[dict, list[Tensor]]:
-        meta = self.api.parse_safetensors_file_metadata(repo_id, path, revision=sha, timeout=TIMEOUT_S)
-        tensors = []
-        for name, info in meta.tensors.items():
-            if info.dtype not in DTYPE_BITS:
-                raise MalformedInput(f"{repo_id}: {path}: tensor {name!r} has unknown dtype {info.dtype!r}")
-            begin, end = info.data_offsets
-            nbytes = end - begin
-            if nbytes != dtype_nbytes(info.dtype, info.shape):
-                raise MalformedInput(
-                    f"{repo_id}: {path}: tensor {name!r} spans {nbytes} bytes but {info.dtype}{list(info.shape)} "
-                    f"needs {dtype_nbytes(info.dtype, info.shape)}"
-                )
-            tensors.append((begin, Tensor(name, info.dtype, tuple(info.shape), nbytes, path)))
-        tensors.sort(key=lambda t: t[0])
-        return dict(meta.metadata or {}), [t for _, t in tensors]
+    def _get_text(self, repo_id: str, sha: str, path: str, size: int | None, budget: Budget) -> str:
+        cap = INDEX_CAP if path.endswith(".index.json") else TEXT_CAP
+        what = f"{repo_id}: {path}"
+        if size is not None and size > cap:
+            raise MalformedInput(f"{what} is {size:,} bytes, above the {cap:,} bytes hfvram reads for it")
+        _, _, body = _get(self._url(repo_id, sha, path), self._headers(), budget, what, cap)
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedInput(f"{what} is not UTF-8 text") from None
+
+    def _get_header(self, repo_id: str, sha: str, path: str, size: int | None, budget: Budget,
+                    repo_total: list[int]):
+        """A safetensors header by ranged, capped reads: the first 100 kB, then the rest of the header if it is
+        longer (as huggingface_hub's parse_safetensors_file_metadata does). A server that ignores Range and
+        answers with the whole file is read only as far as the header goes."""
+        what = f"{repo_id}: {path}"
+        url, headers = self._url(repo_id, sha, path), self._headers()
+        body = _ranged(url, headers, budget, what, 0, FIRST_READ)
+        n = header_length(body[:8], what)
+        if size is not None and 8 + n > size:
+            raise MalformedInput(f"{what}: header claims {n:,} bytes but the file has {size:,}")
+        with self._lock:
+            repo_total[0] += n
+            if repo_total[0] > REPO_HEADERS_CAP:
+                raise MalformedInput(f"{repo_id}: its safetensors headers add up to more than {REPO_HEADERS_CAP:,} "
+                                     f"bytes, the most hfvram reads for one repo")
+        if 8 + n <= len(body):
+            raw = body[8:8 + n]
+        else:
+            raw = _ranged(url, headers, budget, what, 8, 8 + n)
+        if len(raw) < n:
+            raise MalformedInput(f"{what}: the header was cut short ({len(raw):,} of {n:,} bytes)")
+        data_size = None if size is None else size - 8 - n
+        tensors, metadata = parse_header(raw, file=path, what=what, data_size=data_size)
+        return metadata, tensors
 
     # -- offline ----------------------------------------------------------------------------------------------
     def _offline(self, repo_id: str, revision: str, reason: str) -> RepoData:
@@ -232,9 +450,10 @@ class HubSource:
         )
 
     # -- errors and retries -------------------------------------------------------------------------------------
-    def _retrying(self, call: Callable):
+    def _retrying(self, budget: Budget, what: str, call: Callable):
         attempt = 0
         while True:
+            budget.check(what)
             try:
                 return call()
             except HfvramError:
@@ -244,21 +463,50 @@ class HubSource:
                 if delay is None or attempt >= self.retries:
                     raise self._translate(exc) from None
                 attempt += 1
-                self.sleep(delay)
+                self._wait(budget, delay, exc, what, attempt)
+
+    def _wait(self, budget: Budget, delay: float, exc: Exception, what: str, attempt: int) -> None:
+        status = _status(exc)
+        cause = (f"HTTP 429 rate limit (Retry-After {_retry_after(exc):g} s)" if status == 429 and
+                 _retry_after(exc) is not None else f"HTTP {status}" if status else _short(exc)[:80])
+        if not budget.take(delay):
+            left, remaining = budget.left_to_wait(), max(0.0, budget.remaining())
+            by_deadline = remaining <= left  # which bound a wait of `delay` would pass
+            room = (f"the {remaining:.1f} s the run's deadline leaves (--deadline)" if by_deadline else
+                    f"the {left:.1f} s of waiting --max-wait leaves")
+            if status == 429:
+                raise RateLimited(f"rate limited by {self.endpoint_url} while {what}: it asks to wait {delay:g} s, "
+                                  f"more than {room}")
+            if by_deadline and remaining < 1.0:  # the time is spent: say so plainly
+                raise Timeout(f"gave up after {budget.seconds:g} s (the run's deadline; --deadline changes it) while "
+                              f"{what}: {cause}")
+            if by_deadline:
+                raise Timeout(f"gave up {what}: {cause}, and a retry in {delay:.1f} s would pass {room}")
+            raise self._translate(exc, f" (a retry in {delay:.1f} s would pass {room})")
+        if self.notice is not None:
+            now = time.monotonic()
+            with self._lock:  # one line a second at most: a 429 storm in a scan is a storm of waits
+                quiet = now - self._last_notice < 1.0
+                if not quiet:
+                    self._last_notice = now
+            if not quiet:
+                self.notice(f"waiting {delay:.1f} s to retry {what} ({cause}; retry {attempt} of {self.retries}, "
+                            f"{budget.left_to_wait():.1f} s of --max-wait left)")
+        self.sleep(delay)
 
     def _transient_delay(self, exc: Exception, attempt: int) -> float | None:
         status = _status(exc)
         backoff = BACKOFF_S * (2 ** attempt) * (0.75 + 0.5 * random.random())
         if status == 429:
             retry_after = _retry_after(exc)
-            return min(MAX_RETRY_AFTER_S, retry_after) if retry_after is not None else backoff
+            return retry_after if retry_after is not None else backoff
         if status is not None and status >= 500:
             return backoff
         if status is None and _is_network(exc) and not _is_unreachable(exc):
             return backoff  # reset connection, read timeout, protocol error
         return None
 
-    def _translate(self, exc: Exception) -> Exception:
+    def _translate(self, exc: Exception, suffix: str = "") -> Exception:
         from huggingface_hub import errors as hf
 
         if isinstance(exc, hf.GatedRepoError):
@@ -278,19 +526,107 @@ class HubSource:
             return RevisionNotFound(f"revision not found: {_server_message(exc)}")
         if isinstance(exc, (hf.EntryNotFoundError,)) or type(exc).__name__ == "RemoteEntryNotFoundError":
             return NothingToRead(f"file not found: {_server_message(exc)}")
-        if isinstance(exc, hf.SafetensorsParsingError):
-            return MalformedInput(str(exc).split(" Please make sure")[0])
         status = _status(exc)
         if status == 429:
-            return RateLimited(f"rate limited by {self.endpoint_url} (HTTP 429) after {self.retries} retries")
+            return RateLimited(f"rate limited by {self.endpoint_url} (HTTP 429) after {self.retries} retries"
+                               + suffix)
         if status is not None:
-            return NetworkError(f"{self.endpoint_url} answered HTTP {status}: {_server_message(exc)}")
+            return NetworkError(f"{self.endpoint_url} answered HTTP {status}: {_server_message(exc)}" + suffix)
         if _is_unreachable(exc):
             return _Unreachable(_short(exc))
         if _is_network(exc):
-            return NetworkError(f"network error talking to {self.endpoint_url}: {_short(exc)}")
+            return NetworkError(f"network error talking to {self.endpoint_url}: {_short(exc)}" + suffix)
         return HfvramError(f"unexpected error reading from {self.endpoint_url}: {type(exc).__name__}: {_short(exc)}")
 
+
+# -- HTTP: streamed, capped, deadline-bound ----------------------------------------------------------------------------
+
+def _get(url: str, headers: dict, budget: Budget, what: str, cap: int, *, params: dict | None = None,
+         byte_range: tuple[int, int] | None = None, truncate: bool = False):
+    """GET through huggingface_hub's client, streaming: (status, headers, body). The body stops at `cap` bytes
+    (`truncate`) or is refused past it; the run's deadline is checked between chunks, so a server that trickles
+    bytes cannot hold the run. Errors go through `hf_raise_for_status` with their body read up to 64 kB."""
+    from huggingface_hub.utils import get_session, hf_raise_for_status
+
+    if byte_range is not None:
+        headers = {**headers, "Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"}
+    timeout = budget.request_timeout(f"while reading {what}")
+    with get_session().stream("GET", url, headers=headers, params=params, timeout=timeout) as response:
+        if response.status_code >= 400:
+            body = _read_capped(response, ERROR_BODY_CAP, budget, what, truncate=True)
+            # the body is decoded already: a copy of the answer without its transfer headers, for the error mapping
+            kept = [(k, v) for k, v in response.headers.items()
+                    if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+            hf_raise_for_status(type(response)(response.status_code, headers=kept, content=body,
+                                               request=response.request))
+            raise NetworkError(f"HTTP {response.status_code} reading {what}")  # hf_raise_for_status raised already
+        return response.status_code, response.headers, _read_capped(response, cap, budget, what, truncate)
+
+
+def _read_capped(response, cap: int, budget: Budget, what: str, truncate: bool) -> bytes:
+    buf = bytearray()
+    for chunk in response.iter_bytes():
+        budget.check(f"while reading {what} ({len(buf):,} bytes in)")
+        room = cap - len(buf)
+        if len(chunk) >= room:
+            if not truncate and len(chunk) > room:
+                raise MalformedInput(f"{what} is larger than {cap:,} bytes, the most hfvram reads for it")
+            buf += chunk[:room]
+            if truncate:
+                break
+            continue
+        buf += chunk
+    return bytes(buf)
+
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+
+
+def _ranged(url: str, headers: dict, budget: Budget, what: str, start: int, stop: int) -> bytes:
+    """Bytes [start, stop) of a file: a 206 must say it holds them (Content-Range); a 200 (Range ignored) holds the
+    whole file, read only as far as `stop`."""
+    status, response_headers, body = _get(url, headers, budget, what, stop, byte_range=(start, stop), truncate=True)
+    if status == 206:
+        m = _CONTENT_RANGE.match(response_headers.get("Content-Range") or "")
+        if not m or int(m.group(1)) != start:
+            raise MalformedInput(f"{what}: asked for bytes {start}-{stop - 1}, the server answered "
+                                 f"{response_headers.get('Content-Range') or 'a partial answer without Content-Range'}")
+        return body[:stop - start]
+    if status != 200:
+        raise MalformedInput(f"{what}: unexpected HTTP {status} to a ranged read")
+    return body[start:stop]
+
+
+# -- what the model info says -----------------------------------------------------------------------------------------
+
+def _listing(info: dict, repo_id: str, endpoint: str) -> tuple[str, dict[str, int | None]]:
+    """(commit sha, {file: size}) from a model-info answer. The sha names a cache file and goes into URLs: exactly 40
+    lowercase hex digits, or the answer is refused. Sizes must be whole numbers of bytes."""
+    sha = info.get("sha")
+    if not isinstance(sha, str) or not SHA_RE.match(sha):
+        shown = repr(sha)[:60] if sha is not None else "none"
+        raise MalformedInput(f"{repo_id}: {endpoint} answered with commit sha {shown}, not 40 hex digits; "
+                             f"refusing the answer")
+    siblings = info.get("siblings")
+    if siblings is None:
+        siblings = []
+    if not isinstance(siblings, list):
+        raise MalformedInput(f"{repo_id}: {endpoint} answered with a file list that is not a list")
+    files: dict[str, int | None] = {}
+    for entry in siblings:
+        name = entry.get("rfilename") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name or len(name) > 4096:
+            raise MalformedInput(f"{repo_id}: {endpoint} listed a file without a valid name ({repr(entry)[:80]})")
+        size = entry.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or
+                                 not 0 <= size <= MAX_FILE_SIZE):
+            raise MalformedInput(f"{repo_id}: {endpoint} listed {name!r} with size {repr(size)[:40]}, not a whole "
+                                 f"number of bytes up to {MAX_FILE_SIZE:,}")
+        files[name] = size
+    return sha, files
+
+
+# -- error helpers -----------------------------------------------------------------------------------------------------
 
 def _status(exc: Exception) -> int | None:
     response = getattr(exc, "response", None)
@@ -301,9 +637,10 @@ def _retry_after(exc: Exception) -> float | None:
     response = getattr(exc, "response", None)
     value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
     try:
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    return max(0.0, seconds) if seconds is not None and seconds == seconds else None
 
 
 def _server_message(exc: Exception) -> str:
@@ -311,7 +648,7 @@ def _server_message(exc: Exception) -> str:
     if response is not None:
         message = response.headers.get("X-Error-Message")
         if message:
-            return message
+            return " ".join(message.split())[:300]
     return _short(exc)
 
 

@@ -34,13 +34,16 @@ def headers_to_read(files) -> list[str]:
 
 
 def from_index(text: str | None) -> list[str] | None:
+    """The shard files an index's weight_map names (None: no index, or not one: not JSON, no map of names to
+    file names)."""
     if not text:
         return None
     try:
         weight_map = json.loads(text).get("weight_map")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
-    if not isinstance(weight_map, dict) or not weight_map:
+    if not isinstance(weight_map, dict) or not weight_map or \
+            not all(isinstance(v, str) and v for v in weight_map.values()):
         return None
     return sorted(set(weight_map.values()))
 
@@ -52,6 +55,10 @@ def weight_files(files, texts) -> tuple[str, list[str]]:
         indexed = from_index(texts.get("model.safetensors.index.json"))
         if indexed and all(f in files for f in indexed):
             return "safetensors", indexed
+        if indexed and "model.safetensors" in candidates:
+            # a stale index next to a single-file checkpoint: transformers loads model.safetensors first
+            # (modeling_utils checks SAFE_WEIGHTS_NAME before SAFE_WEIGHTS_INDEX_NAME)
+            return "safetensors", ["model.safetensors"]
         return "safetensors", candidates
     bins = sorted(f for f in files if _BIN.match(f))
     if bins:
