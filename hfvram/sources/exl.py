@@ -51,7 +51,10 @@ def list_branches(hub, repo_id: str) -> list[Branch]:
     from .hub import _Unreachable
 
     try:
-        refs = hub._retrying(lambda: hub.api.list_repo_refs(repo_id))
+        from .hub import current_budget
+
+        refs = hub._retrying(current_budget(), f"listing the branches of {repo_id}",
+                             lambda: hub.api.list_repo_refs(repo_id))
     except _Unreachable as exc:
         from ..errors import NetworkError
 
@@ -120,12 +123,20 @@ def read_subfolder(hub, repo: RepoData, folder: str) -> RepoData:
     if not jobs:
         raise NothingToRead(f"{repo.id}: folder {folder} has no config.json or safetensors weights")
 
+    from .hub import current_budget
+
+    total = [0]  # header bytes read for this folder (HubSource caps a repo's headers)
+
     def run(job):
         kind, path = job
         full = prefix + path
+        budget = current_budget()
+        size = files.get(path)
         if kind == "text":
-            return kind, path, hub._retrying(lambda: hub._get_text(repo.id, repo.sha, full))
-        meta, tensors = hub._retrying(lambda: hub._get_header(repo.id, repo.sha, full))
+            return kind, path, hub._retrying(budget, f"reading {repo.id}/{full}",
+                                             lambda: hub._get_text(repo.id, repo.sha, full, size, budget))
+        meta, tensors = hub._retrying(budget, f"reading the header of {repo.id}/{full}",
+                                      lambda: hub._get_header(repo.id, repo.sha, full, size, budget, total))
         return kind, path, (meta, [t.__class__(t.name, t.dtype, t.shape, t.nbytes, path) for t in tensors])
 
     for kind, path, value in hub.pool.map(run, jobs):

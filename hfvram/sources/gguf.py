@@ -709,18 +709,28 @@ def hub_opener(hub, repo_id: str, sha: str, path: str) -> RangeOpener:
     from .. import __version__
     from .hub import TIMEOUT_S
 
+    from .hub import current_budget
+
     url = hf_hub_url(repo_id, path, revision=sha, endpoint=hub.endpoint)
     base = build_hf_headers(token=hub.token, library_name="hfvram", library_version=__version__)
+    budget = current_budget()  # the run's deadline, checked between chunks (a trickling server cannot hold it)
+    what = f"{repo_id}: {path}"
+
+    def chunks(response):
+        for chunk in response.iter_bytes(CHUNK_BYTES):
+            budget.check(f"reading {what}")
+            yield chunk
 
     @contextmanager
     def open_range(start: int, stop: int):
         headers = {**base, "Range": f"bytes={start}-{stop - 1}"}
-        with get_session().stream("GET", url, headers=headers, timeout=TIMEOUT_S) as response:
+        timeout = budget.request_timeout(f"while reading {what}") or TIMEOUT_S
+        with get_session().stream("GET", url, headers=headers, timeout=timeout) as response:
             hf_raise_for_status(response)
             if response.status_code != 206 and start > 0:
                 raise MalformedInput(f"{repo_id}: {path}: the server ignored the byte range (HTTP "
                                      f"{response.status_code}); hfvram reads GGUF headers with Range requests")
-            yield response.iter_bytes(CHUNK_BYTES)
+            yield chunks(response)
 
     return open_range
 
@@ -735,7 +745,10 @@ def fetch_headers(hub, repo, paths: list[str], template: GGUFHeader | None = Non
 
     def one(path: str) -> GGUFHeader:
         opener = hub_opener(hub, repo.id, repo.sha, path)
-        return hub._retrying(lambda: read_header(opener, path, repo.files.get(path), display=f"{repo.id}: {path}",
+        from .hub import current_budget
+
+        return hub._retrying(current_budget(), f"reading the header of {repo.id}/{path}",
+                             lambda: read_header(opener, path, repo.files.get(path), display=f"{repo.id}: {path}",
                                                  template=template))
 
     try:

@@ -202,6 +202,12 @@ class _Pool:
                     threading.Thread(target=self._work, name=f"{self.name}-{self._threads}", daemon=True).start()
         return future
 
+    def map(self, fn: Callable, items, what: str = "reading the repo's files") -> list:
+        """`fn` over `items` in the pool, results in order, each call in a copy of the caller's context (so the
+        run's deadline and wait budget apply in the threads too); the run's deadline bounds the wait."""
+        futures = [self.submit(contextvars.copy_context().run, fn, item) for item in items]
+        return _gather(futures, current_budget(), what)
+
     def _work(self) -> None:
         while True:
             future, fn, args = self._queue.get()
