@@ -308,10 +308,13 @@ def scan(models: list[str], settings: dict, writer: Writer, *, gpus=None, jobs: 
         from .analysis import analyze_facts
         from .introspect import introspect
         from .sources import open_model
+        from .sources.hub import limits
 
         out: list[dict] = []
         try:
-            facts, failure = introspect(open_model(p.model, offline=offline, hub=hub)), None
+            # each model gets its own deadline and wait budget on the Hub (--deadline, --max-wait)
+            with limits(gpu_opts[0].deadline, gpu_opts[0].max_wait):
+                facts, failure = introspect(open_model(p.model, offline=offline, hub=hub)), None
         except Exception as exc:  # noqa: BLE001 - one bad row never stops the batch
             facts, failure = None, exc
         for g, opts in enumerate(gpu_opts):
