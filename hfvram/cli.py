@@ -15,8 +15,13 @@ from . import __version__
 from .batch import DEFAULT_JOBS
 from .errors import HfvramError
 
-_SUBCOMMANDS_HELP = ("Subcommands: scan, check, recommend, explain, gpus, engines, snapshot (run `hfvram "
-                     "<subcommand> --help`).")
+_SUBCOMMANDS_HELP = """Subcommands: scan, check, recommend, explain, gpus, engines, snapshot (run `hfvram <subcommand> --help`).
+
+\b
+Examples:
+  hfvram meta-llama/Llama-2-7b-hf --gpu RTX-4090
+  hfvram check Qwen/Qwen3-8B --gpu L40S -f vllm --context 32k
+  hfvram scan models.txt --gpu L40S,H100 --format matrix"""
 
 
 class DefaultGroup(click.Group):
@@ -206,7 +211,15 @@ def checked(opts: dict) -> dict:
     return kwargs
 
 
-@cli.command("show")
+_SHOW_EXAMPLES = """\b
+Examples:
+  hfvram meta-llama/Llama-2-7b-hf                      facts + every engine at 4K tokens
+  hfvram Qwen/Qwen3-32B --gpu L40S:2 -f vllm --context 32k --batch 8
+  hfvram bartowski/Meta-Llama-3.1-8B-Instruct-GGUF --gpu RTX-4090 --context 32k
+"""
+
+
+@cli.command("show", epilog=_SHOW_EXAMPLES)
 @click.argument("model")
 @estimate_options
 @click.option("--revision", default=None, help="Branch, tag or commit (same as MODEL@revision).")
@@ -283,7 +296,15 @@ def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmpro
         click.echo(f"hfvram: wrote {output}", err=True)
 
 
-@cli.command("scan")
+_SCAN_EXAMPLES = """\b
+Examples:
+  hfvram scan models.txt --gpu L40S,H100,RTX-4090 --format matrix
+  hfvram scan models.txt -f vllm --context 32k --format csv -o fit.csv
+  hfvram scan models.txt --format jsonl -o rows.jsonl --resume rows.jsonl
+"""
+
+
+@cli.command("scan", epilog=_SCAN_EXAMPLES)
 @click.argument("inputs", nargs=-1, metavar="[FILE|-]...")
 @click.option("--search", default=None, help="Scan a Hub listing: models matching this text.")
 @click.option("--author", default=None, help="Scan a Hub listing: models of this user or organisation.")
@@ -368,7 +389,15 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, re
     sys.exit(summary.exit_code)
 
 
-@cli.command("check")
+_CHECK_EXAMPLES = """\b
+Examples:
+  hfvram check meta-llama/Llama-2-7b-hf --gpu L40S -f vllm --context 32k --headroom 10% \\
+      --gpu-memory-utilization 0.85
+  hfvram check org/model --max-memory 40GiB -f llamacpp --format json
+"""
+
+
+@cli.command("check", epilog=_CHECK_EXAMPLES)
 @click.argument("models", nargs=-1, required=True)
 @estimate_options
 @click.option("--allow-estimated", is_flag=True,
@@ -391,7 +420,15 @@ def check_cmd(models, allow_estimated, fmt, as_json, units, offline, **opts):
                        allow_estimated=allow_estimated, units=units))
 
 
-@cli.command("explain")
+_EXPLAIN_EXAMPLES = """\b
+Examples:
+  hfvram explain vllm.log
+  hfvram explain server.log Qwen/Qwen3-8B --gpu RTX-4090
+  hfvram explain trtllm.log --json
+"""
+
+
+@cli.command("explain", epilog=_EXPLAIN_EXAMPLES)
 @click.argument("logfile", metavar="LOGFILE")
 @click.argument("model", required=False)
 @click.option("--engine", type=click.Choice(["vllm", "llamacpp", "trtllm", "sglang"]), default=None,
@@ -572,7 +609,15 @@ def recommend_cmd(models, lists, as_json, units, offline, **opts):
     sys.exit(exit_code(rows))
 
 
-@cli.command("engines")
+_ENGINES_EXAMPLES = """\b
+Examples:
+  hfvram engines                  versions, weight formats and KV types per engine
+  hfvram engines --all            and every architecture each one runs
+  hfvram engines --json
+"""
+
+
+@cli.command("engines", epilog=_ENGINES_EXAMPLES)
 @click.option("--json", "as_json", is_flag=True, help="Print the support table as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="List every architecture, not only the counts.")
 def engines_cmd(as_json, show_all):
@@ -600,7 +645,14 @@ def engines_cmd(as_json, show_all):
             click.echo(f"  architectures: {len(archs)} (`hfvram engines --all` lists them)")
 
 
-@cli.command("snapshot")
+_SNAPSHOT_EXAMPLES = """\b
+Examples:
+  hfvram snapshot                 the models answered with no network
+  hfvram snapshot --json
+"""
+
+
+@cli.command("snapshot", epilog=_SNAPSHOT_EXAMPLES)
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def snapshot_cmd(as_json):
     """List the models bundled with hfvram (answered with no network)."""
