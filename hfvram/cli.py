@@ -459,10 +459,6 @@ def explain_cmd(logfile, model, engine, as_json, offline, units, **overrides):
     stdin). MODEL is the Hub model it ran (default: the one the log names). Every memory figure the log printed is
     set beside ours, with the difference and what drives it; a log that ends out of memory gets what failed and
     what would fit. Settings the log does not print can be given as options.
-
-    \b
-    hfvram explain vllm.log
-    hfvram explain server.log Qwen/Qwen3-8B --gpu RTX-4090
     """
     from .explain import explain, read_log, render
 
