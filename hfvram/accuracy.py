@@ -2,6 +2,7 @@
 settings, scored leave-one-source-out.
 
     python -m hfvram.accuracy [--cases FILE ...] [--markdown] [--sources] [--constants] [--json] [--verbose]
+    python -m hfvram.accuracy --write-bands [FILE] [--markdown]    # the error bands (hfvram.estimate.bands)
 
 A case names the checkpoint that was measured and, in `arch_config`, the bundled model whose config has its
 architecture (a fine-tune's base, for one). That model is read from the bundled snapshot (no network); a quantised
@@ -650,7 +651,8 @@ def _fallback(own: list[dict], to: dict, words: str) -> dict:
             entry["below_bytes"], entry["above_bytes"] = _up(below, "bytes"), _up(above, "bytes")
             basis += ", with its own largest deviations in bytes as a floor"
     elif above > to["above"] or below > to["below"]:
-        entry["below"], entry["above"] = max(_up(below, "relative"), to["below"]), max(_up(above, "relative"), to["above"])
+        entry["below"] = max(_up(below, "relative"), to["below"])
+        entry["above"] = max(_up(above, "relative"), to["above"])
         basis += ", widened to its own largest deviations"
     return {**entry, "own_cases": len(own), "own_sources": sorted({d["source"] for d in own}), "basis": basis}
 
@@ -706,11 +708,18 @@ def band_case(r: Result, data: dict) -> tuple[float, float] | None:
             low, high = low / (1 + kv_hi), high / max(1e-9, 1 - kv_lo)
         return low, high
     if r.quantity in TOTALS and engine in POOL_ENGINES and x["fixed"]:
-        lo, hi = bands.margins(engine, x["fixed"] if engine == "trtllm" else
-                               {k: comps.get(k, 0) for k in ("weights", "activations")}, tp, data)
-        if _pool_inclusive(r, engine):
-            keep = 1 - ((x.get("fraction") or 1.0) if engine == "trtllm" else 1.0)
-            lo, hi = lo * keep, hi * keep
+        if engine == "trtllm":  # its peak; with the pool, (1 - fraction) x the peak's margins
+            lo, hi = bands.margins(engine, x["fixed"], tp, data)
+            if _pool_inclusive(r, engine):
+                keep = 1 - (x.get("fraction") or 1.0)
+                lo, hi = lo * keep, hi * keep
+        elif _pool_inclusive(r, engine):  # vLLM's whole budget, plus what it holds outside it
+            outside = {"cuda_context": comps.get("cuda_context", 0)}
+            if "cuda_graphs" not in x["fixed"]:
+                outside["cuda_graphs"] = comps.get("cuda_graphs", 0)
+            lo, hi = bands.margins(engine, outside, tp, data)
+        else:  # vLLM 0.6's peak_torch_memory: weights + the profile's activations (predicted_value)
+            lo, hi = bands.margins(engine, {k: comps.get(k, 0) for k in ("weights", "activations")}, tp, data)
         return p - lo, p + hi
     if r.quantity in TOTALS:
         total = sum(comps.values())
@@ -806,7 +815,8 @@ def print_bands(data: dict, markdown: bool = False) -> None:
                       f"{cells[6]}")
     print()
     if markdown:
-        print("| engine | held-out cases | inside the band | coverage | source held out too | by quantity (inside / cases) |")
+        print("| engine | held-out cases | inside the band | coverage | source held out too | "
+              "by quantity (inside / cases) |")
         print("|---|---:|---:|---:|---:|---|")
     for engine, row in data["engines"].items():
         cov = row["coverage"]

@@ -1,22 +1,23 @@
 """Error bands: how far the memory an engine really takes may lie from our estimate, from the held-out error of each
-component for that engine.
+component for that engine (README, "Error bands").
 
 `hfvram/data/error_bands.json` is written by `python -m hfvram.accuracy --write-bands` from the published
 measurements in validation/, scored leave-one-source-out (a figure never counts as held out for a constant that
 was fitted to it). For every engine and component it holds two margins:
 
-- `above`: the 90th percentile, over the held-out cases where the measured value came out *above* our estimate, of
-  how far above (the high end of the band), and `below` the same over the cases that came out below (the low end);
+- `above`: the 90th percentile (nearest rank), over the held-out cases whose measured value came out *above* our
+  estimate, of how far above (the high end of the band), and `below` the same over the cases that came out below;
 - as a share of the estimate (`scale` "relative": weights, KV cache, activations, compute and runtime buffers grow
   with the model) or in bytes (`scale` "bytes": non-torch memory, CUDA graphs, the CUDA context and the allocator's
   slack are fixed overheads whose held-out error is which neighbouring constant stood in, not a share of their size);
 - non-torch memory apart for one GPU and for tensor parallelism (NCCL and all-reduce buffers exist only with TP).
 
-A component with fewer than MIN_CASES held-out cases, or cases from fewer than MIN_SOURCES sources, takes the
-engine's total error (its allocator peak / nvidia-smi totals) instead, and an engine without enough totals takes
-every engine's totals together; the file says which (`basis`). The margins of the components add up (errors are not
-assumed to cancel): the band of a sum is the sum of the bands, so the band of the fixed parts and of the whole are
-at least as wide as any of their parts'.
+An engine's `total` is its allocator peaks and nvidia-smi figures and, for vLLM and TensorRT-LLM, the fixed parts a
+measured KV pool leaves. A component with fewer than MIN_CASES held-out cases, or cases from fewer than MIN_SOURCES
+sources, takes its engine's total error instead (an engine without enough totals: every engine's totals), widened to
+its own largest deviations when it has any (`below_bytes` / `above_bytes`: a fixed overhead's, in bytes, as a floor);
+the file says which (`basis`). The margins of the components add up (errors are not assumed to cancel): the band of
+a sum is the sum of the bands.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ SCHEMA = "hfvram/error-bands/1"
 # 4 to 9 cases the 90th percentile (nearest rank) is the largest of them, which errs on the safe side.
 MIN_CASES = 4
 MIN_SOURCES = 2
+# The band covers nine in ten held-out cases on each side of the estimate (issue 9: "cover most held-out cases");
+# the coverage actually reached is measured and written with the table.
 PERCENTILE = 0.9
 # Components whose error is a number of bytes rather than a share of their size (module docstring).
 ABSOLUTE = frozenset({"non_torch", "cuda_graphs", "cuda_context", "allocator_slack"})
