@@ -2,6 +2,7 @@
 settings, scored leave-one-source-out.
 
     python -m hfvram.accuracy [--cases FILE ...] [--markdown] [--sources] [--constants] [--json] [--verbose]
+    python -m hfvram.accuracy --write-bands [FILE] [--markdown]    # the error bands (hfvram.estimate.bands)
 
 A case names the checkpoint that was measured and, in `arch_config`, the bundled model whose config has its
 architecture (a fine-tune's base, for one). That model is read from the bundled snapshot (no network); a quantised
@@ -93,6 +94,7 @@ class Result:
     in_sample: float | None = None  # every observation in
     skipped: str | None = None
     constants: list[str] = field(default_factory=list)  # fitted constants the prediction used
+    estimate: dict | None = None  # what the held-out estimate was made of (error bands: band_inputs)
 
     @property
     def error(self) -> float | None:
@@ -365,6 +367,7 @@ def evaluate(case: dict, in_sample: bool = True) -> Result:
             analysis = analyze(model, **kwargs)
             result.predicted = predicted_value(case, analysis, fw)
         result.constants = sorted(used)
+        result.estimate = band_inputs(analysis, fw)
         touched = any(source in FITTED[name].sources for name in used)
         if in_sample and touched:
             with holding_out(None):
@@ -470,6 +473,364 @@ def _markdown(table: list[dict], sources: list[dict], verbose_sources: bool) -> 
                   f"{row['median_abs_pct']:.1f}% | {row['p90_abs_pct']:.1f}% | {row['worst_abs_pct']:.1f}% |")
 
 
+# -- error bands (python -m hfvram.accuracy --write-bands; hfvram.estimate.bands reads them) -----------------------
+
+BANDS_FILE = Path(__file__).resolve().parent / "data" / "error_bands.json"
+# Measured quantity -> the estimate's components it is (one: its held-out error is that component's; several: the
+# case only checks the band's coverage). Pool quantities and totals are handled apart (band_case).
+QUANTITY_COMPONENTS = {
+    "weights_bytes": ("weights",), "activation_peak_bytes": ("activations",), "cuda_graph_bytes": ("cuda_graphs",),
+    "compute_buffer_bytes": ("compute",), "runtime_buffer_bytes": ("runtime_buffers",),
+    "non_torch_bytes": ("non_torch",),
+}
+TOTALS = ("peak_allocated_bytes", "total_used_bytes", "total_reserved_bytes")
+# vLLM and TensorRT-LLM size a KV pool from what the fixed parts leave: these measure the pool, not a component.
+POOL_QUANTITIES = ("kv_cache_bytes", "kv_tokens", "gpu_blocks", "max_concurrency")
+POOL_ENGINES = ("vllm", "trtllm")
+
+
+def band_inputs(analysis, fw: str) -> dict | None:
+    """What the error band of a case's estimate is worked out from: its components, the fixed parts its KV pool is
+    sized after (vLLM, TensorRT-LLM), the pool and the tensor-parallel size."""
+    est = analysis.estimates[fw]
+    if not est.supported:
+        return None
+    s = analysis.estimate_settings
+    return {"components": dict(est.components), "fixed": dict(est.fixed_components or {}),
+            "pool": est.extras.get("kv_pool_bytes"), "fraction": est.extras.get("free_gpu_memory_fraction"),
+            "budget": est.budget_bytes, "usable": s.usable_bytes if s is not None else None,
+            "tp": s.tp if s is not None else 1}
+
+
+def _fixed_total(r: Result, engine: str) -> tuple[float, float] | None:
+    """(measured, estimated) fixed parts of a measured KV pool: what vLLM's budget holds besides the pool
+    (budget - pool), or TensorRT-LLM's peak (usable - pool / free_gpu_memory_fraction). The engine's total
+    besides the KV cache, measured by every log that prints its pool."""
+    x = r.estimate or {}
+    pool = x.get("pool")
+    if r.quantity != "kv_cache_bytes" or not pool or abs(float(r.predicted) - pool) > 1:
+        return None  # a pool capped at a token count (predicted_value) is not what the fixed parts leave
+    if engine == "vllm" and x.get("budget"):
+        whole, share = x["budget"], 1.0
+    elif engine == "trtllm" and x.get("usable") and x.get("fraction"):
+        whole, share = x["usable"], x["fraction"]
+    else:
+        return None
+    measured, estimated = whole - r.measured / share, whole - pool / share
+    return (measured, estimated) if measured > 0 and estimated > 0 else None
+
+
+def _band_engine(r: Result) -> str | None:
+    """The engine a case's band belongs to: only cases measured on that engine itself (AutoAWQ's and ExLlamaV3's
+    are sized with another engine's policy, and say nothing about that engine's error)."""
+    fw = FRAMEWORK.get(r.framework)
+    return fw if fw == r.framework else None
+
+
+def _components_of(r: Result, engine: str) -> tuple[str, ...] | None:
+    q = r.quantity
+    if q == "non_torch_bytes" and engine == "trtllm":
+        return ("non_torch", "cuda_context")  # "Memory used outside torch" includes the context (predicted_value)
+    if q == "kv_cache_bytes" and engine not in POOL_ENGINES:
+        return ("kv_cache",)
+    return QUANTITY_COMPONENTS.get(q)
+
+
+def _pool_inclusive(r: Result, engine: str) -> bool:
+    """A total of vLLM or TensorRT-LLM that holds the KV pool (nvidia-smi's figure): the pool is a share of what
+    the fixed parts left, so the total moves by (1 - share) x their error."""
+    if engine == "trtllm":
+        return r.quantity == "total_used_bytes" and "Peak memory during memory usage profiling" not in \
+            str(r.case.get("quote"))
+    return engine == "vllm" and r.quantity == "total_used_bytes"
+
+
+def deviations(results: list[Result]) -> list[dict]:
+    """Each held-out case's deviation from our estimate, per engine and component key: measured / estimate - 1
+    (relative components and totals) or measured - estimate in bytes (hfvram.estimate.bands.ABSOLUTE)."""
+    from .estimate import bands
+
+    out = []
+    for r in results:
+        engine = _band_engine(r)
+        if engine is None or r.error is None or r.case.get("calibration") or not r.predicted or r.predicted < 0:
+            continue
+        tp = (r.estimate or {}).get("tp", 1)
+        fixed = _fixed_total(r, engine) if engine in POOL_ENGINES else None
+        if fixed is not None:
+            out.append({"engine": engine, "key": "total", "source": r.source, "quantity": f"{r.quantity} (fixed parts)",
+                        "value": fixed[0] / fixed[1] - 1, "scale": "relative", "rel": fixed[0] / fixed[1] - 1})
+            continue
+        if r.quantity in TOTALS:
+            if _pool_inclusive(r, engine):
+                continue  # mostly the pool the engine sized from what was free, not an error of ours
+            comp = "total"
+        else:
+            comps = _components_of(r, engine)
+            if comps and len(comps) > 1:  # a sum whose other parts are nil here measures the one that is not
+                comps = tuple(c for c in comps if (r.estimate or {}).get("components", {}).get(c))
+            if not comps or len(comps) != 1:
+                continue
+            comp = comps[0]
+        absolute = comp in bands.ABSOLUTE
+        value = r.measured - r.predicted if absolute else r.measured / r.predicted - 1
+        out.append({"engine": engine, "key": bands.key(comp, tp) if comp != "total" else "total",
+                    "source": r.source, "quantity": r.quantity, "value": value,
+                    "scale": "bytes" if absolute else "relative", "rel": r.measured / r.predicted - 1})
+    return out + per_token_deviations(results)
+
+
+def per_token_deviations(results: list[Result]) -> list[dict]:
+    """The KV cache a token takes in vLLM's and TensorRT-LLM's pools: a log that prints both its pool's bytes and
+    its token capacity measures bytes per token (pool / tokens), against our estimate's own ratio. That is the KV
+    cache component's error; the pool's own error is the fixed parts' (_fixed_total)."""
+    pairs: dict[tuple, dict[str, Result]] = {}
+    for r in results:
+        engine = _band_engine(r)
+        if engine in POOL_ENGINES and r.quantity in ("kv_cache_bytes", "kv_tokens") and r.error is not None \
+                and r.predicted and not r.case.get("calibration"):
+            c = r.case
+            k = (engine, c.get("model"), json.dumps(c.get("settings"), sort_keys=True), r.source,
+                 c.get("framework_version"))
+            pairs.setdefault(k, {})[r.quantity] = r
+    out = []
+    for (engine, *_), pair in pairs.items():
+        if len(pair) == 2:
+            b, t = pair["kv_cache_bytes"], pair["kv_tokens"]
+            if b.measured and t.measured:
+                value = (b.measured / t.measured) / (b.predicted / t.predicted) - 1
+                out.append({"engine": engine, "key": "kv_cache", "source": b.source,
+                            "quantity": "kv_cache_bytes / kv_tokens", "value": value, "scale": "relative",
+                            "rel": value})
+    return out
+
+
+def _up(value: float, scale: str) -> float:
+    """A margin rounded up (to a byte, or to 0.001%): the case at the percentile stays inside its band."""
+    return int(math.ceil(value)) if scale == "bytes" else math.ceil(value * 1e5) / 1e5
+
+
+def _entry(devs: list[dict], scale: str) -> dict:
+    from .estimate import bands
+
+    above = [d["value"] for d in devs if d["value"] > 0]
+    below = [-d["value"] for d in devs if d["value"] < 0]
+
+    def pct(values):
+        return _up(_p90(values) if values else 0.0, scale)
+
+    assert bands.PERCENTILE == 0.9  # _p90
+    return {"below": pct(below), "above": pct(above), "scale": scale, "cases": len(devs),
+            "cases_above": len(above), "cases_below": len(below),
+            "sources": sorted({d["source"] for d in devs}), "quantities": sorted({d["quantity"] for d in devs})}
+
+
+def _enough(devs: list[dict]) -> bool:
+    from .estimate import bands
+
+    return len(devs) >= bands.MIN_CASES and len({d["source"] for d in devs}) >= bands.MIN_SOURCES
+
+
+def _fallback(own: list[dict], to: dict, words: str) -> dict:
+    """An entry with too few cases of its own takes `to`'s margins, widened to its own cases' largest deviations
+    when it has any: a fallback never claims more precision than what was seen of the thing itself. A fixed
+    overhead's own deviations are bytes: they widen a relative fallback as a floor in bytes (below_bytes,
+    above_bytes), not as a share of whatever size the overhead has."""
+    from .estimate import bands
+
+    n_src = len({d["source"] for d in own})
+    basis = (f"fallback: {words} ({len(own)} held-out cases of its own from {n_src} sources; {bands.MIN_CASES} from "
+             f"{bands.MIN_SOURCES} needed)")
+    entry = {k: v for k, v in to.items() if k not in ("basis", "own_cases", "own_sources")}
+    in_bytes = bool(own) and all(d["scale"] == "bytes" for d in own)
+    field = "value" if in_bytes else "rel"
+    above = max([d[field] for d in own if d[field] > 0], default=0.0)
+    below = max([-d[field] for d in own if d[field] < 0], default=0.0)
+    if in_bytes and to["scale"] == "relative":
+        if above or below:
+            entry["below_bytes"], entry["above_bytes"] = _up(below, "bytes"), _up(above, "bytes")
+            basis += ", with its own largest deviations in bytes as a floor"
+    elif above > to["above"] or below > to["below"]:
+        entry["below"] = max(_up(below, "relative"), to["below"])
+        entry["above"] = max(_up(above, "relative"), to["above"])
+        basis += ", widened to its own largest deviations"
+    return {**entry, "own_cases": len(own), "own_sources": sorted({d["source"] for d in own}), "basis": basis}
+
+
+def bands_table(devs: list[dict]) -> dict:
+    """The error-band table (hfvram/data/error_bands.json without its coverage) from these deviations."""
+    from .estimate import bands
+
+    totals = [d for d in devs if d["key"] == "total"]
+    every = {**_entry(totals, "relative"), "basis": "every engine's totals (allocator peaks, nvidia-smi figures, "
+                                                   "the fixed parts a measured KV pool leaves)"}
+    engines = {}
+    for engine, comps in bands.COMPONENTS.items():
+        mine = [d for d in devs if d["engine"] == engine]
+        own_total = [d for d in mine if d["key"] == "total"]
+        if _enough(own_total):
+            total = {**_entry(own_total, "relative"), "basis": "measured"}
+        else:
+            total = _fallback(own_total, every, "every engine's totals")
+        entries = {}
+        for comp in comps:
+            own = [d for d in mine if d["key"] == comp]
+            base = comp.split("@")[0]
+            if _enough(own):
+                entries[comp] = {**_entry(own, "bytes" if base in bands.ABSOLUTE else "relative"), "basis": "measured"}
+            else:
+                entries[comp] = _fallback(own, total, "the engine's total error")
+        engines[engine] = {"total": total, "components": entries}
+    return {"schema": bands.SCHEMA, "engines": engines, "every_engine_total": every}
+
+
+def band_case(r: Result, data: dict) -> tuple[float, float] | None:
+    """The band [low, high] of the quantity a case measured, from its held-out estimate and the table `data`."""
+    from .estimate import bands
+
+    engine = _band_engine(r)
+    x = r.estimate
+    if engine is None or x is None or r.predicted is None:
+        return None
+    p, tp, comps = float(r.predicted), x["tp"], x["components"]
+    if r.quantity in POOL_QUANTITIES and engine in POOL_ENGINES:
+        pool = x.get("pool")
+        if not pool or pool <= 0 or not x["fixed"]:
+            return None
+        if r.quantity == "kv_cache_bytes" and abs(p - pool) > 1:  # a pool capped at a token count: tokens x size
+            lo, hi = bands.margin(engine, "kv_cache", p, tp, data)
+            return p - lo, p + hi
+        lo, hi = bands.margins(engine, x["fixed"], tp, data)
+        share = (x.get("fraction") or 1.0) if engine == "trtllm" else 1.0
+        low, high = p * max(0.0, pool - share * hi) / pool, p * (pool + share * lo) / pool
+        if r.quantity != "kv_cache_bytes":  # tokens, blocks, concurrency: the pool over what a token takes
+            kv_lo, kv_hi = bands.margin(engine, "kv_cache", 1.0, tp, data)
+            low, high = low / (1 + kv_hi), high / max(1e-9, 1 - kv_lo)
+        return low, high
+    if r.quantity in TOTALS and engine in POOL_ENGINES and x["fixed"]:
+        if engine == "trtllm":  # its peak; with the pool, (1 - fraction) x the peak's margins
+            lo, hi = bands.margins(engine, x["fixed"], tp, data)
+            if _pool_inclusive(r, engine):
+                keep = 1 - (x.get("fraction") or 1.0)
+                lo, hi = lo * keep, hi * keep
+        elif _pool_inclusive(r, engine):  # vLLM's whole budget, plus what it holds outside it
+            outside = {"cuda_context": comps.get("cuda_context", 0)}
+            if "cuda_graphs" not in x["fixed"]:
+                outside["cuda_graphs"] = comps.get("cuda_graphs", 0)
+            lo, hi = bands.margins(engine, outside, tp, data)
+        else:  # vLLM 0.6's peak_torch_memory: weights + the profile's activations (predicted_value)
+            lo, hi = bands.margins(engine, {k: comps.get(k, 0) for k in ("weights", "activations")}, tp, data)
+        return p - lo, p + hi
+    if r.quantity in TOTALS:
+        total = sum(comps.values())
+        if not total:
+            return None
+        lo, hi = bands.margins(engine, comps, tp, data)
+        return p * (1 - lo / total), p * (1 + hi / total)
+    names = _components_of(r, engine)
+    if not names:
+        return None
+    if len(names) == 1:
+        lo, hi = bands.margin(engine, names[0], p, tp, data)
+    else:
+        lo, hi = bands.margins(engine, {n: comps.get(n, 0) for n in names}, tp, data)
+    return p - lo, p + hi
+
+
+def coverage(results: list[Result], devs: list[dict]) -> dict:
+    """Per engine, the share of held-out cases whose measured value lies inside the band: with the bands as written
+    (`share`), and with each case's band refitted without the case's own source (`share_source_held_out`: what to
+    expect of a source the bands have not seen)."""
+    whole = bands_table(devs)
+    tables: dict[str, dict] = {}
+    out: dict[str, dict] = {}
+    for r in results:
+        engine = _band_engine(r)
+        if engine is None or r.error is None or r.case.get("calibration"):
+            continue
+        if r.source not in tables:
+            tables[r.source] = bands_table([d for d in devs if d["source"] != r.source])
+        b, b_held = band_case(r, whole), band_case(r, tables[r.source])
+        if b is None or b_held is None:
+            continue
+        row = out.setdefault(engine, {"cases": 0, "inside": 0, "inside_source_held_out": 0, "by_quantity": {}})
+        q = row["by_quantity"].setdefault(r.quantity, {"cases": 0, "inside": 0, "inside_source_held_out": 0})
+        for item in (row, q):
+            item["cases"] += 1
+            item["inside"] += int(b[0] * (1 - 1e-9) <= r.measured <= b[1] * (1 + 1e-9))
+            item["inside_source_held_out"] += int(b_held[0] * (1 - 1e-9) <= r.measured <= b_held[1] * (1 + 1e-9))
+    for row in out.values():
+        row["share"] = round(row["inside"] / row["cases"], 4)
+        row["share_source_held_out"] = round(row["inside_source_held_out"] / row["cases"], 4)
+    return out
+
+
+def write_bands(results: list[Result], path: Path) -> dict:
+    from .estimate import bands
+
+    devs = deviations(results)
+    data = bands_table(devs)
+    cov = coverage(results, devs)
+    for engine, row in data["engines"].items():
+        row["coverage"] = cov.get(engine, {"cases": 0, "inside": 0, "share": None, "inside_source_held_out": 0,
+                                           "share_source_held_out": None, "by_quantity": {}})
+    data = {"schema": data["schema"],
+            "generated_by": "python -m hfvram.accuracy --write-bands",
+            "statistic": (f"per engine and component, p{round(100 * bands.PERCENTILE)} of the held-out deviation "
+                          f"(measured / estimate - 1, or measured - estimate in bytes for "
+                          f"{', '.join(sorted(bands.ABSOLUTE))}), separately over the cases above the estimate "
+                          f"(above: the high end) and below it (below: the low end); components with fewer than "
+                          f"{bands.MIN_CASES} held-out cases or {bands.MIN_SOURCES} sources take the engine's total "
+                          f"error; coverage: the share of held-out cases whose measured value lies in [low, high], "
+                          f"each case's band refitted without its own source"),
+            "min_cases": bands.MIN_CASES, "min_sources": bands.MIN_SOURCES,
+            **{k: v for k, v in data.items() if k != "schema"}}
+    path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    if path.resolve() == bands.DATA.resolve():
+        bands.table.cache_clear()
+    return data
+
+
+def _margin_text(e: dict, side: str) -> str:
+    if e["scale"] == "bytes":
+        return f"{e[side] / GiB:.2f} GiB"
+    floor = e.get(f"{side}_bytes")
+    return f"{100 * e[side]:.1f}%" + (f", >= {floor / GiB:.2f} GiB" if floor else "")
+
+
+def print_bands(data: dict, markdown: bool = False) -> None:
+    if markdown:
+        print("| engine | component | below | above | cases | sources | basis |")
+        print("|---|---|---:|---:|---:|---:|---|")
+    else:
+        print(f"{'engine':<13} {'component':<16} {'below':>10} {'above':>10} {'cases':>6} {'sources':>7}  basis")
+    for engine, row in data["engines"].items():
+        for comp, e in [("total", row["total"]), *row["components"].items()]:
+            cells = (engine, comp, _margin_text(e, "below"), _margin_text(e, "above"),
+                     e["cases"], len(e["sources"]), e["basis"])
+            if markdown:
+                print("| " + " | ".join(map(str, cells)) + " |")
+            else:
+                print(f"{cells[0]:<13} {cells[1]:<16} {cells[2]:>10} {cells[3]:>10} {cells[4]:>6} {cells[5]:>7}  "
+                      f"{cells[6]}")
+    print()
+    if markdown:
+        print("| engine | held-out cases | inside the band | coverage | source held out too | "
+              "by quantity (inside / cases) |")
+        print("|---|---:|---:|---:|---:|---|")
+    for engine, row in data["engines"].items():
+        cov = row["coverage"]
+        if not cov["cases"]:
+            continue
+        detail = ", ".join(f"{q} {v['inside']}/{v['cases']}" for q, v in sorted(cov["by_quantity"].items()))
+        if markdown:
+            print(f"| {engine} | {cov['cases']} | {cov['inside']} | {100 * cov['share']:.0f}% | "
+                  f"{100 * cov['share_source_held_out']:.0f}% | {detail} |")
+        else:
+            print(f"coverage {engine:<13} {cov['inside']:>4}/{cov['cases']:<4} {100 * cov['share']:5.1f}% "
+                  f"(source held out too: {100 * cov['share_source_held_out']:.1f}%)  {detail}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hfvram.accuracy", description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=Path, action="append", help="case file(s) (default: validation/cases-*.jsonl)")
@@ -478,9 +839,17 @@ def main(argv=None) -> int:
     ap.add_argument("--constants", action="store_true", help="print the fitted constants and their sources")
     ap.add_argument("--json", action="store_true", help="print per-case results as JSON lines")
     ap.add_argument("--verbose", "-v", action="store_true", help="print every case")
+    ap.add_argument("--write-bands", nargs="?", const=str(BANDS_FILE), metavar="FILE",
+                    help=f"write the error bands derived from the held-out errors (default {BANDS_FILE.name} in "
+                         f"hfvram/data) and print them with their measured coverage")
     args = ap.parse_args(argv)
     cases = [c for c in load_cases(args.cases) if c.get("usable")]
     results = [evaluate(c) for c in cases]
+    if args.write_bands:
+        data = write_bands(results, Path(args.write_bands))
+        print_bands(data, args.markdown)
+        print(f"\nwritten to {args.write_bands}")
+        return 0
     if args.json:
         for r in results:
             print(json.dumps({"id": r.case["id"], "source": r.source, "framework": r.framework,

@@ -1,6 +1,6 @@
 """`hfvram check`: a deployment gate for CI. Every model x framework must fit its GPU(s) with the headroom asked
-for; a model that cannot be analysed never passes, nor one the engine cannot run, nor (unless --allow-estimated)
-one whose weights were not read from any file."""
+for, at the high end of its error band (hfvram.estimate.bands); a model that cannot be analysed never passes, nor
+one the engine cannot run, nor (unless --allow-estimated) one whose weights were not read from any file."""
 
 from __future__ import annotations
 
@@ -29,11 +29,18 @@ def verdict_line(row: dict, units: str = "GiB") -> str:
         use = (f"needs {fmt_bytes(row['per_gpu_bytes'], units)} {at} within its budget of {fmt_bytes(row['budget_bytes'], units)}"
                f" ({_budget_words(row)}); the process holds {fmt_bytes(held, units)} of {fmt_bytes(row['allowed_bytes'], units)}"
                f" allowed per GPU{where}")
+    elif row.get("per_gpu_bytes") and held != row["per_gpu_bytes"]:  # takes a share of what is free (TensorRT-LLM)
+        use = (f"needs {fmt_bytes(row['per_gpu_bytes'], units)} {at}; the process holds {fmt_bytes(held, units)} of "
+               f"{fmt_bytes(row['allowed_bytes'], units)} allowed per GPU{where}")
     else:
         use = f"{fmt_bytes(held, units)} of {fmt_bytes(row['allowed_bytes'], units)} allowed per GPU{where} {at}"
     line = f"{word} {row['framework']:<12} {row['model']}: {engine}: {use}"
     if row["status"] == "ok":
-        line += f" ({fmt_bytes(row['headroom_bytes'], units)} spare)"
+        # a PASS holds at the high end of the error band (hfvram.estimate.bands), and says so
+        high = row.get("high_bytes")
+        fits = (f"high end {fmt_bytes(high, units)} fits{' its budget' if row.get('budget_bytes') else ''}; "
+                if high is not None else "")
+        line += f" ({fits}{fmt_bytes(row['headroom_bytes'], units)} spare)"
         if row.get("estimated"):
             line += f"; {ESTIMATED}"
     elif row.get("reason"):

@@ -410,6 +410,7 @@ Examples:
 def check_cmd(models, allow_estimated, fmt, as_json, units, offline, **opts):
     """The CI gate: does each MODEL fit, per framework? Exit 0 all fit, 1 any does not, 2 on any error.
 
+    A PASS holds at the high end of the estimate's error band (from held-out measurements; README "Error bands").
     Needs --gpu (or --gpu-mem) or --max-memory. A verdict line per model and framework; an engine that cannot run
     the model fails; so does a verdict whose weights were guessed from the config, unless --allow-estimated. With
     GITHUB_STEP_SUMMARY set, a Markdown table is appended to it.

@@ -16,6 +16,7 @@ from dataclasses import replace
 from importlib import import_module
 
 from ..errors import UsageError
+from . import bands
 from .base import Estimate, Settings, Suggestion, fit_allocating, largest_fitting
 from .model import Model, build
 
@@ -71,6 +72,7 @@ def estimate_one(name: str, model: Model, settings: Settings, max_context: bool 
     if name == "transformers" and settings.kv_paging == "contiguous":
         settings = replace(settings, cache_implementation="static")
     est = module(name).estimate(model, settings)
+    bands.apply(est, settings.tp)  # low_bytes / high_bytes from each component's held-out error
     est.notes[:0] = [n for n in verdict.notes if n not in est.notes]
     if settings.kv_paging and name in PAGING_NOTES and PAGING_NOTES[name] not in est.notes:
         est.notes.append(PAGING_NOTES[name])

@@ -225,6 +225,15 @@ class Estimate:
     allocator_peak_bytes: int | None = None
     nvidia_smi_bytes: int | None = None
     nvidia_smi_unknown: bool = False
+    # The error band of per_gpu_bytes (hfvram.estimate.bands: the held-out error of each component). Verdicts hold
+    # at the high end: fixed_components are what an engine sizes its KV pool after (vLLM: the parts inside its
+    # budget; TensorRT-LLM: its peak), fixed_high_bytes their sum at the high end, held_high_bytes what the process
+    # holds at the high end (None: high_bytes).
+    low_bytes: int | None = None
+    high_bytes: int | None = None
+    fixed_components: dict | None = None
+    fixed_high_bytes: int | None = None
+    held_high_bytes: int | None = None
 
     @property
     def per_gpu_bytes(self) -> int:
@@ -234,6 +243,15 @@ class Estimate:
     def held_bytes(self) -> int:
         """What the process holds on the most loaded GPU (what must fit in the allowed memory)."""
         return int(self.per_gpu_bytes if self.process_bytes is None else self.process_bytes)
+
+    @property
+    def held_high(self) -> int:
+        """What the process holds at the high end of the error band (what a verdict must fit)."""
+        if self.held_high_bytes is not None:
+            return int(self.held_high_bytes)
+        if self.process_bytes is None and self.high_bytes is not None:
+            return int(self.high_bytes)
+        return self.held_bytes
 
     @property
     def allocator_peak(self) -> int:
@@ -255,6 +273,8 @@ class Estimate:
             "engine": self.engine,
             "total_bytes": int(self.total_bytes or self.per_gpu_bytes * self.gpus),
             "per_gpu_bytes": self.per_gpu_bytes,
+            "low_bytes": self.low_bytes if self.supported else None,
+            "high_bytes": self.high_bytes if self.supported else None,
             "process_bytes": self.held_bytes,
             "budget_bytes": self.budget_bytes,
             "allocator_peak_bytes": self.allocator_peak if self.supported else None,
@@ -324,18 +344,36 @@ def stage_layers(layers: list[LayerSpec], pp: int, rank: int | None = None) -> l
 def fit_allocating(est: "Estimate", s: Settings, model, need_at: Callable[[int], float], extra: int = 0,
                    what: str = "") -> None:
     """The verdict for engines that allocate what they need (transformers, llama.cpp, ExLlamaV2): the process holds
-    `need_at(context)` (+ `extra` that must be free while loading) and it must be within the allowed memory. Sets
-    fits, headroom, the largest context that fits (up to the model's maximum) and the reason in words."""
+    `need_at(context)` (+ `extra` that must be free while loading) and it must be within the allowed memory at the
+    high end of its error band (hfvram.estimate.bands), so that a verdict errs on the safe side. Sets fits,
+    headroom (against the estimate itself), the largest context that fits (up to the model's maximum) and the
+    reason in words."""
+    from . import bands
+
     allowed = s.allowed_bytes
     if allowed is None:
         return
+    base = dict(est.components)
+    at = sum(base.values())
+
+    def high_at(c: int, need: float | None = None) -> float:
+        """The need at context `c` at the high end: what changes with the context is taken as KV cache."""
+        need = need_at(c) if need is None else need
+        return bands.high(est.framework, {**base, "kv_cache": base.get("kv_cache", 0) + need - at}, s.tp) + extra
+
     need = need_at(s.context) + extra
-    est.fits = need <= allowed
+    high = high_at(s.context, need - extra)
+    est.fits = high <= allowed
     est.headroom_bytes = int(allowed - need)
+    est.held_high_bytes = int(high - extra)
     if not est.fits:
-        est.fit_reason = (f"needs {_gib(need)}{what} per GPU, {_gib(allowed)} allowed{allowed_note(s)}: "
-                          f"{_gib(need - allowed)} short")
-    est.max_context = largest_fitting(lambda c: need_at(c) + extra <= allowed, 1, context_ceiling(model, s))
+        if need <= allowed:
+            est.fit_reason = (f"needs {_gib(need)}{what} per GPU, {_gib(high)} at the high end of its error band, "
+                              f"{_gib(allowed)} allowed{allowed_note(s)}: {_gib(high - allowed)} short at the high end")
+        else:
+            est.fit_reason = (f"needs {_gib(need)}{what} per GPU, {_gib(allowed)} allowed{allowed_note(s)}: "
+                              f"{_gib(need - allowed)} short")
+    est.max_context = largest_fitting(lambda c: high_at(c) <= allowed, 1, context_ceiling(model, s))
 
 
 def engine_info(label: str, version: str, settings: dict[str, tuple]) -> dict:

@@ -107,7 +107,7 @@ _SETTINGS_FIELDS = {"context", "kv_dtype", "tp", "gpu_memory_utilization", "free
 def _engine_knob(name: str, model, settings: Settings, est) -> dict:
     """The engine's own share setting that keeps its process within the allowed memory, when it is the problem."""
     allowed = settings.allowed_bytes
-    if allowed is None or est.held_bytes <= allowed:
+    if allowed is None or est.held_high <= allowed:  # at the high end of the error band, as the verdict
         return {}
     if name == "vllm":
         from .vllm import utilization_within
@@ -118,7 +118,7 @@ def _engine_knob(name: str, model, settings: Settings, est) -> dict:
     if name == "trtllm":
         from .trtllm import fraction_within
 
-        peak = est.held_bytes - est.extras.get("kv_pool_bytes", 0)
+        peak = est.fixed_high_bytes or est.held_bytes - est.extras.get("kv_pool_bytes", 0)  # peak at the high end
         fraction = fraction_within(settings, peak, allowed)
         return {"free_gpu_memory_fraction": fraction} if fraction else {}
     return {}

@@ -31,6 +31,7 @@ from .base import (
     CUDA_CONTEXT_BYTES, GiB, KV_BYTES, Estimate, Settings, allowed_note, ceil_div, engine_info, fitted,
     largest_fitting, per_token_per_gpu, spec_tokens, stage_layers, state_per_gpu,
 )
+from . import bands
 from .model import Model
 from .vllm import (
     CUDAGRAPH_L0, CUDAGRAPH_PER_LAYER, NT_TP_PCIE, NT_V111_TP1, NT_V111_TP_NVLINK, activation_peak,
@@ -253,6 +254,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
             notes.append(f"--batch {s.batch} exceeds the engine's max_batch_size "
                          f"{s.max_batch_size or MAX_BATCH_SIZE}: the scheduler runs at most that many at once")
     peak = sum(components.values())
+    fixed_parts = dict(components)  # what the pool is sized after (error bands)
     extras["profile_peak_bytes" if path == "pytorch" else "fixed_bytes"] = int(peak)
     kv = s.batch * kv_per_sequence(model, s, layers, s.context)
     components["kv_cache"] = int(kv)
@@ -272,6 +274,16 @@ def estimate(model: Model, s: Settings) -> Estimate:
     free = usable - peak
     pool = max(0.0, fraction * free)
     held = peak + pool  # the pool is a fraction of what is free after the peak, whatever the model needs
+    # The verdict holds at the high end of the error band (hfvram.estimate.bands): the peak at its high end leaves
+    # a smaller pool, which must hold the request at its high end, and the process must stay within `allowed`.
+    peak_high = peak + bands.margins(NAME, fixed_parts, s.tp)[1]
+    pool_low = max(0.0, fraction * (usable - peak_high))
+    held_high = peak_high + pool_low
+    kv_share = bands.margin(NAME, "kv_cache", kv, s.tp)[1] / kv if kv else 0.0
+    pool_safe = pool_low / (1 + kv_share)  # a request at its high end in pool_low <=> the request in pool_safe
+    est.fixed_components = fixed_parts
+    est.fixed_high_bytes = int(peak_high)
+    est.held_high_bytes = int(held_high)
     per_token_all = kv_per_sequence(model, s, layers, block) / block
     extras["kv_bytes_per_token"] = per_token_all
     extras["kv_pool_bytes"] = int(pool)
@@ -282,26 +294,35 @@ def estimate(model: Model, s: Settings) -> Estimate:
     extras["process_bytes"] = int(held)
     est.process_bytes = int(held)
     est.allocator_peak_bytes = int(allocator + pool)
-    within = held <= allowed
-    est.fits = fits_pool(model, s, layers, s.context, pool) and within
+    within = held_high <= allowed
+    est.fits = fits_pool(model, s, layers, s.context, pool_safe) and within
     est.headroom_bytes = int(allowed - held)
-    if free <= 0:
+    high_words = f" ({fmt_bytes(peak_high)} at the high end of its error band)" if peak_high > peak else ""
+    if usable - peak_high <= 0:
         est.fit_reason = (f"weights and the {'profiling peak' if path == 'pytorch' else 'engine buffers'} "
-                          f"alone take {fmt_bytes(peak)}, {fmt_bytes(peak - usable)} more than the GPU's "
-                          f"{fmt_bytes(usable)}")
+                          f"alone take {fmt_bytes(peak)}{high_words}, {fmt_bytes(peak_high - usable)} more than the "
+                          f"GPU's {fmt_bytes(usable)}" + (" at the high end" if peak < usable else ""))
     elif not within:
         est.fit_reason = (f"TensorRT-LLM holds {fmt_bytes(held)} (its peak {fmt_bytes(peak)} plus "
-                          f"free_gpu_memory_fraction {fraction:g} of the {fmt_bytes(free)} left), more than the "
-                          f"{fmt_bytes(allowed)} allowed{allowed_note(s)}")
+                          f"free_gpu_memory_fraction {fraction:g} of the {fmt_bytes(free)} left)"
+                          + (f", {fmt_bytes(held_high)} at the high end of its error band" if held <= allowed else "")
+                          + f", more than the {fmt_bytes(allowed)} allowed{allowed_note(s)}")
     elif not est.fits:
         shares = len(window_groups(model, s, layers))
-        est.fit_reason = (f"the KV pool ({fmt_bytes(pool)} = {fraction:g} x the {fmt_bytes(free)} left "
-                          f"after {fmt_bytes(peak)}) cannot hold {fmt_bytes(kv)}"
-                          + (f" in {shares} equal shares, one per window size" if shares > 1 else
-                             f": {fmt_bytes(kv - pool)} short"))
+        if fits_pool(model, s, layers, s.context, pool):
+            est.fit_reason = (f"the KV pool ({fmt_bytes(pool)} = {fraction:g} x the {fmt_bytes(free)} left after "
+                              f"{fmt_bytes(peak)}) holds {fmt_bytes(kv)}, but at the high end of the error band the "
+                              f"peak is {fmt_bytes(peak_high)}, the pool {fmt_bytes(pool_low)} and the request "
+                              f"{fmt_bytes(kv * (1 + kv_share))}"
+                              + (f" in {shares} equal shares, one per window size" if shares > 1 else ""))
+        else:
+            est.fit_reason = (f"the KV pool ({fmt_bytes(pool)} = {fraction:g} x the {fmt_bytes(free)} left "
+                              f"after {fmt_bytes(peak)}) cannot hold {fmt_bytes(kv)}"
+                              + (f" in {shares} equal shares, one per window size" if shares > 1 else
+                                 f": {fmt_bytes(kv - pool)} short"))
     ceiling = max(s.context, model.max_position or s.context)
-    est.max_context = largest_fitting(lambda c: fits_pool(model, s, layers, c, pool), 1, ceiling) \
-        if pool > 0 and within else None
+    est.max_context = largest_fitting(lambda c: fits_pool(model, s, layers, c, pool_safe), 1, ceiling) \
+        if pool_safe > 0 and within else None
     return est
 
 

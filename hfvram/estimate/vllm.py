@@ -29,6 +29,7 @@ from .base import (
     CUDA_CONTEXT_BYTES, GiB, MiB, KV_BYTES, Estimate, Settings, allowed_note, ceil_div, engine_info, fitted,
     largest_fitting, per_token_per_gpu, spec_tokens, stage_bounds, stage_layers, state_per_gpu,
 )
+from . import bands
 from .model import Model
 
 NAME = "vllm"
@@ -518,6 +519,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
 
     ranks = [s.pp_rank] if s.pp_rank is not None else list(range(s.pp))
     stages = []
+    fixed_parts = []  # per stage: the components inside the budget that the pool is sized after (error bands)
     for r in ranks:
         layers = stage_layers(model.layers, s.pp, r)
         plan = KVPlan(model, s, kv_b, mnbt, version, paging, layers)
@@ -529,6 +531,8 @@ def estimate(model: Model, s: Settings) -> Estimate:
         graphs = cudagraph_bytes(model, s, version, mnbt, max_seqs, spec, layers)
         fixed = weights + nt + act + (graphs if graphs_in_budget else 0) + sum(riders.values())
         stages.append((r, plan, draft_plan, weights, act, fixed, graphs))
+        fixed_parts.append({"weights": weights, "non_torch": nt, "activations": act,
+                            **({"cuda_graphs": graphs} if graphs_in_budget else {}), **riders})
 
     def per_request(plan: KVPlan, draft_plan, context: int) -> float:
         need = plan.request_bytes(context, spec)
@@ -581,17 +585,26 @@ def estimate(model: Model, s: Settings) -> Estimate:
     # it, plus (before 0.20) the CUDA graphs captured after the pool was sized.
     held = budget + outside + (0 if graphs_in_budget else graphs)
     allowed = s.allowed_bytes
+    # The verdict holds at the high end of the error band (hfvram.estimate.bands): the fixed parts at their high end
+    # must leave blocks for the request at its high end, and the process at its high end must be within `allowed`.
+    fixed_above = [bands.margins(NAME, parts, s.tp)[1] for parts in fixed_parts]
+    held_high = budget + outside + bands.margin(NAME, "cuda_context", outside, s.tp)[1] + \
+        (0 if graphs_in_budget else graphs + bands.margin(NAME, "cuda_graphs", graphs, s.tp)[1])
 
-    def stage_blocks(st) -> int:
+    def stage_blocks(st, above: float = 0.0) -> int:
         _, p, _, _, _, f, _ = st
-        pool = budget - f
+        pool = budget - f - above
         return max(0, int(pool // p.bytes_per_block) - 1) if p.bytes_per_block and pool > 0 else 0  # null block
 
     blocks_by_stage = [stage_blocks(st) for st in stages]
+    safe_blocks = [stage_blocks(st, above) for st, above in zip(stages, fixed_above)]
+
+    def request_high(st, context: int) -> float:
+        need = s.batch * per_request(st[1], st[2], context)
+        return need + bands.margin(NAME, "kv_cache", need, s.tp)[1]
 
     def kv_fits(context: int) -> bool:
-        return all(b * st[1].bytes_per_block >= s.batch * per_request(st[1], st[2], context)
-                   for b, st in zip(blocks_by_stage, stages))
+        return all(b * st[1].bytes_per_block >= request_high(st, context) for b, st in zip(safe_blocks, stages))
 
     tight = min(range(len(stages)), key=lambda i: blocks_by_stage[i])
     blocks = blocks_by_stage[tight]
@@ -599,6 +612,9 @@ def estimate(model: Model, s: Settings) -> Estimate:
     per_req_blocks = per_request(tplan, tdraft, s.context) / tplan.bytes_per_block if tplan.bytes_per_block else 0
     pool = max(0, budget - tfixed)  # the stage with the fewest blocks sizes every stage (min over workers)
     est.allocator_peak_bytes = int(tweights + sum(riders.values()) + max(tact, pool))
+    est.fixed_components = fixed_parts[tight]
+    est.fixed_high_bytes = int(tfixed + fixed_above[tight])
+    est.held_high_bytes = int(held_high)
     extras.update({
         "budget_bytes": int(budget),
         "kv_pool_bytes": int(pool),
@@ -614,24 +630,31 @@ def estimate(model: Model, s: Settings) -> Estimate:
             extras["kv_tokens"] = blocks // max(1, len(tplan.groups)) * tplan.block
     est.budget_bytes = int(budget)
     est.process_bytes = int(held)
-    within = held <= allowed
+    within = held_high <= allowed
     est.fits = kv_fits(s.context) and within
     est.headroom_bytes = int(allowed - held)
     share = f"gpu_memory_utilization {util:g} x {fmt_bytes(usable)} = {fmt_bytes(budget)}"
     if not within:
-        est.fit_reason = (f"vLLM holds {fmt_bytes(held)} ({share}, plus {fmt_bytes(held - budget)} outside it), "
-                          f"more than the {fmt_bytes(allowed)} allowed{allowed_note(s)}")
+        at_high = f", {fmt_bytes(held_high)} at the high end of its error band" if held <= allowed else ""
+        est.fit_reason = (f"vLLM holds {fmt_bytes(held)} ({share}, plus {fmt_bytes(held - budget)} outside it)"
+                          f"{at_high}, more than the {fmt_bytes(allowed)} allowed{allowed_note(s)}")
     elif not est.fits:
-        worst = max(stages, key=lambda st: st[5] + s.batch * per_request(st[1], st[2], s.context))
+        i = max(range(len(stages)), key=lambda i: stages[i][5] + fixed_above[i] + request_high(stages[i], s.context))
+        worst = stages[i]
         need = worst[5] + s.batch * per_request(worst[1], worst[2], s.context) + worst[1].bytes_per_block
+        need_high = worst[5] + fixed_above[i] + request_high(worst, s.context) + worst[1].bytes_per_block
         if worst[5] >= budget:
             est.fit_reason = (f"weights and fixed overheads alone take {fmt_bytes(worst[5])}, "
                               f"{fmt_bytes(worst[5] - budget)} more than vLLM's budget ({share})")
+        elif need <= budget:
+            est.fit_reason = (f"needs {fmt_bytes(need)} for {s.batch} x {s.context:,} tokens, {fmt_bytes(need_high)} "
+                              f"at the high end of its error band, but vLLM's budget is {share}: "
+                              f"{fmt_bytes(need_high - budget)} short at the high end")
         else:
             est.fit_reason = (f"needs {fmt_bytes(need)} for {s.batch} x {s.context:,} tokens but vLLM's budget is "
                               f"{share}: {fmt_bytes(need - budget)} short")
     ceiling = max(s.context, model.max_position or s.context)
-    est.max_context = largest_fitting(kv_fits, 1, ceiling) if blocks and within else None
+    est.max_context = largest_fitting(kv_fits, 1, ceiling) if min(safe_blocks) and within else None
     return est
 
 
@@ -641,6 +664,9 @@ def utilization_within(s: Settings, allowed: int, graphs_outside: int = 0) -> fl
     if not usable:
         return None
     outside = outside_budget(version_tuple(s.vllm_version))
+    # at the high end of the error band (hfvram.estimate.bands), as the verdict holds it
+    outside += bands.margin(NAME, "cuda_context", outside, s.tp)[1]
+    graphs_outside += bands.margin(NAME, "cuda_graphs", graphs_outside, s.tp)[1]
     util = math.floor((allowed - outside - graphs_outside) / usable * 100) / 100
     while util > 0 and math.ceil(usable * util) + outside + graphs_outside > allowed:
         util = round(util - 0.01, 2)

@@ -254,7 +254,8 @@ def _bars(d: dict, units: str) -> str:
     est = d["estimates"]
     allowed = _allowed_bytes(d)
     top = max([e["per_gpu_bytes"] for e in est.values() if e["supported"]] +
-              [e["process_bytes"] for e in est.values() if e["supported"]] + [allowed or 0, 1])
+              [e["process_bytes"] for e in est.values() if e["supported"]] +
+              [e.get("high_bytes") or 0 for e in est.values() if e["supported"]] + [allowed or 0, 1])
     step = _nice_step(top / _unit_size(units)) * _unit_size(units)
     top = math.ceil(top / step) * step
     width = 1000.0
@@ -281,6 +282,13 @@ def _bars(d: dict, units: str) -> str:
                         f'data-component="{_e(key)}" data-bytes="{int(value)}"><title>{_e(label)}: {_e(name_)} '
                         f'{_e(_gib(value, units))}</title></rect>')
             x += w
+        low, high = e.get("low_bytes"), e.get("high_bytes")
+        if low is not None and high is not None and high > low:  # the error band (hfvram.estimate.bands)
+            lx, hx = low / top * width, high / top * width
+            segs.append(f'<path class="band" d="M{lx:.2f} 8V18M{lx:.2f} 13H{hx:.2f}M{hx:.2f} 8V18" fill="none" '
+                        f'stroke="#1f2328" stroke-width="1.5" vector-effect="non-scaling-stroke" '
+                        f'data-low-bytes="{int(low)}" data-high-bytes="{int(high)}"><title>{_e(label)}: error band '
+                        f'{_e(_gib(low, units))} to {_e(_gib(high, units))}</title></path>')
         held = e["process_bytes"]
         if held and held > e["per_gpu_bytes"]:
             hx = held / top * width
@@ -295,6 +303,9 @@ def _bars(d: dict, units: str) -> str:
         verdict = f'<span class="verdict {cls}">{_e(words)}</span>' if e["fits"] is not None else ""
         held_words = (f' <span class="num">holds {_e(_gib(held, units))}</span>'
                       if held and held > e["per_gpu_bytes"] else "")
+        if low is not None and high is not None:
+            held_words = (f' <span class="num band">{_e(_gib(low, units))} to {_e(_gib(high, units))}</span>'
+                          + held_words)
         rows.append(
             f'<div class="bar-row" data-framework="{_e(name)}" data-supported="true" '
             f'data-per-gpu-bytes="{e["per_gpu_bytes"]}" data-process-bytes="{int(held)}">'
@@ -318,6 +329,10 @@ def _bars(d: dict, units: str) -> str:
     if allowed:
         legend += ('<li><svg viewBox="0 0 30 12"><line x1="15" x2="15" y1="0" y2="12" stroke="#cf222e" '
                    f'stroke-width="2"/></svg>allowed per GPU ({_e(_gib(allowed, units))})</li>')
+    if any(e["supported"] and e.get("high_bytes") is not None for e in est.values()):
+        legend += ('<li><svg viewBox="0 0 30 12"><path d="M2 2V10M2 6H28M28 2V10" fill="none" stroke="#1f2328" '
+                   'stroke-width="1.5"/></svg>error band, from held-out measurements (verdicts hold at its high '
+                   'end)</li>')
     if any(e["supported"] and e["process_bytes"] > e["per_gpu_bytes"] for e in est.values()):
         legend += ('<li><svg viewBox="0 0 30 12"><rect x="1" y="1" width="28" height="10" fill="none" '
                    'stroke="#59636e" stroke-dasharray="4 3"/></svg>what the process holds (its own budget)</li>')

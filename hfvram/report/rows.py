@@ -16,6 +16,8 @@ stable: the HTML report and other tools read them.
     per_gpu_bytes   what the engine needs on its most loaded GPU; process_bytes: what the process holds there;
                     budget_bytes: the engine's own budget (vLLM, TensorRT-LLM); allowed_bytes: what the deployment
                     may use per GPU (GPU, --max-memory, --headroom); headroom_bytes: allowed - held
+    low_bytes, high_bytes  the error band of per_gpu_bytes (hfvram.estimate.bands: each component's held-out
+                    error); a verdict holds at the high end
     reason          why it does not fit / cannot run / failed (one line), or a caveat
     retryable       on an error row: True when retrying could help (network fault, rate limit, timeout), False
                     when it cannot (bad repo id, gated without a token, malformed files, a bad setting)
@@ -36,11 +38,12 @@ from typing import IO
 from ..units import fmt_bytes
 
 FIELDS = ("model", "revision", "framework", "gpu_spec", "status", "reason", "gpu", "gpus", "context", "batch",
-          "per_gpu_bytes", "process_bytes", "budget_bytes", "total_bytes", "weights_bytes", "kv_cache_bytes",
-          "allowed_bytes", "headroom_bytes", "fits", "max_context", "estimated", "engine_version", "parameters",
-          "source", "retryable", "settings_key")
-INT_FIELDS = ("gpus", "context", "batch", "per_gpu_bytes", "process_bytes", "budget_bytes", "total_bytes",
-              "weights_bytes", "kv_cache_bytes", "allowed_bytes", "headroom_bytes", "max_context", "parameters")
+          "per_gpu_bytes", "low_bytes", "high_bytes", "process_bytes", "budget_bytes", "total_bytes", "weights_bytes",
+          "kv_cache_bytes", "allowed_bytes", "headroom_bytes", "fits", "max_context", "estimated", "engine_version",
+          "parameters", "source", "retryable", "settings_key")
+INT_FIELDS = ("gpus", "context", "batch", "per_gpu_bytes", "low_bytes", "high_bytes", "process_bytes", "budget_bytes",
+              "total_bytes", "weights_bytes", "kv_cache_bytes", "allowed_bytes", "headroom_bytes", "max_context",
+              "parameters")
 BOOL_FIELDS = ("fits", "estimated", "retryable")
 STATUSES = ("ok", "does-not-fit", "unsupported", "error")
 # Columns a person reads first in a spreadsheet (sizes in --units, 2 decimals), then the raw values.
@@ -90,6 +93,7 @@ def rows_for(analysis, model: str) -> list[dict]:
             "reason": reason, "gpu_spec": spec, "gpu": gpu["name"] if gpu else None, "gpus": e["gpus"],
             "context": d["kv_cache"]["context"], "batch": d["kv_cache"]["batch"],
             "per_gpu_bytes": e["per_gpu_bytes"] if e["supported"] else None,
+            "low_bytes": e.get("low_bytes"), "high_bytes": e.get("high_bytes"),
             "process_bytes": e["process_bytes"] if e["supported"] else None,
             "budget_bytes": e.get("budget_bytes"),
             "total_bytes": e["total_bytes"] if e["supported"] else None,

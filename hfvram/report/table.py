@@ -90,12 +90,13 @@ LEGEND = {
     "act.": "activations, compute and scratch buffers",
     "other": "CUDA context, CUDA graphs, memory outside PyTorch's allocator, allocator slack",
     "vs HF": "per-GPU memory against HF Transformers'",
+    "±": "error band of the per-GPU memory, from held-out measurements (verdicts hold at its high end)",
     "max ctx": "largest context that fits",
 }
 
 # When the terminal is too narrow, columns are left out in this order (first = first to go); the framework, the
 # per-GPU total, the verdict and the largest context always stay, and no number is ever cut short.
-DROP_ORDER = ("vs HF", "other", "act.", "LoRA", "draft", "KV", "weights")
+DROP_ORDER = ("vs HF", "other", "±", "act.", "LoRA", "draft", "KV", "weights")
 
 
 SHORT_LABELS = {"transformers": "HF", "vllm": "vLLM", "trtllm": "TRT-LLM", "llamacpp": "llama.cpp",
@@ -111,6 +112,15 @@ def num(n, units: str = "GiB") -> str:
     if n is None:
         return "-"
     return f"{n / (1e9 if units == 'GB' else 1 << 30):.2f}"
+
+
+def band_cell(e: dict, units: str = "GiB") -> str:
+    """`+1.3/-0.5`: how far above and below the per-GPU figure its error band reaches (hfvram.estimate.bands), to a
+    tenth of a unit so that the column stays narrow; --json has the bytes."""
+    if e.get("high_bytes") is None or e.get("low_bytes") is None:
+        return "-"
+    scale = 1e9 if units == "GB" else 1 << 30
+    return f"+{(e['high_bytes'] - e['per_gpu_bytes']) / scale:.1f}/-{(e['per_gpu_bytes'] - e['low_bytes']) / scale:.1f}"
 
 
 @dataclass
@@ -183,13 +193,13 @@ def estimate_table(d: dict, es, units: str = "GiB", width: int = 80):
     if gpu:
         title += f" on {gpu['count']} x {gpu['name']}, {fmt_bytes(gpu['usable_bytes'], units)} usable"
     cols = [Col("framework", justify="left")] + [Col(label) for label, _ in used]
-    cols += [Col("per GPU", style="bold"), Col("vs HF")]
+    cols += [Col("per GPU", style="bold"), Col("±"), Col("vs HF")]
     if gpu:
         cols += [Col("fits", justify="center"), Col("max ctx")]
     for name, e in estimates.items():
         row = [SHORT_LABELS.get(name, name)]
         if not e["supported"]:
-            row += ["-"] * len(used) + ["[magenta]unsupported[/magenta]", "-"]
+            row += ["-"] * len(used) + ["[magenta]unsupported[/magenta]", "-", "-"]
             if gpu:
                 row += ["[red]no[/red]", "-"]
         else:
@@ -197,6 +207,7 @@ def estimate_table(d: dict, es, units: str = "GiB", width: int = 80):
                 value = sum(e["components"].get(k, 0) for k in keys)
                 row.append(num(value, units) if value else "-")
             row.append(num(e["per_gpu_bytes"], units))
+            row.append(band_cell(e, units))
             vs = e.get("vs_transformers")
             row.append("-" if vs is None else f"{100 * vs:+.0f}%")
             if gpu:
