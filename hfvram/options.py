@@ -58,7 +58,7 @@ KNOBS = {
     "flash_attn": ("bool", None, None),
     "gpu_layers": ("int", -1, 1 << 20),
     "n_parallel": ("int", 1, MAX_BATCH),
-    "llamacpp_version": (("current", "b1513"), None, None),
+    "llamacpp_version": (("current", "4227c9b", "b1513"), None, None),
     "max_input_len": ("int", 1, MAX_CONTEXT),
     "prompt_tokens": ("int", 1, MAX_CONTEXT),
     "attn_implementation": (("sdpa", "eager", "flash_attention_2"), None, None),
