@@ -184,7 +184,7 @@ def test_cpu_moe_flag(cli):
     assert code == 2 and "--cache-type-k" in err
 
 
-# -- Ollama and LM Studio -----------------------------------------------------------------------------------------------
+# -- Ollama and LM Studio ---------------------------------------------------------------------------------------------
 
 def test_profiles_load_gguf_only():
     for fw in ("ollama", "lmstudio"):
