@@ -250,6 +250,7 @@ def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmpro
     """
     from .analysis import analyze, list_quants
     from .sources.exl import ChooseVariant
+    from .errors import UsageError
     from .sources.gguf import ChooseQuant
 
     fmt = "json" if as_json else fmt
