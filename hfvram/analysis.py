@@ -241,7 +241,8 @@ def analyze_facts(facts: ModelFacts, options: Options, *, offline: bool = False,
                          f"({' and '.join(LABELS[n] for n in tp_engines)} shard heads evenly; try --tp "
                          f"{max(t for t in range(1, tp) if heads % t == 0)})")
     es = est.Settings(context=ctx, batch=opts.batch, kv_dtype=opts.kv_dtype, tp=tp, pp=pp, gpu=choice,
-                      limit_bytes=opts.limit_bytes, headroom=opts.headroom, **opts.engine)
+                      limit_bytes=opts.limit_bytes, headroom=opts.headroom, context_default=opts.context is None,
+                      **opts.engine)
     engine_model = est.build(facts, opts.quantize, gguf_version=opts.engine.get("llamacpp_version"))
     notes.extend(engine_model.notes)
     if opts.lora:

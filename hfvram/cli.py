@@ -109,7 +109,8 @@ def estimate_options(f=None, *, several_gpus: bool = False):
                      help="KV cache element type; auto = the model's dtype. q8_0/q4_0: llama.cpp cache types; "
                           "q8/q6/q4: ExLlamaV2 quantised caches."),
         click.option("--framework", "-f", "frameworks", multiple=True, metavar="NAME[,NAME]",
-                     help="transformers, vllm, trtllm, llamacpp, exllamav2 (default: all)."),
+                     help="transformers, vllm, trtllm, llamacpp, exllamav2 (default: all five); ollama, lmstudio: "
+                          "llama.cpp with their defaults."),
         click.option("--gpu", default=None, metavar="NAME[:COUNT]|auto", multiple=several_gpus, help=gpu_help),
         click.option("--gpu-mem", default=None, metavar="SIZE", help="Or a GPU known by its memory (24GiB, 80GB)."),
         click.option("--headroom", default=None, metavar="PCT",
@@ -150,7 +151,29 @@ def estimate_options(f=None, *, several_gpus: bool = False):
                      help="TensorRT-LLM max_seq_len (default: the context)."),
         click.option("--n-ubatch", type=int, default=None, help="llama.cpp physical batch (default 512)."),
         click.option("--flash-attn/--no-flash-attn", default=None, help="llama.cpp flash attention (default on)."),
-        click.option("--gpu-layers", type=int, default=None, help="llama.cpp layers offloaded (default: all)."),
+        click.option("--gpu-layers", type=int, default=None,
+                     help="llama.cpp -ngl: layers on the GPU, the output layer counted first (default: all)."),
+        click.option("--n-cpu-moe", type=int, default=None, metavar="N",
+                     help="llama.cpp: keep the routed experts of the first N layers in host RAM."),
+        click.option("--cpu-moe", is_flag=True, default=None,
+                     help="llama.cpp: every layer's routed experts in host RAM (-ot exps=CPU)."),
+        click.option("--cache-type-k", default=None, type=click.Choice(LLAMACPP_CACHE_TYPES),
+                     help="llama.cpp K cache type (default: from --kv-dtype, else f16)."),
+        click.option("--cache-type-v", default=None, type=click.Choice(LLAMACPP_CACHE_TYPES),
+                     help="llama.cpp V cache type (a quantized one needs flash attention)."),
+        click.option("--no-kv-offload", is_flag=True, default=None,
+                     help="llama.cpp: KV cache (and attention) in host RAM."),
+        click.option("--parallel", "n_parallel", type=int, default=None, metavar="N",
+                     help="llama.cpp -np: sequence slots (default: --batch; LM Studio 4). --context stays per "
+                          "sequence."),
+        click.option("--kv-unified/--no-kv-unified", default=None,
+                     help="llama.cpp: one KV stream shared by the slots (default off; LM Studio on)."),
+        click.option("--llamacpp-version", default=None, type=click.Choice(["current", "4227c9b", "b1513"]),
+                     help="llama-quantize rules for --quantize gguf:TYPE: current (0c1e570), 4227c9b (Aug 2025) or "
+                          "b1513 (late 2023)."),
+        click.option("--ram", default=None, metavar="SIZE",
+                     help="Host RAM the deployment may use (64GiB): a verdict on what llama.cpp keeps there "
+                          "(default with --gpu auto: this machine's available memory)."),
         click.option("--transformers-version", default=None, metavar="X.Y",
                      help="Transformers release whose generate() policy applies (default 5.24, the newest read)."),
         click.option("--dtype", default=None, type=click.Choice(["auto", "float16", "bfloat16", "float32"]),
@@ -174,6 +197,8 @@ def estimate_options(f=None, *, several_gpus: bool = False):
 
 
 KV_CHOICES = ["auto", "fp32", "fp16", "bf16", "fp8", "int8", "q8_0", "q4_0", "q8", "q6", "q4"]  # options.KV_CHOICES
+# options.LLAMACPP_CACHE_TYPES (repeated so that --help imports nothing)
+LLAMACPP_CACHE_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 
 
 def analysis_kwargs(opts: dict) -> dict:
@@ -190,6 +215,12 @@ def analysis_kwargs(opts: dict) -> dict:
         out.pop("batch")
     if out.get("kv_dtype") == "auto":
         out.pop("kv_dtype")
+    if out.pop("cpu_moe", None):
+        if out.get("n_cpu_moe") is not None:
+            from .errors import UsageError
+
+            raise UsageError("--cpu-moe and --n-cpu-moe both say where the experts go: give one")
+        out["n_cpu_moe"] = 1 << 20  # options.CPU_MOE_ALL
     return out
 
 
@@ -243,6 +274,7 @@ def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmpro
     """
     from .analysis import analyze, list_quants
     from .sources.exl import ChooseVariant
+    from .errors import UsageError
     from .sources.gguf import ChooseQuant
 
     fmt = "json" if as_json else fmt

@@ -35,6 +35,10 @@ TRTLLM_RANGE = ((0, 5), (1, 2))
 TRANSFORMERS_RANGE = ((4, 30), (5, 24))
 
 KV_CHOICES = ("auto", "fp32", "fp16", "bf16", "fp8", "int8", "q8_0", "q4_0", "q8", "q6", "q4")
+# llama.cpp --cache-type-k/-v (common/arg.cpp kv_cache_types; hfvram.estimate.gguf.KV_CACHE_TYPES)
+LLAMACPP_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+# --cpu-moe: every layer's experts in host RAM (`--n-cpu-moe` larger than any model's layer count)
+CPU_MOE_ALL = 1 << 20
 VLLM_DTYPES = ("auto", "float16", "half", "bfloat16", "float32", "float", "fp16", "bf16", "fp32")
 
 # Engine knobs: Settings field -> (kind, low, high). Kinds: "int", "float", "bool", or a tuple of choices.
@@ -61,7 +65,13 @@ KNOBS = {
     "flash_attn": ("bool", None, None),
     "gpu_layers": ("int", -1, 1 << 20),
     "n_parallel": ("int", 1, MAX_BATCH),
-    "llamacpp_version": (("current", "b1513"), None, None),
+    "llamacpp_version": (("current", "4227c9b", "b1513"), None, None),
+    "cache_type_k": (LLAMACPP_CACHE_TYPES, None, None),
+    "cache_type_v": (LLAMACPP_CACHE_TYPES, None, None),
+    "no_kv_offload": ("bool", None, None),
+    "kv_unified": ("bool", None, None),
+    "n_cpu_moe": ("int", 0, 1 << 20),
+    "ram": ("size", None, None),
     "max_input_len": ("int", 1, MAX_CONTEXT),
     "prompt_tokens": ("int", 1, MAX_CONTEXT),
     "attn_implementation": (("sdpa", "eager", "flash_attention_2"), None, None),
@@ -121,6 +131,13 @@ def parse(**settings) -> Options:
     limit = _size("--max-memory", s["max_memory"]) if "max_memory" in s else None
     quantize = _quantize(s["quantize"]) if "quantize" in s else None
     engine = {name: _knob(name, s[name]) for name in KNOBS if name in s}
+    if "ram" not in engine and isinstance(s.get("gpu"), str) and s["gpu"].strip().lower() == "auto":
+        # --gpu auto: this machine's memory is the host-RAM limit too (llama.cpp offload needs it)
+        from .hardware import default_ram_bytes
+
+        ram = default_ram_bytes()
+        if ram:
+            engine["ram"] = int(ram)
     if "prompt_tokens" in engine and context is not None and engine["prompt_tokens"] > context:
         raise UsageError(f"--prompt-tokens {engine['prompt_tokens']:,} is longer than --context {context:,}")
     deadline = _seconds("deadline", s["deadline"], 1.0) if "deadline" in s else None
@@ -276,6 +293,8 @@ def _knob(name: str, value):
         if text in ("0", "false", "no", "off"):
             return False
         raise UsageError(f"{_flag(name)} must be true or false, not {value!r}")
+    if kind == "size":
+        return _size(_flag(name), value)
     if kind == "trtllm_version":
         return release(name, value, TRTLLM_RANGE, "1.2 or 0.12.0")
     if kind == "transformers_version":

@@ -19,7 +19,11 @@ DATA = Path(__file__).resolve().parent / "data" / "engine_support.json"
 
 ENGINES = ("transformers", "vllm", "trtllm", "llamacpp", "exllamav2")
 LABELS = {"transformers": "Transformers", "vllm": "vLLM", "trtllm": "TensorRT-LLM", "llamacpp": "llama.cpp",
-          "exllamav2": "ExLlamaV2"}
+          "exllamav2": "ExLlamaV2", "ollama": "Ollama", "lmstudio": "LM Studio"}
+# Front ends that run llama.cpp (hfvram.estimate.llamacpp profiles): llama.cpp's architecture list and KV-cache
+# types, GGUF files only (Ollama pulls GGUF blobs and runs them with llama-server, llm/llama_server.go; LM Studio's
+# llama.cpp engine loads GGUF, its MLX engine is not modelled).
+PROFILES = {"ollama": "llamacpp", "lmstudio": "llamacpp"}
 
 # Float formats every engine runs (llama.cpp after convert_hf_to_gguf.py at F16/BF16/F32; ExLlamaV2 loads
 # unquantised checkpoints as FP16: exllamav2/linear.py).
@@ -47,7 +51,8 @@ _FORMAT_NAMES = {
 # HIP backends (ggml/src/ggml-metal.m, ggml-cuda.cu); transformers runs on CUDA, ROCm and MPS
 # (transformers/utils/import_utils.py is_torch_mps_available).
 PLATFORMS = {"transformers": ("nvidia", "amd", "apple"), "vllm": ("nvidia", "amd"), "trtllm": ("nvidia",),
-             "llamacpp": ("nvidia", "amd", "apple"), "exllamav2": ("nvidia", "amd")}
+             "llamacpp": ("nvidia", "amd", "apple"), "exllamav2": ("nvidia", "amd"),
+             "ollama": ("nvidia", "amd", "apple"), "lmstudio": ("nvidia", "amd", "apple")}
 _VENDOR_WORDS = {"nvidia": "NVIDIA", "amd": "AMD", "apple": "Apple silicon"}
 
 _KIND_WORDS = {"mla": "multi-head latent attention (MLA)", "mamba": "Mamba state-space",
@@ -77,7 +82,12 @@ def table() -> dict:
 
 
 def engine_data(engine: str) -> dict:
-    return table().get(engine, {})
+    return table().get(PROFILES.get(engine, engine), {})
+
+
+def base(engine: str) -> str:
+    """The engine whose lists and rules apply (a profile's engine, or the engine itself)."""
+    return PROFILES.get(engine, engine)
 
 
 def weight_format(model) -> str:
@@ -106,12 +116,69 @@ def source_format(model) -> str:
 def check(engine: str, model, settings) -> Verdict:
     c = _Check()
     _platform(engine, settings, c)
-    _architecture(engine, model, settings, c)
-    _weights(engine, model, settings, c)
-    _kv_cache(engine, model, settings, c)
+    if engine in PROFILES:
+        _profile(engine, model, settings, c)
+    else:
+        _architecture(engine, model, settings, c)
+        _weights(engine, model, settings, c)
+        _kv_cache(engine, model, settings, c)
+    _llamacpp_cache(engine, model, settings, c)
     _backend(engine, model, settings, c)
     _parallel(engine, model, settings, c)
     return Verdict(not c.reasons, tuple(dict.fromkeys(c.reasons)), tuple(dict.fromkeys(c.notes)))
+
+
+def _profile(engine: str, model, s, c: _Check) -> None:
+    """Ollama and LM Studio: llama.cpp's architectures and cache types, GGUF files only (a Hub checkpoint counts
+    when it is sized as a GGUF conversion: --quantize gguf:TYPE)."""
+    label = LABELS[engine]
+    if weight_format(model) != "gguf":
+        c.reasons.append(f"{label} loads GGUF files only: choose a GGUF repo (org/name-GGUF:Q4_K_M) or size a "
+                         f"conversion with --quantize gguf:TYPE")
+        return
+    sub = _Check()
+    _architecture("llamacpp", model, s, sub)
+    _weights("llamacpp", model, s, sub)
+    _kv_cache("llamacpp", model, s, sub)
+    c.reasons += [r.replace("llama.cpp", label, 1) if r.startswith("llama.cpp") else r for r in sub.reasons]
+    c.notes += [n for n in sub.notes if not n.startswith("as convert_hf_to_gguf.py")]
+
+
+def _llamacpp_cache(engine: str, model, s, c: _Check) -> None:
+    """llama.cpp's own refusals at context creation (src/llama-context.cpp llama_init_from_model): a quantized V
+    cache with flash attention off ("quantized V cache requires flash_attn to be enabled"), different K and V types
+    on an MLA model ("model does not support different K and V cache types"), and K/V block sizes that do not
+    divide the head size."""
+    if base(engine) != "llamacpp":
+        return
+    from .estimate.gguf import KV_CACHE_TYPES, TYPE_TRAITS
+    from .estimate.llamacpp import PROFILES as LCPP, cache_type
+
+    label = LABELS[engine]
+    default = cache_type(s)
+    tk, tv = s.cache_type_k or default, s.cache_type_v or default
+    for name, t in (("--cache-type-k", tk), ("--cache-type-v", tv)):
+        if t not in KV_CACHE_TYPES:
+            c.reasons.append(f"{label} has no {t} KV cache ({name}: {', '.join(KV_CACHE_TYPES)})")
+            return
+    flash = s.flash_attn if s.flash_attn is not None else LCPP[engine].flash_attn
+    if tv not in ("f32", "f16", "bf16") and not flash:
+        why = "--no-flash-attn" if s.flash_attn is False else f"{label} turns flash attention off by default"
+        c.reasons.append(f"{label} needs flash attention for a quantized V cache ({tv}), and {why} "
+                         f"(llama-context.cpp: \"quantized V cache requires flash_attn to be enabled\")")
+    kinds = {layer.kind for layer in model.layers}
+    if "mla" in kinds and tk != tv:
+        c.reasons.append(f"{label} caches MLA as one latent: K and V cache types must match ({tk} vs {tv})")
+    if flash:
+        from .specs import FullAttention
+
+        attn = [layer for layer in model.layers if isinstance(layer, FullAttention) and layer.head_dim]
+        for t, which, dims in ((tk, "K", {lay.head_dim for lay in attn}), (tv, "V", {lay.v_dim for lay in attn})):
+            blck = TYPE_TRAITS[t.upper()][0]
+            bad = sorted(h for h in dims if h % blck)
+            if bad:
+                c.reasons.append(f"{label}'s {which} cache type {t} needs the head size to be a multiple of "
+                                 f"{blck} (this model's is {bad[0]})")
 
 
 def _platform(engine: str, s, c: _Check) -> None:
@@ -318,14 +385,23 @@ def _parallel(engine: str, model, s, c: _Check) -> None:
 
 
 def rows() -> list[dict]:
-    """The table for `hfvram engines`: per engine its version and what it runs."""
+    """The table for `hfvram engines`: per engine its version and what it runs; the llama.cpp profiles with their
+    own release and sources, llama.cpp's architectures and cache types, and GGUF as the only weight format."""
     out = []
-    for engine in ENGINES:
+    for engine in ENGINES + tuple(PROFILES):
         d = engine_data(engine)
-        out.append({
+        row = {
             "engine": engine, "label": LABELS[engine], "version": d.get("version"), "read_from": d.get("read_from"),
             "architectures": sorted(d.get("architectures") or {}),
             "weight_formats": sorted(set(FLOATS) | set(d.get("weight_formats") or {})),
             "kv_cache_dtypes": sorted({"auto", *FLOATS} | set(d.get("kv_cache_dtypes") or {})),
-        })
+        }
+        if engine in PROFILES:
+            from .estimate.llamacpp import profile
+
+            prof = profile(engine)
+            row.update(label=f"{LABELS[engine]} (a llama.cpp profile: GGUF only)", version=prof.version,
+                       read_from=f"{prof.source}; architectures and KV-cache types: llama.cpp's ({d.get('version')})",
+                       weight_formats=["gguf"])
+        out.append(row)
     return out

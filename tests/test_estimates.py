@@ -293,17 +293,28 @@ def test_llamacpp_mla_caches_k_only_and_quantised_cache():
     q8 = run("meta-llama/Meta-Llama-3.1-8B", "llamacpp", context=8192, kv_dtype="q8_0")
     # 32 layers x 8192 cells x 2 x 1024 elements x 34/32 bytes (q8_0 block)
     assert q8.components["kv_cache"] == int(32 * 8192 * 2 * 1024 * 34 / 32)
+    # llama-context.cpp refuses a quantized V cache with flash attention off: an unsupported row, not a size
     no_fa = run("meta-llama/Meta-Llama-3.1-8B", "llamacpp", context=8192, kv_dtype="q8_0", flash_attn=False)
-    assert any("flash attention" in n for n in no_fa.notes)
+    assert not no_fa.supported and any("flash attention" in r for r in no_fa.unsupported)
+    # a quantized K with an f16 V is fine without it
+    k_only = run("meta-llama/Meta-Llama-3.1-8B", "llamacpp", context=8192, cache_type_k="q8_0", flash_attn=False)
+    assert k_only.supported and k_only.components["kv_cache"] == int(32 * 8192 * 1024 * (34 / 32 + 2))
 
 
 def test_llamacpp_gguf_weights_and_partial_offload():
     full = run("meta-llama/Meta-Llama-3.1-8B", "llamacpp", quantize="gguf:Q4_K_M")
     half = run("meta-llama/Meta-Llama-3.1-8B", "llamacpp", quantize="gguf:Q4_K_M", gpu_layers=16)
     assert 4.2 * GiB < full.components["weights"] < 4.6 * GiB
-    # 16 of 32 layers and no output layer on the GPU; their KV follows them
-    assert half.components["kv_cache"] == full.components["kv_cache"] // 2
-    assert half.components["weights"] < full.components["weights"] / 2
+    # -ngl 16 is the output layer and the last 15 of 32 repeating layers (src/llama-model.cpp i_gpu_start =
+    # n_layer + 1 - n_gpu_layers); their KV follows them
+    assert half.extras["gpu_layers"] == 16
+    assert half.components["kv_cache"] == full.components["kv_cache"] * 15 // 32
+    per_layer = half.extras["host_components"]["weights"] - (full.extras["host_components"]["weights"])
+    assert per_layer > 0 and full.components["weights"] - half.components["weights"] == per_layer
+    # the other 17 layers, their KV and the token embeddings are in host RAM
+    host = half.extras["host_components"]
+    assert host["kv_cache"] == full.components["kv_cache"] * 17 // 32
+    assert host["weights"] > full.components["weights"] / 2
 
 
 # -- ExLlamaV2 ----------------------------------------------------------------------------------------------------

@@ -356,9 +356,20 @@ def test_snapshot_gpt_oss_120b():
     assert w.by_type["MXFP4"] == 36 * 3 * 128 * 2880 * 2880 // 32 * 17
     assert not w.notes or not any("re-quantized" in n for n in w.notes)
 
-    q4 = types(gguf.gguf_weights(t, "Q4_K_M", 36, 8, 64, n_experts=128, arch="gpt_oss"))
-    # schema [Q4_K_M]: output q8_0, token_embd q5_0, attn_q/attn_k q5_0, gate/up exps q5_0, and attn_v/ffn_down_exps
-    # q8_0 on the use_more_bits layers (Q6_K -> Q8_0 fallback), q5_0 on the other 18
+    kept = gguf.gguf_weights(t, "Q4_K_M", 36, 8, 64, n_experts=128, arch="gpt_oss")
+    kt = types(kept)
+    # llama-quantize does not re-quantize the converter's MXFP4 experts (no --allow-requantize): they stay MXFP4, as
+    # in every published gpt-oss GGUF; the dense tensors follow the Q4_K_M rules
+    for n in ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"):
+        assert kt[f"blk.0.{n}.weight"] == "MXFP4"
+    assert kt["blk.0.attn_q.weight"] == "Q5_0" and kt["output.weight"] == "Q8_0"
+    assert kept.by_type["MXFP4"] == w.by_type["MXFP4"]
+    assert any("keep that type" in n for n in kept.notes)
+    assert kept.file_bytes < gguf.gguf_weights(t, "F16", 36, 8, 64, n_experts=128, arch="gpt_oss").file_bytes
+
+    q4 = types(gguf.gguf_weights(t, "Q4_K_M", 36, 8, 64, n_experts=128, arch="gpt_oss", allow_requantize=True))
+    # with --allow-requantize, schema [Q4_K_M]: output q8_0, token_embd q5_0, attn_q/attn_k q5_0, gate/up exps q5_0,
+    # and attn_v/ffn_down_exps q8_0 on the use_more_bits layers (Q6_K -> Q8_0 fallback), q5_0 on the other 18
     assert q4["output.weight"] == "Q8_0" and q4["token_embd.weight"] == "Q5_0"
     assert q4["blk.0.attn_q.weight"] == "Q5_0" and q4["blk.0.ffn_gate_exps.weight"] == "Q5_0"
     v_types = [q4[f"blk.{i}.attn_v.weight"] for i in range(36)]

@@ -233,7 +233,8 @@ def test_repo_colon_quant_uses_the_files_own_tensors(fake_hub, tmp_path):
     # llama.cpp: every layer and the output on the GPU, token_embd in host RAM (the file's own tensors)
     g = a.model.gguf
     est = d["estimates"]["llamacpp"]
-    assert est["components"]["weights"] == sum(g.per_layer) + g.output
+    # every block, the output layer and what goes with it (output_norm, rope_freqs); token_embd stays in host RAM
+    assert est["components"]["weights"] == sum(g.per_layer) + g.output + g.other - g.other_host
     assert est["host_bytes"] >= g.token_embd and g.token_embd == 128256 * 4096 // 256 * 144  # Q4_K token_embd
     jsonschema.validate(d, SCHEMA)
     # Range requests only: model_info, then one ranged GET of the file

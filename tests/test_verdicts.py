@@ -22,7 +22,9 @@ def analyze(model: str, **kw):
 
 MODELS = ["meta-llama/Llama-2-7b-hf", "meta-llama/Meta-Llama-3.1-70B", "Qwen/Qwen3-32B-FP8", "openai/gpt-oss-20b",
           "mistralai/Mixtral-8x7B-Instruct-v0.1", "google/gemma-2-9b-it", "Qwen/Qwen2.5-32B-Instruct-AWQ",
-          "meta-llama/Meta-Llama-3.1-8B"]
+          "meta-llama/Meta-Llama-3.1-8B",
+          # GGUF files, one of them MoE: llama.cpp's offload advice (--n-cpu-moe, --gpu-layers) is tried too
+          "bartowski/Qwen_Qwen3-30B-A3B-GGUF:Q8_0", "bartowski/Meta-Llama-3.1-70B-Instruct-GGUF:Q4_K_M"]
 GPUS = ["RTX-4090", "L40S", "A100-80GB", "RTX-3090"]
 
 
@@ -40,6 +42,30 @@ def test_every_suggestion_fits_when_followed(model, gpu, context, batch, headroo
         if est.max_context and est.fits is False:
             shorter = analyze(model, **{**base, "context": est.max_context}, frameworks=[name])
             assert shorter.estimates[name].fits is True, (model, name, base, est.max_context)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(model=st.sampled_from(["bartowski/Qwen_Qwen3-30B-A3B-GGUF:Q8_0",
+                              "bartowski/Meta-Llama-3.1-70B-Instruct-GGUF:Q4_K_M", "openai/gpt-oss-20b"]),
+       framework=st.sampled_from(["llamacpp", "ollama", "lmstudio"]), gpu=st.sampled_from(["RTX-4090", "RTX-3070"]),
+       context=st.sampled_from([None, 8192, 32768]), batch=st.sampled_from([1, 3]),
+       ram=st.sampled_from([None, "32GiB", "96GiB"]), headroom=st.sampled_from([None, "10%"]),
+       kv=st.sampled_from([{}, {"cache_type_k": "q8_0", "cache_type_v": "q8_0"}, {"no_kv_offload": True}]))
+def test_llamacpp_family_suggestions_fit_when_followed(model, framework, gpu, context, batch, ram, headroom, kv):
+    """llama.cpp and its Ollama / LM Studio profiles, with host RAM limits: every suggestion (partial offload,
+    expert offload, cache type, context) passes when re-run with exactly its settings, host RAM included."""
+    base = dict(gpu=gpu, context=context, batch=batch, ram=ram, headroom=headroom, frameworks=[framework], **kv)
+    if model == "openai/gpt-oss-20b":
+        base["quantize"] = "gguf:MXFP4_MOE"  # the profiles load GGUF only
+    est = analyze(model, **base).estimates[framework]
+    for sug in est.suggestions:
+        again = analyze(model, **{**base, **sug.settings}).estimates[framework]
+        assert again.fits is True, (model, framework, base, sug.text)
+        if ram:
+            assert again.extras["host_bytes"] <= hfvram.options.parse(ram=ram).engine["ram"]
+    if est.max_context and est.fits is False:
+        shorter = analyze(model, **{**base, "context": est.max_context}).estimates[framework]
+        assert shorter.fits is True, (model, framework, base, est.max_context)
 
 
 def test_headroom_advice_for_vllm_holds(cli):

@@ -6,6 +6,13 @@
     llamacpp      llama.cpp: GGUF weights, padded n_ctx, compute buffer, embeddings on the host
     exllamav2     ExLlamaV2: EXL2 weights, preallocated (optionally quantised) cache
 
+and two profiles of the llama.cpp policy, each with its front end's own defaults (hfvram.estimate.llamacpp):
+
+    ollama        Ollama: num_ctx by VRAM tier, -c num_ctx x parallel, llama-server --fit placement
+    lmstudio      LM Studio: 4 concurrent predictions on a unified KV cache, the model kept in RAM too
+
+`-f all` (and the default) is the five engines; the profiles run when named (`-f ollama,lmstudio`).
+
 `run()` applies the chosen ones, then the parts every framework shares: fit and largest context (for estimators
 that do not work them out themselves), the difference to the PyTorch baseline, and what would make it fit.
 """
@@ -21,9 +28,11 @@ from .base import Estimate, Settings, Suggestion, fit_allocating, largest_fittin
 from .model import Model, build
 
 NAMES = ("transformers", "vllm", "trtllm", "llamacpp", "exllamav2")
+PROFILES = {"ollama": "llamacpp", "lmstudio": "llamacpp"}  # profile -> the engine whose policy it runs
+ALL_NAMES = NAMES + tuple(PROFILES)
 ALIASES = {"hf": "transformers", "tensorrt-llm": "trtllm", "tensorrt_llm": "trtllm", "trt": "trtllm",
            "llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "gguf": "llamacpp", "exl2": "exllamav2",
-           "exllama": "exllamav2"}
+           "exllama": "exllamav2", "lm-studio": "lmstudio", "lms": "lmstudio"}
 BASELINE = "transformers"
 
 
@@ -36,14 +45,23 @@ def framework_names(spec: str | list[str] | tuple | None) -> list[str]:
         key = ALIASES.get(item.strip().lower(), item.strip().lower())
         if key == "all":
             return list(NAMES)
-        if key not in NAMES:
-            raise UsageError(f"unknown framework {item!r} (choose from {', '.join(NAMES)})")
+        if key not in ALL_NAMES:
+            raise UsageError(f"unknown framework {item!r} (choose from {', '.join(ALL_NAMES)})")
         if key not in out:
             out.append(key)
     return out
 
 
+def base_engine(name: str) -> str:
+    """The engine whose policy a framework name runs (a profile's engine, or the name itself)."""
+    return PROFILES.get(name, name)
+
+
 def module(name: str):
+    """The estimator of a framework: its module, or for a profile the llama.cpp policy with that profile's
+    defaults (an object with the same `estimate(model, settings)`)."""
+    if name in PROFILES:
+        return import_module(f"{__name__}.{PROFILES[name]}").profile(name)
     return import_module(f"{__name__}.{name}")
 
 
@@ -74,8 +92,9 @@ def estimate_one(name: str, model: Model, settings: Settings, max_context: bool 
     est = module(name).estimate(model, settings)
     bands.apply(est, settings.tp)  # low_bytes / high_bytes from each component's held-out error
     est.notes[:0] = [n for n in verdict.notes if n not in est.notes]
-    if settings.kv_paging and name in PAGING_NOTES and PAGING_NOTES[name] not in est.notes:
-        est.notes.append(PAGING_NOTES[name])
+    paging = PAGING_NOTES.get(base_engine(name))
+    if settings.kv_paging and paging and paging not in est.notes:
+        est.notes.append(paging)
     gpu = settings.gpu
     if gpu is not None and est.fits is None:
         at_context = est.per_gpu_bytes
@@ -125,4 +144,5 @@ def run(model: Model, settings: Settings, names: list[str], suggest: bool = True
     return results
 
 
-__all__ = ["Estimate", "Model", "NAMES", "Settings", "Suggestion", "build", "framework_names", "run", "replace"]
+__all__ = ["ALL_NAMES", "Estimate", "Model", "NAMES", "PROFILES", "Settings", "Suggestion", "base_engine", "build",
+           "framework_names", "run", "replace"]

@@ -144,12 +144,21 @@ class Settings:
     trtllm_version: str | None = None
     max_batch_size: int | None = None  # TensorRT-LLM build/runtime limit on concurrent sequences
     max_seq_len: int | None = None  # TensorRT-LLM build limit on prompt + generated tokens
-    # llama.cpp
+    # llama.cpp (and its Ollama / LM Studio profiles)
     n_ubatch: int | None = None
     flash_attn: bool | None = None
     gpu_layers: int | None = None  # -1/None: all
     n_parallel: int | None = None
     llamacpp_version: str | None = None
+    cache_type_k: str | None = None  # None: from kv_dtype
+    cache_type_v: str | None = None
+    no_kv_offload: bool = False
+    kv_unified: bool | None = None
+    n_cpu_moe: int | None = None  # routed experts of the first N layers in host RAM (>= the layer count: all)
+    # Host RAM the deployment may use (bytes): --ram, or what --gpu auto detects. None: no host verdict.
+    ram: int | None = None
+    # True when --context was not given (an engine profile with a default context of its own may use that)
+    context_default: bool = False
     # ExLlamaV2 and TensorRT-LLM engine builds
     max_input_len: int | None = None
     # transformers
@@ -182,7 +191,7 @@ class Settings:
         return int(cap * (1.0 - self.headroom))
 
     def with_context(self, context: int) -> "Settings":
-        return replace(self, context=context, prompt_tokens=None if self.prompt_tokens is None
+        return replace(self, context=context, context_default=False, prompt_tokens=None if self.prompt_tokens is None
                        else min(self.prompt_tokens, context))
 
 

@@ -27,11 +27,15 @@ QUANT_OPTIONS = {
     "exllamav2": ["exl2:6.0", "exl2:4.65", "exl2:3.5"],
 }
 TP_OPTIONS = (2, 4, 8)
+for _profile in ("ollama", "lmstudio"):  # profiles of llama.cpp: its cache types and GGUF types
+    KV_OPTIONS[_profile] = KV_OPTIONS["llamacpp"]
+    QUANT_OPTIONS[_profile] = QUANT_OPTIONS["llamacpp"]
 
 # analyze() keyword -> CLI flag, for the words of a suggestion.
 FLAGS = {"context": "--context", "kv_dtype": "--kv-dtype", "quantize": "--quantize", "tp": "--tp", "gpu": "--gpu",
          "gpu_memory_utilization": "--gpu-memory-utilization",
-         "free_gpu_memory_fraction": "--free-gpu-memory-fraction", "gpu_layers": "--gpu-layers"}
+         "free_gpu_memory_fraction": "--free-gpu-memory-fraction", "gpu_layers": "--gpu-layers",
+         "n_cpu_moe": "--n-cpu-moe"}
 
 
 def flags(changes: dict) -> str:
@@ -93,15 +97,60 @@ def suggestions(name: str, model, settings: Settings, est) -> list[Suggestion]:
                 changes["gpu"] = f"{gpu.gpu.name}:{tp}"
             offer(changes, "tensor parallel" if name in ("vllm", "trtllm") else "layers split over the GPUs")
             break
-    if name == "llamacpp" and not out:
-        layers = _gpu_layers(model, base)
-        if layers is not None:
-            offer({"gpu_layers": layers}, "the other layers run from host RAM, much slower")
+    if name in ("llamacpp", "ollama", "lmstudio"):
+        _offload(name, model, base, offer)
     return out
 
 
 # Fields of Settings a suggestion may change directly (quantize changes the model, not the settings).
-_SETTINGS_FIELDS = {"context", "kv_dtype", "tp", "gpu_memory_utilization", "free_gpu_memory_fraction", "gpu_layers"}
+_SETTINGS_FIELDS = {"context", "kv_dtype", "tp", "gpu_memory_utilization", "free_gpu_memory_fraction", "gpu_layers",
+                    "n_cpu_moe"}
+
+
+def _offload(name: str, model, settings: Settings, offer) -> None:
+    """llama.cpp's answer when the model does not fit: keep part of it in host RAM. For an MoE model first the
+    expert offload people use (`--n-cpu-moe N`: attention, shared weights and the other layers' experts on the GPU;
+    `--cpu-moe` / `-ot exps=CPU` when every layer's experts go), then partial offload (`--gpu-layers N`, the output
+    layer and the last N - 1 layers on the GPU). Each is the largest GPU share that fits, tried for real with the
+    same settings (host RAM included when --ram or --gpu auto gives a limit). Ollama has no expert setting (its
+    llama-server --fit moves experts itself, which the estimate's notes say); it takes num_gpu, llama.cpp's -ngl."""
+    from . import estimate_one
+
+    if settings.gpu_layers is not None or settings.n_cpu_moe is not None:
+        return  # the user placed the layers already
+    n = len(model.layers)
+
+    def trial(**changes):
+        return estimate_one(name, model, replace(settings, **changes), max_context=False)
+
+    def gpu_fits(**changes) -> bool:
+        # the GPU side alone: it only improves as more stays in host RAM, while the host side only worsens, so the
+        # best placement is the one with the most on the GPU that fits there; then it is tried with the RAM limit
+        return bool(estimate_one(name, model, replace(settings, ram=None, **changes), max_context=False).fits)
+
+    def host(est) -> str:
+        return fmt_bytes(est.extras.get("host_bytes", 0))
+
+    if model.arch.moe and name != "ollama":
+        def fits_moe(k: int) -> bool:  # k = layers whose experts stay in host RAM
+            return gpu_fits(n_cpu_moe=k)
+
+        t = None
+        if fits_moe(n):
+            k = n - (largest_fitting(lambda m: fits_moe(n - m), 0, n) or 0)
+            t = trial(n_cpu_moe=k)
+        if t is not None and t.fits:
+            what = "every layer's routed experts in host RAM, = --cpu-moe / -ot exps=CPU" if k >= n else \
+                f"the routed experts of the first {k} of {n} layers in host RAM"
+            lms = f"; LM Studio numCpuExpertLayersRatio {k / n:.2f}" if name == "lmstudio" else ""
+            offer({"n_cpu_moe": k}, f"{what}: {host(t)} of host RAM, {fmt_bytes(t.per_gpu_bytes)} per GPU{lms}; "
+                                    f"slower")
+    best = largest_fitting(lambda k: gpu_fits(gpu_layers=k), 1, n)
+    t = trial(gpu_layers=best) if best is not None else None
+    if t is not None and t.fits:
+        runs = "Ollama num_gpu" if name == "ollama" else "-ngl"
+        offer({"gpu_layers": best}, f"{runs} {best}: the output and the last {best - 1} of {n} layers on the GPU, "
+                                    f"the rest from {host(t)} of host RAM, much slower")
 
 
 def _engine_knob(name: str, model, settings: Settings, est) -> dict:
@@ -122,16 +171,3 @@ def _engine_knob(name: str, model, settings: Settings, est) -> dict:
         fraction = fraction_within(settings, peak, allowed)
         return {"free_gpu_memory_fraction": fraction} if fraction else {}
     return {}
-
-
-def _gpu_layers(model, settings: Settings) -> int | None:
-    """llama.cpp partial offload: the most layers that fit on the GPU (the rest stay in host RAM)."""
-    from . import estimate_one
-
-    n = len(model.layers)
-
-    def fits(k: int) -> bool:
-        return bool(estimate_one("llamacpp", model, replace(settings, gpu_layers=k), max_context=False).fits)
-
-    best = largest_fitting(fits, 1, n)
-    return best if best is not None and best < n else None

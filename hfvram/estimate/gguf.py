@@ -22,6 +22,21 @@ Sources (cited next to every rule below):
   after b1513 (bd90eca) with the same ``get_k_quant_type``. ``version="b1513"`` reproduces the ggml-org/ci
   open_llama_7b_v2 figures of that build exactly (see tests/test_gguf.py); the current rules differ for Q2_K
   (b1513 also bumped ffn_gate/ffn_up to Q3_K).
+- MID2025 = llama.cpp @ 4227c9be4268ac844921b90f31595f81236bd317 as vendored by llama-cpp-python 0.3.16 (August
+  2025): ``version="4227c9b"``. Its ``llama_tensor_get_type`` matched tensors by name, and a fused ``attn_qkv``
+  (Phi-3, Phi-4, Falcon, GPT-2 ...) had a branch of its own (Q3_K_M/Q3_K_L/IQ3_M -> Q4_K, Q4_K_M -> Q5_K, Q5_K_M
+  -> Q6_K, nothing else) after the ``attn_v.weight`` branch; CURRENT's ``tensor_get_category`` files ATTENTION_QKV
+  under ``category_is_attn_v``, so the attn_v rules (Q2_K -> Q3_K/Q4_K, Q4_K_S -> Q5_K, IQ4_XS -> Q5_K with GQA,
+  the low-bit IQ bumps ...) apply to it now and the old QKV branch is unreachable. Everything else that decides a
+  type is the same in both (checked line by line; the fallback tables differ in name only: Q2_K/Q3_K fell back to
+  IQ4_NL then, Q4_0 now, both 18 bytes per 32 weights). GGUFs published before August 2025 follow it.
+
+Tensors the converter already writes quantized (gpt-oss's MXFP4 experts) keep their type under every file type:
+llama-quantize refuses to re-quantize a quantized tensor unless ``--allow-requantize`` is given (CURRENT
+llama-quant.cpp ``llama_model_quantize_impl``: "requantizing from type %s is disabled"), and every published
+gpt-oss GGUF keeps its experts in MXFP4 whatever the file type says (unsloth/gpt-oss-20b-GGUF: 11.5-11.8 GB from
+Q2_K to Q5_K_M, validation/gguf-sizes.jsonl). ``allow_requantize=True`` sizes the other kind (DevQuasar's Q8_0,
+22.3 GB).
 
 Shapes are given in PyTorch / numpy order (HF ``shape``); ggml's ``ne`` is the reverse, so ``ne[0]`` (the row
 length that must divide into blocks) is ``shape[-1]``.
@@ -38,7 +53,8 @@ from ..introspect.config import text_section
 
 LLAMA_CPP_CURRENT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"  # llama-cpp-python 0.3.36 vendor/llama.cpp
 LLAMA_CPP_B1513 = "6bb4908a17150b49373b5f977685b2e180a04f6f"  # llama-cpp-python 0.2.18 vendor/llama.cpp
-VERSIONS = ("current", "b1513")
+LLAMA_CPP_MID2025 = "4227c9be4268ac844921b90f31595f81236bd317"  # llama-cpp-python 0.3.16 vendor/llama.cpp
+VERSIONS = ("current", "4227c9b", "b1513")
 
 # ---------------------------------------------------------------------------------------------------------------
 # ggml types: (elements per block, bytes per block)
@@ -611,6 +627,7 @@ class QuantState:
     i_ffn_up: int = 0
     n_fallback: int = 0
     fallbacks: list = field(default_factory=list)
+    kept: list = field(default_factory=list)  # (name, kept type, the type the rules would pick): not requantized
 
     def n_gqa(self) -> int:  # src/llama-hparams.cpp n_gqa(): n_head / n_head_kv, 0 when n_head_kv == 0
         return self.n_head // self.n_head_kv if self.n_head_kv else 0
@@ -635,10 +652,27 @@ def _layer_from_name(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _get_type_impl(qs: QuantState, new_type: str, name: str, ne: list[int], ftype: str, category: str) -> str:
-    """CURRENT src/llama-quant.cpp ``llama_tensor_get_type_impl``, line by line."""
+def _get_type_impl(qs: QuantState, new_type: str, name: str, ne: list[int], ftype: str, category: str,
+                   version: str = "current") -> str:
+    """CURRENT src/llama-quant.cpp ``llama_tensor_get_type_impl``, line by line; ``version="4227c9b"`` takes the
+    MID2025 name-matched branches for fused attn_qkv (and attn_kv_b, which no branch named then)."""
     arch = llama_arch(qs.arch)
     n_expert = max(1, qs.n_expert)
+    if version == "4227c9b" and category in ("ATTENTION_QKV", "ATTENTION_KV_B"):
+        # MID2025 llama-quant.cpp: `name.find("attn_v.weight")` picked the attn_v rules, so neither tensor took
+        # them; attn_qkv had its own branch further down, attn_kv_b none. (The low-bit IQ branch named attn_v,
+        # attn_k, ffn_down and attn_output only.)
+        low_bit = ftype in ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M")
+        if category == "ATTENTION_QKV" and not low_bit and not ftype == "MXFP4_MOE":
+            if ftype in ("Q3_K_M", "Q3_K_L", "IQ3_M"):
+                return "Q4_K"
+            if ftype == "Q4_K_M":
+                return "Q5_K"
+            if ftype == "Q5_K_M":
+                return "Q6_K"
+        if ftype == "MXFP4_MOE":
+            return "MXFP4" if ne[2] > 1 else "Q8_0"
+        return new_type
 
     def layer_info(i_layer: int, n_layer: int) -> tuple[int, int]:
         # "experts in the FFN of Mixtral-8x7B are not consecutive": with n_expert > 1 the layer is parsed from
@@ -835,17 +869,23 @@ def _fallback(qs: QuantState, name: str, ne0: int, target: str) -> str:
     return ret
 
 
-def _get_type_current(qs: QuantState, ftype: str, name: str, shape: tuple[int, ...], src_type: str) -> str:
+def _get_type_current(qs: QuantState, ftype: str, name: str, shape: tuple[int, ...], src_type: str,
+                      version: str = "current", allow_requantize: bool = False) -> str:
     """CURRENT src/llama-quant.cpp ``llama_tensor_get_type`` (no --tensor-type / --output-tensor-type /
-    --token-embedding-type overrides, not --pure)."""
+    --token-embedding-type overrides, not --pure), then the requantize rule: a tensor that is already quantized
+    keeps its type (llama_model_quantize_impl: "requantizing from type %s is disabled") unless
+    ``allow_requantize``. The counters advance either way: the preliminary loop picks every target first."""
     if not tensor_allows_quantization(name, shape, qs.arch):
         return src_type
     default_type = FILE_TYPES[ftype]
     new_type = default_type
     if is_quantized(default_type):
         ne = _ne(shape)
-        new_type = _get_type_impl(qs, new_type, name, ne, ftype, tensor_category(name))
+        new_type = _get_type_impl(qs, new_type, name, ne, ftype, tensor_category(name), version)
         new_type = _fallback(qs, name, ne[0], new_type)
+    if is_quantized(src_type) and new_type != src_type and not allow_requantize:
+        qs.kept.append((name, src_type, new_type))
+        return src_type
     return new_type
 
 
@@ -941,8 +981,9 @@ def tensor_type(ftype: str, gguf_name: str, shape: Iterable[int], layer_index: i
 
     ``shape`` is the GGUF tensor shape in numpy order (``ne`` reversed). ``arch_info`` (all optional): ``arch``,
     ``n_heads``/``n_kv_heads`` (or ``n_gqa``), ``n_experts``, ``tied`` (no output.weight in the file),
-    ``has_imatrix``, ``is_70b``, ``version`` ("current" | "b1513"), ``source_type`` (the converter outtype the
-    quantizer reads, default F16), ``src_type`` (a type the converter forces, e.g. MXFP4), and the counters
+    ``has_imatrix``, ``is_70b``, ``version`` ("current" | "4227c9b" | "b1513"), ``source_type`` (the converter
+    outtype the quantizer reads, default F16), ``src_type`` (a type the converter forces, e.g. MXFP4; kept unless
+    ``allow_requantize``), and the counters
     ``i_attention_wv`` / ``n_attention_wv`` (default: ``layer_index`` / ``n_layers``, which is what llama.cpp
     counts for a model with one attn_v-like tensor per layer).
     """
@@ -955,7 +996,8 @@ def tensor_type(ftype: str, gguf_name: str, shape: Iterable[int], layer_index: i
     qs.i_attention_wv = int(info.get("i_attention_wv", i))
     qs.n_attention_wv = int(info.get("n_attention_wv", n_layers))
     qs.i_ffn_down = qs.i_ffn_gate = qs.i_ffn_up = i
-    return _choose_type(qs, f, version, gguf_name, shape_t, info.get("src_type"), info.get("source_type", "F16"))
+    return _choose_type(qs, f, version, gguf_name, shape_t, info.get("src_type"), info.get("source_type", "F16"),
+                        bool(info.get("allow_requantize")))
 
 
 def _state_from_info(info: Mapping, ftype: str, n_layers: int) -> QuantState:
@@ -974,13 +1016,13 @@ def _state_from_info(info: Mapping, ftype: str, n_layers: int) -> QuantState:
 
 
 def _choose_type(qs: QuantState, ftype: str, version: str, name: str, shape: tuple[int, ...],
-                 src_type: str | None, source_type: str) -> str:
+                 src_type: str | None, source_type: str, allow_requantize: bool = False) -> str:
     if ftype in CONVERTER_FTYPES:
         return converter_type(name, shape, ftype, src_type)
     current = converter_type(name, shape, source_type, src_type)  # what llama-quantize reads
     if version == "b1513":
         return _get_type_b1513(qs, ftype, name, shape, current)
-    return _get_type_current(qs, ftype, name, shape, current)
+    return _get_type_current(qs, ftype, name, shape, current, version, allow_requantize)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1072,7 +1114,7 @@ _TIED_SKIP_LM_HEAD = {"deepseek2", "glm5-next", "hunyuan_v1_moe", "hunyuan_v1_de
 def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_heads: int | None,
                  n_experts: int = 0, tied: bool = False, *, arch: str | None = None, config: Mapping | None = None,
                  version: str = "current", has_imatrix: bool | None = None, source_type: str = "F16",
-                 is_70b: bool | None = None) -> GGUFWeights:
+                 is_70b: bool | None = None, allow_requantize: bool = False) -> GGUFWeights:
     """Exact GGUF weight bytes of an HF tensor table converted and quantized to ``ftype``.
 
     ``tensors``: objects with ``.name`` and ``.shape`` (``hfvram.stformat.Tensor``) or (name, shape) pairs.
@@ -1176,7 +1218,7 @@ def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_h
     for n in names:
         layer, shape_l, src = merged[n]
         shape_t = tuple(int(x) for x in shape_l)
-        t = _choose_type(qs, f, version, n, shape_t, src, source_type)
+        t = _choose_type(qs, f, version, n, shape_t, src, source_type, allow_requantize)
         if src and t != src and f not in CONVERTER_FTYPES:
             requant = True
         nb = tensor_bytes(t, shape_t)
@@ -1201,6 +1243,11 @@ def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_h
                      f"of blocks (e.g. {ex[0]}: {ex[1]} -> {ex[2]})")
     if requant:
         notes.append("MXFP4 experts re-quantized: llama-quantize needs --allow-requantize for this")
+    if qs.kept:
+        kinds = sorted({k[1] for k in qs.kept})
+        notes.append(f"{len(qs.kept)} tensors the converter writes in {', '.join(kinds)} (the experts) keep that type: "
+                     f"llama-quantize does not re-quantize a quantized tensor without --allow-requantize, and the "
+                     f"published {f} files keep them")
     if f in _NEEDS_IMATRIX and has_imatrix is None:
         notes.append(f"{f} needs an importance matrix (llama-quantize refuses without one); sizes assume one")
     if f in CONVERTER_FTYPES:
@@ -1218,7 +1265,7 @@ _KNOWN_BLOCK_LEAVES = {v + s for v in set(_BLOCK.values()) | set(_EXPERT_KIND.va
                        for s in (".weight", ".bias")}
 
 
-def weights_for(facts, ftype: str, version: str = "current") -> GGUFWeights | None:
+def weights_for(facts, ftype: str, version: str = "current", **kw) -> GGUFWeights | None:
     """``gguf_weights`` from ``hfvram.introspect.ModelFacts`` (None when there is no tensor table)."""
     tensors = facts.tensors  # the selected weight files only (not a repo's original/ or consolidated copy)
     if not tensors:
@@ -1228,4 +1275,4 @@ def weights_for(facts, ftype: str, version: str = "current") -> GGUFWeights | No
     return gguf_weights(tensors, ftype, n_layers=a.num_layers, n_kv_heads=a.num_kv_heads or a.num_attention_heads,
                         n_heads=a.num_attention_heads, n_experts=moe.num_experts if moe else 0,
                         tied=bool(a.tie_word_embeddings), arch=a.model_type,
-                        config=getattr(facts, "raw_config", None), version=version)
+                        config=getattr(facts, "raw_config", None), version=version, **kw)

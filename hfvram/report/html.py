@@ -25,6 +25,8 @@ ENGINE_STYLE = {  # framework -> (colour, SVG dash pattern)
     "trtllm": ("#009E73", "2 3"),
     "llamacpp": ("#D55E00", "10 3 2 3"),
     "exllamav2": ("#CC79A7", "4 2"),
+    "ollama": ("#D55E00", "1 3"),  # llama.cpp profiles: llama.cpp's colour, their own dashes
+    "lmstudio": ("#D55E00", "6 2 1 2"),
 }
 COMPONENTS = {  # component key (Estimate.components) -> (label, colour)
     "weights": ("weights", "#0072B2"),

@@ -91,16 +91,18 @@ LEGEND = {
     "other": "CUDA context, CUDA graphs, memory outside PyTorch's allocator, allocator slack",
     "vs HF": "per-GPU memory against HF Transformers'",
     "±": "error band of the per-GPU memory, from held-out measurements (verdicts hold at its high end)",
+    "host RAM": "system memory the process holds (llama.cpp: token embeddings, layers and experts kept on the CPU, "
+                "host buffers; part of the verdict with --ram)",
     "max ctx": "largest context that fits",
 }
 
 # When the terminal is too narrow, columns are left out in this order (first = first to go); the framework, the
 # per-GPU total, the verdict and the largest context always stay, and no number is ever cut short.
-DROP_ORDER = ("vs HF", "other", "±", "act.", "LoRA", "draft", "KV", "weights")
+DROP_ORDER = ("vs HF", "other", "±", "act.", "LoRA", "draft", "host RAM", "KV", "weights")
 
 
 SHORT_LABELS = {"transformers": "HF", "vllm": "vLLM", "trtllm": "TRT-LLM", "llamacpp": "llama.cpp",
-                "exllamav2": "ExLlamaV2"}
+                "exllamav2": "ExLlamaV2", "ollama": "Ollama", "lmstudio": "LM Studio"}
 
 
 def short_tokens(n: int) -> str:
@@ -192,15 +194,18 @@ def estimate_table(d: dict, es, units: str = "GiB", width: int = 80):
         title += f", tp {es.tp} pp {es.pp}"
     if gpu:
         title += f" on {gpu['count']} x {gpu['name']}, {fmt_bytes(gpu['usable_bytes'], units)} usable"
+    # host RAM: a column when it is part of the answer (layers, experts or KV kept in RAM, LM Studio's copy, --ram)
+    host = any(e.get("host_offload") or e.get("ram_bytes") for e in estimates.values())
+    verdict = gpu or any(e.get("ram_bytes") for e in estimates.values())
     cols = [Col("framework", justify="left")] + [Col(label) for label, _ in used]
-    cols += [Col("per GPU", style="bold"), Col("±"), Col("vs HF")]
-    if gpu:
+    cols += [Col("per GPU", style="bold"), Col("±")] + ([Col("host RAM")] if host else []) + [Col("vs HF")]
+    if verdict:
         cols += [Col("fits", justify="center"), Col("max ctx")]
     for name, e in estimates.items():
         row = [SHORT_LABELS.get(name, name)]
         if not e["supported"]:
-            row += ["-"] * len(used) + ["[magenta]unsupported[/magenta]", "-", "-"]
-            if gpu:
+            row += ["-"] * len(used) + ["[magenta]unsupported[/magenta]", "-"] + (["-"] if host else []) + ["-"]
+            if verdict:
                 row += ["[red]no[/red]", "-"]
         else:
             for _, keys in used:
@@ -208,10 +213,13 @@ def estimate_table(d: dict, es, units: str = "GiB", width: int = 80):
                 row.append(num(value, units) if value else "-")
             row.append(num(e["per_gpu_bytes"], units))
             row.append(band_cell(e, units))
+            if host:
+                row.append(num(e.get("host_bytes"), units))
             vs = e.get("vs_transformers")
             row.append("-" if vs is None else f"{100 * vs:+.0f}%")
-            if gpu:
-                row.append("[green]yes[/green]" if e["fits"] else "[red]no[/red]" if e["fits"] is False else "?")
+            if verdict:
+                row.append("[green]yes[/green]" if e["fits"] else "[red]no[/red]" if e["fits"] is False else
+                           "-" if e["fits"] is None else "?")
                 row.append(short_tokens(e["max_context"]) if e["max_context"] else "-")
         for col, cell in zip(cols, row):
             col.cells.append(cell)
@@ -332,7 +340,7 @@ def render_listing(listing, units: str = "GiB") -> None:
     d = listing.to_dict()
     console = Console()
     rows = [it for it in d["items"]]
-    engines = [name for name in ("llamacpp", "exllamav2", "transformers", "vllm", "trtllm")
+    engines = [name for name in ("llamacpp", "ollama", "lmstudio", "exllamav2", "transformers", "vllm", "trtllm")
                if any(it["analysis"] and (it["analysis"]["estimates"].get(name) or {}).get("supported")
                       for it in rows)]
     gpu = next((it["analysis"]["gpu"] for it in rows if it["analysis"] and it["analysis"]["gpu"]), None)
