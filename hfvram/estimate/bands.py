@@ -41,6 +41,8 @@ PERCENTILE = 0.9
 ABSOLUTE = frozenset({"non_torch", "cuda_graphs", "cuda_context", "allocator_slack"})
 # Components whose error depends on tensor parallelism: keyed `non_torch@tp1` / `non_torch@tp>1`.
 BY_TP = frozenset({"non_torch"})
+# Engines run as profiles of another (Ollama and LM Studio are llama.cpp with other defaults): they share its bands.
+PROFILE_OF = {"ollama": "llamacpp", "lmstudio": "llamacpp"}
 # What each engine's estimate is made of (hfvram.estimate.<engine>); the data file has an entry for each.
 COMPONENTS = {
     "transformers": ("weights", "kv_cache", "activations", "cuda_context", "allocator_slack", "lora", "draft"),
@@ -72,6 +74,7 @@ def key(component: str, tp: int = 1) -> str:
 def entry(engine: str, component: str, tp: int = 1, data: dict | None = None) -> dict | None:
     """The band entry for one component of one engine: its own, else the engine's total, else every engine's."""
     data = table() if data is None else data
+    engine = PROFILE_OF.get(engine, engine)
     eng = data.get("engines", {}).get(engine) or {}
     comps = eng.get("components") or {}
     return comps.get(key(component, tp)) or eng.get("total") or data.get("every_engine_total")

@@ -484,15 +484,26 @@ def estimate(model: Model, s: Settings, prof: Profile = LLAMACPP) -> Estimate:
         return est
     allowed = s.allowed_bytes
     ram = s.ram
+    from . import bands
+
+    base = dict(est.components)
+    at0 = sum(base.values())
+
+    def high(need_: float) -> float:
+        """The GPU need at the high end of its error band (verdicts hold there, as in base.fit_allocating); what
+        differs from this estimate's layout is taken as KV cache."""
+        return bands.high(prof.name, {**base, "kv_cache": base.get("kv_cache", 0) + need_ - at0}, s.tp)
 
     def fits(lay_: Layout) -> bool:
-        gpu_ok = allowed is None or gpu_need(lay_) + margin <= allowed
+        gpu_ok = allowed is None or high(gpu_need(lay_)) + margin <= allowed
         return gpu_ok and (ram is None or lay_.host_bytes <= ram)
 
     need = gpu_need(lay)
-    gpu_ok = allowed is None or need + margin <= allowed
+    need_high = high(need)
+    gpu_ok = allowed is None or need_high + margin <= allowed
     host_ok = ram is None or lay.host_bytes <= ram
     est.fits = gpu_ok and host_ok
+    est.held_high_bytes = int(need_high)
     if allowed is not None:
         est.headroom_bytes = int(allowed - need - margin)
     from .base import _gib, allowed_note
@@ -500,8 +511,13 @@ def estimate(model: Model, s: Settings, prof: Profile = LLAMACPP) -> Estimate:
     if not gpu_ok:
         kept = f" + {_gib(margin)} that {prof.label}'s layer placement keeps free (llama-server --fit)" if margin \
             else ""
-        est.fit_reason = (f"needs {_gib(need)}{kept} per GPU, {_gib(allowed)} allowed{allowed_note(s)}: "
-                          f"{_gib(need + margin - allowed)} short")
+        if need + margin <= allowed:
+            est.fit_reason = (f"needs {_gib(need)}{kept} per GPU, {_gib(need_high)} at the high end of its error "
+                              f"band, {_gib(allowed)} allowed{allowed_note(s)}: {_gib(need_high + margin - allowed)} "
+                              f"short at the high end")
+        else:
+            est.fit_reason = (f"needs {_gib(need)}{kept} per GPU, {_gib(allowed)} allowed{allowed_note(s)}: "
+                              f"{_gib(need + margin - allowed)} short")
     elif not host_ok:
         est.fit_reason = (f"needs {_gib(lay.host_bytes)} of host RAM, {_gib(ram)} given (--ram): "
                           f"{_gib(lay.host_bytes - ram)} short")
