@@ -640,6 +640,31 @@ HUB_CONFIG_SHA256 = {
 }
 
 
+HUB_CONFIG_GIT_BLOB = {
+    # fixture: (bytes, git blob SHA-1) of config.json as pinned by public records of the Hub file (Hugging Face cache
+    # listings and source-pinned download manifests found with find_string; ids in each PROVENANCE.json)
+    "Qwen--Qwen2-0.5B-Instruct": (659, "463b055262b6c66c4629a74a4b300bfe2ed31d3c"),  # Qwen/Qwen2-0.5B-Instruct@c540970f
+    "codellama--CodeLlama-7b-hf": (637, "5058dd094f9eea4ab7421154cee883c8befbb11e"),  # seanses2/LLM_fine_tuning@1db28702 blob
+    "google--gemma-2-2b-it": (838, "05131f6b339647ddff99327b199ac3d34a50bf2e"),  # google/gemma-2-2b-it@299a8560
+    "google--gemma-3-1b-it": (899, "06ab0678bc32d4f1474f31b35914512b1f9edaf7"),  # google/gemma-3-1b-it@dcc83ea8
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUB_CONFIG_GIT_BLOB))
+def test_hub_config_git_blob(name):
+    size, blob = HUB_CONFIG_GIT_BLOB[name]
+    data = (FIXTURES / name / "config.json").read_bytes()
+    assert (len(data), hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()) == (size, blob)
+
+
+def test_qwen2_05b_instruct_weights_file_size():
+    # 8 + header + data of the reconstructed model.safetensors = 988097824, the size public manifests pin for
+    # CosyVoice-BlankEN/model.safetensors, shipped next to the same Qwen2-0.5B-Instruct config bytes (see PROVENANCE.json)
+    repo, _ = fx("Qwen--Qwen2-0.5B-Instruct")
+    assert repo.safetensors_size("model.safetensors") == 988097824
+    assert data_bytes(repo) == 988065536 and len(list(tensors(repo))) == 290
+
+
 @pytest.mark.parametrize("name", sorted(HUB_CONFIG_SHA256))
 def test_hub_config_bytes(name):
     size, digest = HUB_CONFIG_SHA256[name]
