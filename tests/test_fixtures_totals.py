@@ -392,6 +392,7 @@ EXTRA3_INDEX_TOTALS = {
     "Qwen--Qwen2.5-Math-72B-Instruct": (145412407296, 963),  # Hernies/Qwen2.5-Math-72b-Instruct@58748ba3
     "adept--fuyu-8b": (18816477184, 582),  # ypkang/adept-fuyu-8b@f41defef
     "allenai--olmOCR-7B-0225-preview": (16582751232, 730),  # BrianYAU-NTEC/olmOCR@3123f783
+    "codellama--CodeLlama-7b-hf": (13477093376, 291),  # seanses2/LLM_fine_tuning@1db28702
     "cognitivecomputations--Dolphin3.0-R1-Mistral-24B": (47144847360, 363),  # gsasouza/dolphin3-mistral@d96260c1
     "deepcogito--cogito-v1-preview-qwen-14B": (29531895808, 579),  # fetchwiki/deepcogito-cogito-v1-preview-qwen-14B@3ebd2c06
     "google--gemma-4-31B-it": (62546177752, 1188),  # victortorresa94-del/gemma4@419b2efe
@@ -545,6 +546,11 @@ EXTRA3_LFS_EXACT = {
         "model-00009-of-00010.safetensors": 4781592816,
         "model-00010-of-00010.safetensors": 3900777072,
     },
+    # seanses2/LLM_fine_tuning@1db28702 (xet pointers: "filesize = ...")
+    "codellama--CodeLlama-7b-hf": {
+        "model-00001-of-00002.safetensors": 9976701592,
+        "model-00002-of-00002.safetensors": 3500425616,
+    },
     # Garand0o0/mistral@b70aa865 (LFS pointers)
     "mistralai--Mistral-7B-Instruct-v0.2": {
         "model-00001-of-00003.safetensors": 4943162336,
@@ -607,10 +613,13 @@ HUB_CONFIG_SHA256 = {
     "EleutherAI--pythia-1b": (569, "302d6702a29de1039066e41404877fb8c53b7ddc82e88f9aba277f230086cfe0"),  # EleutherAI/pythia-1b@f73d7dcc
     "EleutherAI--pythia-70m": (567, "002050231a9b1ec3ac77aa6b9b3bbdc4d923f4068a7dd33b8da72a9bd6ad9a43"),  # EleutherAI/pythia-70m@a39f36b1
     "MiniMaxAI--MiniMax-M2.7": (1675, "697c30492781d55ac516011f937b5cdec045710b5b0c9ca39a6ea277785df9aa"),  # MiniMaxAI/MiniMax-M2.7@d494266a
+    "Qwen--Qwen1.5-MoE-A2.7B": (919, "d0b1cd8f35beccb75211c06940da3274ea986363792ab0ececb60d4ec03dd8c6"),  # Qwen/Qwen1.5-MoE-A2.7B@1a758c50
     "Qwen--Qwen2-Audio-7B": (853, "ab122e112e2450f10cec59216185bd519ccd7529c79d4c1c00255d43b97a037d"),  # Qwen/Qwen2-Audio-7B@dd844707
     "Qwen--Qwen2-Audio-7B-Instruct": (853, "ab122e112e2450f10cec59216185bd519ccd7529c79d4c1c00255d43b97a037d"),  # Qwen/Qwen2-Audio-7B-Instruct@0a095220
+    "Qwen--Qwen3-VL-30B-A3B-Instruct": (1661, "6129b3f54d517a18553cf7525ff4886be6831c5806fc094d632b8ef38d859912"),  # Qwen/Qwen3-VL-30B-A3B-Instruct@9c4b90e1
     "Qwen--Qwen3-VL-4B-Thinking": (1505, "edac7703329133edfc53e46ac0081835144c99d7eebf28b71c732694d435224d"),  # Qwen/Qwen3-VL-4B-Thinking@1de27d8c
     "Qwen--Qwen3.5-0.8B": (2907, "b90b86f35c8e6925ef74ee04d0e758f0a845c83a42089ad82bbaa948de9b4204"),  # Qwen/Qwen3.5-0.8B@2fc06364
+    "Qwen--Qwen3.5-9B": (3126, "d0883072e01861ed0b2d47be3c16c36a8e81c224c7ffaa310c6558fb3f932b05"),  # Qwen/Qwen3.5-9B@c2022362
     "Qwen--Qwen3.5-27B": (4134, "f8d190c5b89c1521220f935d2567a587d6e291ed69066a45a106560b05a2174c"),  # Qwen/Qwen3.5-27B@fc05daec
     "Qwen--Qwen3.5-35B-A3B": (3544, "5e4d7f74fec2f360eb9cfbfcd6ec0c4c76e684d3a11caaed259d9fd9bfbc7944"),  # Qwen/Qwen3.5-35B-A3B@59d61f3c
     "Qwen--Qwen3.5-397B-A17B": (4177, "3ae7fa89c2f7d1354096418ddaf1331e9e0898a8ca11e804fb6dbaa087efb7da"),  # Qwen/Qwen3.5-397B-A17B@84726181
@@ -621,12 +630,39 @@ HUB_CONFIG_SHA256 = {
     "google--gemma-4-26B-A4B": (3775, "0364256c5de7863a22b5dd666043d542d42b681c02fd83eb67dc7b483d859e96"),  # google/gemma-4-26B-A4B@24548b62
     "google--gemma-4-31B-it": (4621, "e967dd38bc5cfd38bd09a995a7bf4a754075df2b46aba68f7fbb5a791e6d8dd1"),  # google/gemma-4-31B-it@842da379
     "google--gemma-4-E2B-it": (4954, "1b28f3d2c3100f6c594754b81107428bd7b822a7f48272ca681dae9d2ec38330"),  # google/gemma-4-E2B-it@3e22461f
+    "google--gemma-4-E4B-it": (5145, "33b10c02df3c2e8536cf323d29d53262aaa2f4d11dbe19bc729373fbe90295d4"),  # google/gemma-4-E4B-it@ee0ef602
     "google--gemma-7b": (629, "681aa5004e71e55e5d6344f697ebefbf16b376297df890b075121dc5b89b93fb"),  # milandean/gemma-7b@539fe5c4
     "microsoft--phi-2": (735, "fbd955b298fdbd35fb81b3350a0d68d12616da7b7e9d81397ef632038ccc1111"),  # microsoft/phi-2@810d3678
     "mistralai--Mistral-Small-3.1-24B-Instruct-2503": (1177, "ce3ec410cac74da358f786c574b73b6624c50c8bb876bcb628f06500fe07adcc"),  # mistralai/Mistral-Small-3.1-24B-Instruct-2503@68faf511
+    "zai-org--GLM-4-32B-Base-0414": (690, "d39fa377eb7e712d0ba5934d54a30dc6ab7c25b44a515d4a435f3956dcad07e2"),  # zai-org/GLM-4-32B-Base-0414@7675abea
     "zai-org--GLM-5": (1384, "308d3ceebe7bd9c2246d20550d5b793098dd03838d1e504f8236063ae152bcae"),  # zai-org/GLM-5@4e6698ba
     "zai-org--GLM-5.1": (1379, "726e45e28d1be1636a5834048a4101a2cfe384819ad2ebe08d41f6fe04656526"),  # zai-org/GLM-5.1@26e1bd6e
 }
+
+
+HUB_CONFIG_GIT_BLOB = {
+    # fixture: (bytes, git blob SHA-1) of config.json as pinned by public records of the Hub file (Hugging Face cache
+    # listings and source-pinned download manifests found with find_string; ids in each PROVENANCE.json)
+    "Qwen--Qwen2-0.5B-Instruct": (659, "463b055262b6c66c4629a74a4b300bfe2ed31d3c"),  # Qwen/Qwen2-0.5B-Instruct@c540970f
+    "codellama--CodeLlama-7b-hf": (637, "5058dd094f9eea4ab7421154cee883c8befbb11e"),  # seanses2/LLM_fine_tuning@1db28702 blob
+    "google--gemma-2-2b-it": (838, "05131f6b339647ddff99327b199ac3d34a50bf2e"),  # google/gemma-2-2b-it@299a8560
+    "google--gemma-3-1b-it": (899, "06ab0678bc32d4f1474f31b35914512b1f9edaf7"),  # google/gemma-3-1b-it@dcc83ea8
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUB_CONFIG_GIT_BLOB))
+def test_hub_config_git_blob(name):
+    size, blob = HUB_CONFIG_GIT_BLOB[name]
+    data = (FIXTURES / name / "config.json").read_bytes()
+    assert (len(data), hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()) == (size, blob)
+
+
+def test_qwen2_05b_instruct_weights_file_size():
+    # 8 + header + data of the reconstructed model.safetensors = 988097824, the size public manifests pin for
+    # CosyVoice-BlankEN/model.safetensors, shipped next to the same Qwen2-0.5B-Instruct config bytes (see PROVENANCE.json)
+    repo, _ = fx("Qwen--Qwen2-0.5B-Instruct")
+    assert repo.safetensors_size("model.safetensors") == 988097824
+    assert data_bytes(repo) == 988065536 and len(list(tensors(repo))) == 290
 
 
 @pytest.mark.parametrize("name", sorted(HUB_CONFIG_SHA256))
@@ -634,6 +670,17 @@ def test_hub_config_bytes(name):
     size, digest = HUB_CONFIG_SHA256[name]
     data = (FIXTURES / name / "config.json").read_bytes()
     assert (len(data), hashlib.sha256(data).hexdigest()) == (size, digest)
+
+
+def test_glm4_32b_matches_the_gguf_of_the_same_layout():
+    # zai-org/GLM-4-32B-Base-0414 has the glm4 layout of THUDM/GLM-Z1-32B-0414, whose IQ4_XS GGUF llama.cpp loads as
+    # "613 tensors ... model params = 32.57 B" (validation/cases-community-b.jsonl llamacpp-ik370-glmz1-32b-* log_excerpt,
+    # ikawrakow/ik_llama.cpp#370): 61 layers x 10 tensors + embeddings, final norm and an untied output, no biases
+    repo, _ = fx("zai-org--GLM-4-32B-Base-0414")
+    ts = list(tensors(repo))
+    assert len(ts) == 613
+    assert round(sum(t.numel for t in ts) / 1e9, 2) == 32.57
+    assert not any(t.name.endswith("_proj.bias") for t in ts)
 
 
 def test_pythia_listings():

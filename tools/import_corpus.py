@@ -339,6 +339,9 @@ def import_corpus_dir(src: Path, out: Path, records: dict, tiers: dict, corpus: 
     # (Meta's original/consolidated.00.pth next to original/params.json is not listed: its size is not in the corpus,
     # and a listed file without a size would be served as 0 bytes.)
     files, lfs = large_files(src)
+    # as for the extra folders: a JSON file whose content was not found is not listed (it would be served as zeros)
+    unlisted = {rel: size for rel, size in files.items() if rel.endswith(".json") or " " in rel}
+    files = {rel: size for rel, size in files.items() if rel not in unlisted}
 
     meta = {
         "id": repo_id,
