@@ -262,6 +262,11 @@ class HubSource:
 
     # -- public -----------------------------------------------------------------------------------------------
     def fetch(self, repo_id: str, revision: str | None = None, offline: bool = False) -> RepoData:
+        repo = self._fetch(repo_id, revision, offline)
+        repo.facts_store = self.cache  # the facts derived from it are kept next to it (hfvram.introspect.derived)
+        return repo
+
+    def _fetch(self, repo_id: str, revision: str | None, offline: bool) -> RepoData:
         from . import valid_repo_id
 
         if not valid_repo_id(repo_id):
