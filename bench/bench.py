@@ -1,6 +1,6 @@
 """Speed figures: wall times against a floor, round trips and scan throughput, against the fake Hub with a delay.
 
-    python bench/bench.py [--delay-ms 50] [--runs 5] [--repos 500] [--jobs 1,8,32] [--baseline PATH] [--quick]
+    python bench/bench.py [--delay-ms 50] [--runs 5] [--repos 500] [--jobs 1,8,32] [--baseline PATH] [--parts ...]
 
 Every hfvram run is a subprocess (a fresh interpreter, as a user would run it) pointed at the fake Hub through
 HF_ENDPOINT, with its own metadata cache: empty for "cold" runs, filled by one run before for "warm" ones.
@@ -230,7 +230,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repos", type=int, default=500)
     ap.add_argument("--jobs", default="1,8,32")
     ap.add_argument("--baseline", help="another hfvram checkout, measured next to this one")
-    ap.add_argument("--quick", action="store_true", help="single models and --help only")
+    ap.add_argument("--parts", default="singles,help,scan,giants",
+                    help="what to measure (comma list of singles, help, scan, giants)")
     args = ap.parse_args(argv)
     trees = [Tree(ROOT, "this")]
     if args.baseline:
@@ -244,11 +245,12 @@ def main(argv=None) -> int:
     floor = Floor()
     with FakeHub(ROOT / "fixtures", tokens={TOKEN}, delay_s=args.delay_ms / 1000) as hub, \
             tempfile.TemporaryDirectory() as work:
-        singles = single_models(hub, trees, floor, args.runs, work)
-        helps = help_runs(hub, trees, floor, args.runs)
-        scan_rows, pool_size = ([], 0) if args.quick else scans(hub, trees, floor, args.repos,
-                                                                  [int(j) for j in args.jobs.split(",")], work)
-        giants = [] if args.quick else giant_runs(hub, trees, floor, args.giant_runs, work)
+        parts = set(args.parts.split(","))
+        singles = single_models(hub, trees, floor, args.runs, work) if "singles" in parts else []
+        helps = help_runs(hub, trees, floor, args.runs) if "help" in parts else {}
+        scan_rows, pool_size = scans(hub, trees, floor, args.repos, [int(j) for j in args.jobs.split(",")], work) \
+            if "scan" in parts else ([], 0)
+        giants = giant_runs(hub, trees, floor, args.giant_runs, work) if "giants" in parts else []
     f = floor.median
     scale = LIGHT_FLOOR_S / f
     print(f"Floor (`python -c 'import click, rich'`): median {f:.3f} s of {len(floor.walls)} runs (min "
@@ -258,12 +260,14 @@ def main(argv=None) -> int:
         return "  ".join(f"{med(walls[n]):6.2f} s {med(walls[n]) / f:5.1f}x" for n in names)
 
     head = "  ".join(f"{n + ' (wall, x floor)':>17}" for n in names)
-    print(f"One model (`hfvram MODEL --json`, a fresh process each time, median of {args.runs})")
-    print(f"  {'repo':<40} {'run':<19} {'requests':>8} {'trips':>5}  {head}  {'peak RSS':>8}")
+    if singles:
+        print(f"One model (`hfvram MODEL --json`, a fresh process each time, median of {args.runs})")
+        print(f"  {'repo':<40} {'run':<19} {'requests':>8} {'trips':>5}  {head}  {'peak RSS':>8}")
     for r in singles:
         print(f"  {r['label']:<40} {r['phase']:<19} {r['requests']:>8} {r['trips']:>5}  {cells(r['walls'])}  "
               f"{r['rss']['this'] / 1024:>6.0f}MB")
-    print(f"\n`hfvram --help`: {cells(helps)} (median of {args.runs})")
+    if helps:
+        print(f"\n`hfvram --help`: {cells(helps)} (median of {args.runs})")
 
     if scan_rows:
         print(f"\nScan of synthetic repos ({pool_size} fixtures of <= {SCAN_MAX_TENSORS} tensors under new names), "
@@ -287,20 +291,24 @@ def main(argv=None) -> int:
         return med(r["walls"]["this"]) / f
 
     checks = []
-    for phase in ("warm", "--offline", "--offline, bundled"):
-        worst = max(ratio(r) for r in this(singles, phase))
-        checks.append((f"{phase} single model <= 2x floor", worst <= 2.0, f"worst {worst:.1f}x", None))
-    cold_worst = max(med(r["walls"]["this"]) for r in this(singles, "cold"))
-    checks.append(("cold single model <= 0.6 s", cold_worst <= 0.6, f"worst median {cold_worst:.2f} s",
-                   cold_worst * scale <= 0.6))
-    checks.append(("cold single model <= 3 sequential round trips", all(r["trips"] <= 3 for r in this(singles, "cold")),
-                   f"max {max(r['trips'] for r in this(singles, 'cold'))}", None))
-    checks.append(("warm run = 1 request", all(r["requests"] == 1 for r in this(singles, "warm")),
-                   f"{[r['requests'] for r in this(singles, 'warm')]}", None))
-    checks.append(("--offline = 0 requests", all(r["requests"] == 0 for r in singles if r["phase"].startswith("--off")),
-                   f"{[r['requests'] for r in singles if r['phase'].startswith('--off')]}", None))
-    help_s = med(helps["this"])
-    checks.append(("--help < 0.3 s", help_s < 0.3, f"{help_s:.3f} s ({help_s / f:.1f}x floor)", help_s * scale < 0.3))
+    if singles:
+        for phase in ("warm", "--offline", "--offline, bundled"):
+            worst = max(ratio(r) for r in this(singles, phase))
+            checks.append((f"{phase} single model <= 2x floor", worst <= 2.0, f"worst {worst:.1f}x", None))
+        cold_worst = max(med(r["walls"]["this"]) for r in this(singles, "cold"))
+        checks.append(("cold single model <= 0.6 s", cold_worst <= 0.6, f"worst median {cold_worst:.2f} s",
+                       cold_worst * scale <= 0.6))
+        checks.append(("cold single model <= 3 sequential round trips",
+                       all(r["trips"] <= 3 for r in this(singles, "cold")),
+                       f"max {max(r['trips'] for r in this(singles, 'cold'))}", None))
+        checks.append(("warm run = 1 request", all(r["requests"] == 1 for r in this(singles, "warm")),
+                       f"{[r['requests'] for r in this(singles, 'warm')]}", None))
+        offline = [r["requests"] for r in singles if r["phase"].startswith("--off")]
+        checks.append(("--offline = 0 requests", all(n == 0 for n in offline), f"{offline}", None))
+    if helps:
+        help_s = med(helps["this"])
+        checks.append(("--help < 0.3 s", help_s < 0.3, f"{help_s:.3f} s ({help_s / f:.1f}x floor)",
+                       help_s * scale < 0.3))
     if giants:
         worst = max(med(g["walls"]["this"]) for g in giants)
         checks.append(("DeepSeek-V3 / Kimi-K2 cold <= 2 s", worst <= 2.0, f"worst median {worst:.2f} s",
@@ -325,8 +333,9 @@ def main(argv=None) -> int:
             b, t = med(r["walls"]["baseline"]), med(r["walls"]["this"])
             print(f"  {r['label']:<40} {r['phase']:<19} {b:6.2f} s -> {t:6.2f} s  ({b / f:5.1f}x -> {t / f:4.1f}x "
                   f"floor)")
-        b, t = med(helps["baseline"]), med(helps["this"])
-        print(f"  {'--help':<60} {b:6.2f} s -> {t:6.2f} s")
+        if helps:
+            b, t = med(helps["baseline"]), med(helps["this"])
+            print(f"  {'--help':<60} {b:6.2f} s -> {t:6.2f} s")
         for g in giants:
             b, t = med(g["walls"]["baseline"]), med(g["walls"]["this"])
             print(f"  {g['repo']:<60} {b:6.2f} s -> {t:6.2f} s")

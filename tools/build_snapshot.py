@@ -8,8 +8,8 @@ shards whose tables are there, which is what hfvram assumes without an index, an
 it was most of their snapshot (Kimi-K2's 139,644 tensor names).
 
 Next to them, hfvram/snapshot/facts/<org>--<name>.json.gz: what hfvram.introspect derives from each (architecture,
-weight totals, quantisation, notes), under the key of the code that derived it (hfvram.introspect.derived), so that
-`--offline` on a bundled model needs no transformers import. `tests/test_snapshot.py` checks both match the
+weight totals, quantisation, notes), and facts/KEY.json, the key of the code that derived them
+(hfvram.introspect.derived), so that `--offline` on a bundled model needs no transformers import. `tests/test_snapshot.py` checks both match the
 fixtures and the code, so they cannot drift.
 """
 
@@ -36,8 +36,9 @@ def snapshot_of(fixture_dir: Path) -> RepoData:
 
 
 def facts_of(repo: RepoData) -> bytes | None:
-    """The derived facts of a bundled model as shipped (gzip JSON {"key", "sha", "facts"}), or None when it has none
-    to keep (a GGUF repo: its facts come from the header of the file chosen at run time)."""
+    """The derived facts of a bundled model as shipped (gzip JSON {"sha", "facts"}), or None when it has none to keep
+    (a GGUF repo: its facts come from the header of the file chosen at run time). The key of the code that derived
+    them is in the one manifest (`manifest()`), so an edit that changes no facts changes no model's file."""
     import gzip
     import json
 
@@ -50,8 +51,19 @@ def facts_of(repo: RepoData) -> bytes | None:
         facts = _derive(repo)
     except HfvramError:
         return None
-    doc = {"key": derived.key(), "sha": repo.sha, "facts": derived.to_json(facts)}
+    doc = {"sha": repo.sha, "facts": derived.to_json(facts)}
     return gzip.compress(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode(), mtime=0)
+
+
+def manifest() -> bytes:
+    """hfvram/snapshot/facts/KEY.json: the key the facts were derived under, and what it is made of."""
+    import json
+
+    from hfvram.introspect import derived
+
+    doc = {"key": derived.key(), "code": derived.code_digest(), "transformers": derived.transformers_version(),
+           "format": derived.FORMAT}
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
 
 
 def fixture_dirs() -> list[Path]:
@@ -80,6 +92,7 @@ def main() -> None:
             wanted_facts.add(name)
             _write(FACTS / name, facts)
             total_facts += len(facts)
+    _write(FACTS / "KEY.json", manifest())
     for folder, keep in ((OUT, wanted), (FACTS, wanted_facts)):
         for stale in folder.glob("*.json.gz"):
             if stale.name not in keep:

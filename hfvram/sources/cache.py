@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -58,7 +57,9 @@ def frame(doc: dict, fmt: str = FORMAT) -> bytes:
     """A cache entry: gzip of a header line (format, sha256 of the payload) and the JSON payload."""
     payload = json.dumps(doc, separators=(",", ":")).encode()
     head = json.dumps({"format": fmt, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
-    return gzip.compress(head + b"\n" + payload, mtime=0)
+    # Level 1: DeepSeek-V3's entry (16 MB of JSON) compresses in 0.05 s to 0.76 MB, against 0.27 s to 0.54 MB at
+    # gzip's default 9 (measured here): the write is on a cold run's path, the bytes stay on the user's disk.
+    return gzip.compress(head + b"\n" + payload, compresslevel=1, mtime=0)
 
 
 def unframe(blob: bytes, fmt: str = FORMAT):
@@ -235,6 +236,8 @@ class MetadataCache:
 
     @staticmethod
     def _atomic_write(path: Path, data: bytes) -> None:
+        import tempfile  # a write only (it pulls shutil, random): a warm or offline run reads
+
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
