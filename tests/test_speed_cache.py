@@ -210,3 +210,78 @@ def test_warm_and_offline_runs_import_no_transformers_and_answer_as_the_cold_run
     bundled, state = child(["google/gemma-2-9b-it", "--json", "--offline"], env)
     assert state["transformers"] is False
     assert bundled["model"]["source"] == "snapshot" and bundled["weights"]["exact"] is True
+
+
+# -- the cold path's speed-ups read the same ----------------------------------------------------------------------------
+
+def test_header_reads_reuse_connections(fake_hub, tmp_path):
+    """A Range answer read to its end goes back to the connection pool: one request at a time, a sharded repo's
+    model info, texts and five header reads go over one connection (they each opened one when the stream was left
+    half read)."""
+    from hfvram.sources.hub import HubSource, limits
+
+    accepted = []
+    server = fake_hub._server
+    original = server.process_request
+
+    def counting(request, client_address):
+        accepted.append(client_address)
+        return original(request, client_address)
+
+    server.process_request = counting
+    try:
+        with limits():
+            repo = HubSource(cache=MetadataCache(tmp_path), max_workers=1).fetch("Qwen/Qwen3-8B")
+    finally:
+        server.process_request = original
+    assert len(repo.safetensors) == 5
+    assert fake_hub.count() >= 8  # model info, config, index, five headers
+    assert len(accepted) <= 2
+
+
+@pytest.mark.parametrize("name", ["deepseek-ai--DeepSeek-V2-Lite", "meta-llama--Llama-3.2-11B-Vision-Instruct",
+                                  "google--gemma-4-E2B-it", "Qwen--Qwen3-Next-80B-A3B-Thinking"])
+def test_classification_fast_path_matches_the_rules(name):
+    """analyse()'s inline classification and MTP rule give what classify() and layer_index() give, tensor by
+    tensor (DeepSeek keeps its MTP block as layer num_hidden_layers; composite models nest their layers)."""
+    from collections import Counter
+
+    from hfvram.introspect.arch import layer_index
+    from hfvram.introspect.weights import _layer_number, analyse, classify
+
+    repo = fixture_repo(name)
+    facts = _derive(repo)
+    tensors = facts.tensors
+    layers = facts.arch.num_layers
+    expected = Counter()
+    for t in tensors:
+        expected[classify(t.name, layers)] += t.nbytes
+        if t.name.startswith(("model.layers.", "layers.", "model.language_model.layers.")):
+            assert _layer_number(t.name) == layer_index(t.name), t.name
+    assert analyse(tensors, layers, None).component_bytes == dict(expected)
+    for odd in ("model.layers.x.h.3.w", "model.layers.7", "layers.12.mlp.w", "model.language_model.layers.3.q",
+                "model.layers.\u0663.mlp.w"):
+        assert _layer_number(odd) == layer_index(odd), odd
+
+
+def test_header_fast_path_matches_the_checked_path():
+    """Entries of plain JSON values take parse_header's one-pass path; the result is what the entry-by-entry checks
+    give, and anything else still gets them (and their messages)."""
+    from hfvram import stformat
+    from hfvram.errors import MalformedInput
+
+    raw = {"a": {"dtype": "BF16", "shape": [2, 3], "data_offsets": [0, 12]},
+           "b": {"dtype": "F4", "shape": [3], "data_offsets": [12, 14]},
+           "c": {"dtype": "U8", "shape": [], "data_offsets": [14, 15]}}
+    assert [stformat._plain_entry(v) is not None for v in raw.values()] == [True, True, True]
+    tensors, _ = stformat.parse_header(json.dumps(raw).encode(), file="f")
+    assert [(t.name, t.shape, t.nbytes) for t in tensors] == [("a", (2, 3), 12), ("b", (3,), 2), ("c", (), 1)]
+    for bad, needle in (({"dtype": "BF16", "shape": [2, True], "data_offsets": [0, 4]}, "shape"),
+                        ({"dtype": "BF16", "shape": [2, -1], "data_offsets": [0, 4]}, "shape"),
+                        ({"dtype": "BF16", "shape": [2], "data_offsets": [0, 5]}, "needs"),
+                        ({"dtype": "BF16", "shape": [1 << 40, 1 << 40], "data_offsets": [0, 4]}, "64-bit"),
+                        ({"dtype": "Q9", "shape": [2], "data_offsets": [0, 4]}, "unknown dtype"),
+                        ({"dtype": "BF16", "shape": [2], "data_offsets": [False, 4]}, "data_offsets")):
+        assert stformat._plain_entry(bad) is None
+        with pytest.raises(MalformedInput, match=needle):
+            stformat.parse_header(json.dumps({"t": bad}).encode(), file="f")
