@@ -59,6 +59,10 @@ class RepoData:
     mmproj: str | None = None
     subfolder: str | None = None  # the repo folder the model was read from (EXL2 repos with one bit-rate per folder)
     local_root: str | None = None  # the folder of a local model (its GGUF headers are read from there)
+    # Where the facts derived from this commit are kept (hfvram.introspect.derived): the metadata cache of the source
+    # that read it, and the facts the bundled snapshot ships for it. Per run, not serialised, not compared.
+    facts_store: object = field(default=None, compare=False, repr=False)
+    bundled_facts: dict | None = field(default=None, compare=False, repr=False)
 
     # -- serialisation -------------------------------------------------------------------------------------
     def to_json(self) -> dict:

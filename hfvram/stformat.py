@@ -125,6 +125,11 @@ def parse_header(header: bytes | str | dict, file: str = "", what: str | None = 
     for name, info in raw.items():
         if name == "__metadata__":
             continue
+        fast = _plain_entry(info)  # most entries: the same checks in one pass, no calls (90k-140k in DeepSeek/Kimi)
+        if fast is not None:
+            shape, begin, end, dtype, need = fast
+            tensors.append((begin, end, Tensor(name, dtype, shape, need, file)))
+            continue
         if not isinstance(info, dict):
             raise MalformedInput(f"{what}: tensor {name[:120]!r} is not an object")
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
@@ -160,6 +165,37 @@ def parse_header(header: bytes | str | dict, file: str = "", what: str | None = 
     if data_size is not None and offset > data_size:
         raise MalformedInput(f"{what}: the tensors need {offset:,} bytes of data but the file holds {data_size:,}")
     return [t for _, _, t in tensors], dict(metadata)
+
+
+_NUMEL_LIMIT = 1 << 64
+
+
+def _plain_entry(info):
+    """(shape, begin, end, dtype, bytes) of a header entry that passes every check `parse_header` makes, when it is
+    made of plain JSON values (a dict, a known dtype, lists of ints); None for anything else, which `parse_header`
+    then checks one by one (and names what is wrong)."""
+    if type(info) is not dict:
+        return None
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if type(dtype) is not str or type(shape) is not list or type(offsets) is not list or len(offsets) != 2:
+        return None
+    bits = DTYPE_BITS.get(dtype)
+    if bits is None:
+        return None
+    begin, end = offsets
+    if type(begin) is not int or type(end) is not int or begin < 0 or end < begin:
+        return None
+    numel = 1
+    for d in shape:
+        if type(d) is not int or d < 0:
+            return None
+        numel *= d
+        if numel >= _NUMEL_LIMIT:
+            return None
+    need = (numel * bits + 7) // 8
+    if end - begin != need:
+        return None
+    return tuple(shape), begin, end, dtype, need
 
 
 def build_header(tensors: Iterable[tuple[str, str, Iterable[int]]], metadata: dict | None = None) -> bytes:

@@ -50,7 +50,18 @@ class ModelFacts:
 
 def introspect(repo: RepoData) -> ModelFacts:
     """The model facts; `MalformedInput` naming the key or file when the config or checkpoint claims something that
-    is the wrong type, out of range (hfvram.introspect.validate) or does not add up."""
+    is the wrong type, out of range (hfvram.introspect.validate) or does not add up. Facts derived from a Hub commit
+    before are read back (hfvram.introspect.derived), and kept after they are derived."""
+    from . import derived
+
+    facts = derived.load(repo)
+    if facts is None:
+        facts = _derive(repo)
+        derived.save(repo, facts)
+    return facts
+
+
+def _derive(repo: RepoData) -> ModelFacts:
     if getattr(repo, "format", None) == "gguf":
         from .gguf import introspect_gguf
 

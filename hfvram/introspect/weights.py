@@ -68,24 +68,36 @@ class WeightFacts:
     notes: list[str] = field(default_factory=list)
 
 
-_DIGITS = re.compile(r"\d+")
+# Every ASCII digit to "#": names that differ only in layer/expert numbers share a pattern (bytes.translate on the
+# UTF-8 name: ~10x faster than a regex substitution or str.translate per name).
+_DIGITS = bytes.maketrans(b"0123456789", b"##########")
+_LAYERED = ("model.layers.", "layers.", "model.language_model.layers.")
 
 
 def classify(name: str, num_layers: int | None, _cache: dict = {}) -> str:  # noqa: B006 - deliberate memo
     """Component of a tensor. Names differ only in layer/expert numbers across a checkpoint, so the regex work is
     done once per name pattern (DeepSeek/Kimi have 90k-140k tensors but a few dozen patterns)."""
-    key = _DIGITS.sub("#", name)
+    key = name.encode("utf-8", "surrogatepass").translate(_DIGITS)
     comp = _cache.get(key)
     if comp is None:
         comp = _cache[key] = _classify(name)
         if len(_cache) > 100_000:
             _cache.clear()
-    if comp != "vision" and comp != "mtp" and num_layers is not None and \
-            name.startswith(("model.layers.", "layers.", "model.language_model.layers.")):
-        idx = layer_index(name)
+    if comp != "vision" and comp != "mtp" and num_layers is not None and name.startswith(_LAYERED):
+        idx = _layer_number(name)
         if idx is not None and idx >= num_layers:
             return "mtp"  # DeepSeek-V3/R1 keep the MTP block as layer num_hidden_layers
     return comp
+
+
+# `layer_index` for a name that starts with one of _LAYERED, where it matches first: the digits right after the
+# prefix when a dot follows them (anchored, so cheaper than layer_index's search); anything else goes to layer_index.
+_LAYER_AT = re.compile(r"(?:model\.|model\.language_model\.)?layers\.([0-9]+)\.")
+
+
+def _layer_number(name: str) -> int | None:
+    m = _LAYER_AT.match(name)
+    return int(m.group(1)) if m is not None else layer_index(name)
 
 
 def _classify(name: str) -> str:
@@ -140,9 +152,18 @@ def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | Non
     comp_bytes: Counter[str] = Counter()
     comp_params: Counter[str] = Counter()
     total_params = 0
+    memo = classify.__defaults__[0]  # classify's pattern memo, looked up here without a call per tensor
     for t in tensors:
         by_dtype[t.dtype] += t.nbytes
-        comp = classify(t.name, num_layers)
+        name = t.name
+        comp = memo.get(name.encode("utf-8", "surrogatepass").translate(_DIGITS))
+        if comp is None:
+            comp = classify(name, num_layers)
+        elif comp != "vision" and comp != "mtp" and num_layers is not None and name.startswith(_LAYERED):
+            m = _LAYER_AT.match(name)  # classify's MTP rule, inline
+            idx = int(m.group(1)) if m is not None else layer_index(name)
+            if idx is not None and idx >= num_layers:
+                comp = "mtp"
         comp_bytes[comp] += t.nbytes
         p = logical_params(t, names, quant_bits, bnb, shapes)
         comp_params[comp] += p

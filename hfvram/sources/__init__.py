@@ -83,6 +83,8 @@ def open_model(ref: ModelRef | str, *, offline: bool = False, token=None, hub=No
         repo = open_variant(hub, ref, offline=offline, file=file)
     if not choose:
         return repo
+    if not (file or mmproj) and not any(f.lower().endswith(".gguf") for f in repo.files):
+        return repo  # no GGUF file to choose: what `prepare` answers too, without importing the GGUF reader
     from .gguf import prepare
 
     return prepare(repo, hub, selector=ref.selector, file=file, mmproj=mmproj, offline=offline)

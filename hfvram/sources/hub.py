@@ -23,7 +23,6 @@ import contextvars
 import json
 import os
 import queue
-import random
 import re
 import sys
 import threading
@@ -262,6 +261,11 @@ class HubSource:
 
     # -- public -----------------------------------------------------------------------------------------------
     def fetch(self, repo_id: str, revision: str | None = None, offline: bool = False) -> RepoData:
+        repo = self._fetch(repo_id, revision, offline)
+        repo.facts_store = self.cache  # the facts derived from it are kept next to it (hfvram.introspect.derived)
+        return repo
+
+    def _fetch(self, repo_id: str, revision: str | None, offline: bool) -> RepoData:
         from . import valid_repo_id
 
         if not valid_repo_id(repo_id):
@@ -340,6 +344,9 @@ class HubSource:
             )
         repo = RepoData(id=repo_id, sha=sha, source="hub", files=dict(files))
         header_bytes = [0]  # all headers of this repo so far (REPO_HEADERS_CAP)
+        from huggingface_hub import hf_hub_url  # noqa: F401 - imported here, before the preload thread starts
+        if "config.json" in texts_wanted and not any(f.lower().endswith(".gguf") for f in files):
+            _preload_config_classes()
 
         def text(path: str) -> str:
             return self._retrying(budget, f"reading {repo_id}/{path}",
@@ -501,6 +508,8 @@ class HubSource:
         self.sleep(delay)
 
     def _transient_delay(self, exc: Exception, attempt: int) -> float | None:
+        import random  # only a retry needs it (and with it hashlib, bisect): not imported on every run
+
         status = _status(exc)
         backoff = BACKOFF_S * (2 ** attempt) * (0.75 + 0.5 * random.random())
         if status == 429:
@@ -545,6 +554,26 @@ class HubSource:
         return HfvramError(f"unexpected error reading from {self.endpoint_url}: {type(exc).__name__}: {_short(exc)}")
 
 
+def _preload_config_classes() -> None:
+    """A cold read will need transformers' config classes (hfvram.introspect.config), an import of ~0.6 s of CPU that
+    nothing else in the run waits for: start it on a daemon thread while the requests are in flight, so that their
+    round trips overlap it. Only on the main thread of a process that has not imported transformers (a command
+    line run), and after every module the request threads use is imported (no two threads importing one module);
+    any failure is left to the reader, which imports it again and falls back as before."""
+    if "transformers" in sys.modules or threading.current_thread() is not threading.main_thread():
+        return
+
+    def load() -> None:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # as hfvram.introspect.config sets them
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        try:
+            import transformers.models.auto.configuration_auto  # noqa: F401
+        except Exception:  # noqa: BLE001 - the reader imports it again (and falls back to the raw JSON)
+            pass
+
+    threading.Thread(target=load, name="hfvram-preload", daemon=True).start()
+
+
 # -- HTTP: streamed, capped, deadline-bound ----------------------------------------------------------------------------
 
 def _get(url: str, headers: dict, budget: Budget, what: str, cap: int, *, params: dict | None = None,
@@ -571,6 +600,7 @@ def _get(url: str, headers: dict, budget: Budget, what: str, cap: int, *, params
 
 def _read_capped(response, cap: int, budget: Budget, what: str, truncate: bool) -> bytes:
     buf = bytearray()
+    declared = response.headers.get("Content-Length")
     for chunk in response.iter_bytes():
         budget.check(f"while reading {what} ({len(buf):,} bytes in)")
         room = cap - len(buf)
@@ -578,8 +608,11 @@ def _read_capped(response, cap: int, budget: Budget, what: str, truncate: bool) 
             if not truncate and len(chunk) > room:
                 raise MalformedInput(f"{what} is larger than {cap:,} bytes, the most hfvram reads for it")
             buf += chunk[:room]
-            if truncate:
+            if truncate and not (len(chunk) == room and declared == str(len(buf))):
                 break
+            # Exactly the cap, and all the answer said it holds (a Range answer of the length asked): let the
+            # stream end, so the connection goes back to the pool (a stream left half read is closed instead:
+            # DeepSeek-V3's 163 header reads opened 163 connections).
             continue
         buf += chunk
     return bytes(buf)

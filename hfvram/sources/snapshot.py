@@ -9,6 +9,7 @@ from pathlib import Path
 from ..repodata import RepoData
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "snapshot"
+FACTS_DIR = SNAPSHOT_DIR / "facts"
 
 
 @lru_cache(maxsize=1)
@@ -29,7 +30,37 @@ def lookup(repo_id: str) -> RepoData | None:
     path = _index().get(repo_id.lower())
     if path is None:
         return None
-    return RepoData.loads(path.read_bytes(), source="snapshot")
+    repo = RepoData.loads(path.read_bytes(), source="snapshot")
+    repo.bundled_facts = facts(path)
+    return repo
+
+
+def facts(path: Path) -> dict | None:
+    """The facts tools/build_snapshot.py derived from a bundled model, as {"key", "sha", "facts"} (see
+    hfvram.introspect.derived), or None (none shipped, or unreadable: they are then derived as for any repo)."""
+    import gzip
+    import json
+
+    key = _facts_key()
+    if key is None:
+        return None
+    try:
+        doc = json.loads(gzip.decompress((FACTS_DIR / path.name).read_bytes()))
+    except (OSError, ValueError, EOFError):
+        return None
+    return {**doc, "key": key} if isinstance(doc, dict) else None
+
+
+@lru_cache(maxsize=1)
+def _facts_key() -> str | None:
+    """The key the shipped facts were derived under (facts/KEY.json)."""
+    import json
+
+    try:
+        key = json.loads((FACTS_DIR / "KEY.json").read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return key if isinstance(key, str) else None
 
 
 def closest(repo_id: str, n: int = 3) -> list[str]:

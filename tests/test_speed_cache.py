@@ -1,0 +1,287 @@
+"""The derived-facts cache (hfvram.introspect.derived): facts read back are the facts derived, byte for byte in the
+JSON answer; a warm or `--offline` run imports no transformers and builds no HfApi; a damaged, foreign or stale
+entry is never used; what is not a Hub commit is never kept."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hfvram.analysis import analyze_facts
+from hfvram.introspect import _derive, derived, introspect
+from hfvram.options import parse
+from hfvram.repodata import load_fixture
+from hfvram.sources import snapshot
+from hfvram.sources.cache import MetadataCache, encode_facts, frame
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+# A spread of what introspect distinguishes: dense, sharded, .bin only, MLA + MoE, sliding/hybrid, Mamba, Mamba2
+# hybrid, linear attention, composite (vision) configs, GPTQ/AWQ/FP8/NF4/MXFP4 quantisation, encoder-decoder,
+# encoder-only, params.json.
+SAMPLE = [
+    "Qwen--Qwen2.5-0.5B-Instruct", "meta-llama--Meta-Llama-3-8B", "tiiuae--falcon-7b-instruct",
+    "deepseek-ai--DeepSeek-V2-Lite", "google--gemma-3-4b-it", "google--gemma-2-9b-it", "ai21labs--Jamba-v0.1",
+    "nvidia--Nemotron-H-56B-Base-8K", "state-spaces--mamba-130m-hf", "Qwen--Qwen3-Next-80B-A3B-Thinking",
+    "meta-llama--Llama-3.2-11B-Vision-Instruct", "TheBloke--Llama-2-13B-chat-GPTQ", "Qwen--Qwen2.5-7B-Instruct-AWQ",
+    "Qwen--Qwen3-8B-FP8", "reubk--Molmo_7B_D_0924_NF4", "openai--gpt-oss-20b", "facebook--bart-large-cnn",
+    "dslim--bert-large-NER", "microsoft--Phi-3-mini-128k-instruct", "mistralai--Mixtral-8x7B-Instruct-v0.1",
+    "Qwen--Qwen2-Audio-7B-Instruct", "google--gemma-4-E2B-it",
+]
+
+
+def fixture_repo(name: str):
+    repo, _ = load_fixture(FIXTURES / name)
+    repo.source = "hub"
+    return repo
+
+
+def answer(facts) -> str:
+    return json.dumps(analyze_facts(facts, parse()).to_dict(), sort_keys=True)
+
+
+@pytest.mark.parametrize("name", [n for n in SAMPLE if (FIXTURES / n / "repo.json").is_file()])
+def test_facts_read_back_give_the_same_answer(name, tmp_path):
+    repo = fixture_repo(name)
+    repo.notes.append("a note from the source")
+    fresh = _derive(repo)
+    doc = json.loads(json.dumps(derived.to_json(fresh)))  # as the cache stores it
+    back = derived.from_json(doc, repo)
+    assert back.arch == fresh.arch and back.weights == fresh.weights and back.quant == fresh.quant
+    assert back.notes == fresh.notes and back.notes[0] == "a note from the source"
+    assert (back.raw_config, back.text_config, back.dtype) == (fresh.raw_config, fresh.text_config, fresh.dtype)
+    assert (back.params_total, back.params_active) == (fresh.params_total, fresh.params_active)
+    assert answer(back) == answer(fresh)
+    # layers that were one spec object stay one (the per-kind counts hash each distinct spec once)
+    assert len({id(layer) for layer in back.arch.layers}) == len(set(fresh.arch.layers))
+
+
+def test_introspect_keeps_then_reads_back_through_the_metadata_cache(tmp_path, monkeypatch):
+    repo = fixture_repo("Qwen--Qwen2.5-0.5B-Instruct")
+    store = MetadataCache(tmp_path)
+    repo.facts_store = store
+    first = introspect(repo)
+    entries = list((tmp_path / "facts" / "Qwen--Qwen2.5-0.5B-Instruct").glob("*.json.gz"))
+    assert [p.name for p in entries] == [f"{repo.sha}-{derived.key()}.json.gz"]
+
+    def no_derive(_repo):
+        raise AssertionError("derived again")
+
+    monkeypatch.setattr("hfvram.introspect._derive", no_derive)
+    again = fixture_repo("Qwen--Qwen2.5-0.5B-Instruct")
+    again.facts_store = store
+    assert answer(introspect(again)) == answer(first)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "checksum", "format", "other-repo", "bad-content", "absurd"])
+def test_a_damaged_or_foreign_entry_is_dropped_and_the_facts_derived_again(damage, tmp_path):
+    repo = fixture_repo("Qwen--Qwen2.5-0.5B-Instruct")
+    store = MetadataCache(tmp_path)
+    repo.facts_store = store
+    good = introspect(repo)
+    path = next((tmp_path / "facts").rglob("*.json.gz"))
+    blob = path.read_bytes()
+    doc = derived.to_json(good)
+    if damage == "truncated":
+        path.write_bytes(blob[: len(blob) // 2])
+    elif damage == "checksum":
+        raw = gzip.decompress(blob)
+        path.write_bytes(gzip.compress(raw.replace(b'"params_total":', b'"params_total": ')))
+    elif damage == "format":
+        path.write_bytes(frame({"id": repo.id, "sha": repo.sha, "key": derived.key(), "facts": doc}, "hfvram-facts/0"))
+    elif damage == "other-repo":
+        path.write_bytes(encode_facts(doc, "org/other", repo.sha, derived.key()))
+    elif damage == "bad-content":  # intact framing, content that is not what introspect makes
+        path.write_bytes(encode_facts({**doc, "layers": [99]}, repo.id, repo.sha, derived.key()))
+    else:  # well-formed, but an answer the validator refuses
+        path.write_bytes(encode_facts({**doc, "params_total": -5}, repo.id, repo.sha, derived.key()))
+    again = fixture_repo("Qwen--Qwen2.5-0.5B-Instruct")
+    again.facts_store = store
+    assert answer(introspect(again)) == answer(good)
+    assert store.dropped == 1
+    # derived again and kept again, intact
+    assert derived.from_json(store.get_facts(repo.id, repo.sha, derived.key()), again).params_total == good.params_total
+
+
+def test_the_key_names_the_code_and_the_transformers_release(monkeypatch):
+    base = derived.key()
+    try:
+        for fn, value in ((derived, "transformers_version"), (derived, "code_digest")):
+            derived.key.cache_clear()
+            monkeypatch.setattr(fn, value, lambda: "something else")
+            assert derived.key() != base
+            monkeypatch.undo()
+    finally:
+        derived.key.cache_clear()
+    assert derived.key() == base
+    import transformers
+
+    assert derived.transformers_version() == transformers.__version__
+
+
+def test_an_entry_under_another_key_is_never_read(tmp_path, monkeypatch):
+    repo = fixture_repo("Qwen--Qwen2.5-0.5B-Instruct")
+    store = MetadataCache(tmp_path)
+    doc = derived.to_json(_derive(repo))
+    store.put_facts(repo.id, repo.sha, "0123456789abcdef", {**doc, "params_total": 1})
+    monkeypatch.setattr(derived, "key", lambda: "fedcba9876543210")
+    repo.facts_store = store
+    assert derived.load(repo) is None
+
+
+def test_what_is_not_a_hub_commit_is_never_kept(tmp_path):
+    repo = fixture_repo("Qwen--Qwen2.5-0.5B-Instruct")
+    store = MetadataCache(tmp_path)
+    for change in ({"source": "local"}, {"sha": None}, {"sha": "main"}, {"subfolder": "4.0bpw"},
+                   {"format": "gguf"}):
+        r = fixture_repo("Qwen--Qwen2.5-0.5B-Instruct")
+        for k, v in change.items():
+            setattr(r, k, v)
+        assert not derived.cacheable(r), change
+    repo.source = "local"
+    repo.facts_store = store
+    introspect(repo)
+    assert not (tmp_path / "facts").exists()
+    assert derived.cacheable(fixture_repo("Qwen--Qwen2.5-0.5B-Instruct"))
+
+
+def test_a_disabled_cache_keeps_nothing(tmp_path):
+    repo = fixture_repo("Qwen--Qwen2.5-0.5B-Instruct")
+    repo.facts_store = MetadataCache(tmp_path, enabled=False)
+    introspect(repo)
+    assert not (tmp_path / "facts").exists()
+
+
+def test_bundled_facts_answer_offline_as_derived_facts_would(monkeypatch):
+    for rid in ("Qwen/Qwen2.5-0.5B-Instruct", "deepseek-ai/DeepSeek-V2-Lite", "google/gemma-3-4b-it"):
+        repo = snapshot.lookup(rid)
+        assert repo.bundled_facts is not None and repo.bundled_facts["key"] == derived.key()
+        shipped = derived.load(repo)
+        assert shipped is not None
+        assert answer(shipped) == answer(_derive(snapshot.lookup(rid)))
+    # facts shipped for another commit are not used for this one
+    repo = snapshot.lookup("Qwen/Qwen2.5-0.5B-Instruct")
+    repo.sha = "f" * 40
+    assert derived.load(repo) is None
+
+
+CHILD = """
+import json, sys
+from hfvram.cli import main
+code = 0
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "transformers": "transformers" in sys.modules,
+                  "hf_api": "huggingface_hub.hf_api" in sys.modules}), file=sys.stderr)
+"""
+
+
+def child(argv, env) -> tuple[dict, dict]:
+    p = subprocess.run([sys.executable, "-c", CHILD, *argv], env=env, capture_output=True, text=True, cwd=str(ROOT))
+    state = json.loads(p.stderr.strip().splitlines()[-1])
+    assert state["code"] == 0, p.stderr
+    return json.loads(p.stdout), state
+
+
+def test_warm_and_offline_runs_import_no_transformers_and_answer_as_the_cold_run(fake_hub, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HFVRAM"))}
+    env.update(HF_ENDPOINT=fake_hub.url, HFVRAM_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"),
+               PYTHONPATH=str(ROOT))
+    for rid in ("Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B"):  # single file; sharded with an index
+        cold, state = child([rid, "--json"], env)
+        assert state["transformers"] is True  # the facts are derived once
+        warm, state = child([rid, "--json"], env)
+        assert state == {"code": 0, "transformers": False, "hf_api": False}
+        assert warm["model"]["source"] == "cache"
+        assert {**warm, "model": None} == {**cold, "model": None}
+        offline, state = child([rid, "--json", "--offline"], env)
+        assert state["transformers"] is False and state["hf_api"] is False
+        assert {**offline, "model": None, "notes": None} == {**cold, "model": None, "notes": None}
+    # a bundled model, offline with an empty cache: the snapshot's facts
+    env["HFVRAM_CACHE"] = str(tmp_path / "empty")
+    bundled, state = child(["google/gemma-2-9b-it", "--json", "--offline"], env)
+    assert state["transformers"] is False
+    assert bundled["model"]["source"] == "snapshot" and bundled["weights"]["exact"] is True
+
+
+# -- the cold path's speed-ups read the same ----------------------------------------------------------------------------
+
+def test_header_reads_reuse_connections(fake_hub, tmp_path):
+    """A Range answer read to its end goes back to the connection pool: one request at a time, a sharded repo's
+    model info, texts and five header reads go over one connection (they each opened one when the stream was left
+    half read)."""
+    from hfvram.sources.hub import HubSource, limits
+
+    accepted = []
+    server = fake_hub._server
+    original = server.process_request
+
+    def counting(request, client_address):
+        accepted.append(client_address)
+        return original(request, client_address)
+
+    server.process_request = counting
+    try:
+        with limits():
+            repo = HubSource(cache=MetadataCache(tmp_path), max_workers=1).fetch("Qwen/Qwen3-8B")
+    finally:
+        server.process_request = original
+    assert len(repo.safetensors) == 5
+    assert fake_hub.count() >= 8  # model info, config, index, five headers
+    assert len(accepted) <= 2
+
+
+@pytest.mark.parametrize("name", ["deepseek-ai--DeepSeek-V2-Lite", "meta-llama--Llama-3.2-11B-Vision-Instruct",
+                                  "google--gemma-4-E2B-it", "Qwen--Qwen3-Next-80B-A3B-Thinking"])
+def test_classification_fast_path_matches_the_rules(name):
+    """analyse()'s inline classification and MTP rule give what classify() and layer_index() give, tensor by
+    tensor (DeepSeek keeps its MTP block as layer num_hidden_layers; composite models nest their layers)."""
+    from collections import Counter
+
+    from hfvram.introspect.arch import layer_index
+    from hfvram.introspect.weights import _layer_number, analyse, classify
+
+    repo = fixture_repo(name)
+    facts = _derive(repo)
+    tensors = facts.tensors
+    layers = facts.arch.num_layers
+    expected = Counter()
+    for t in tensors:
+        expected[classify(t.name, layers)] += t.nbytes
+        if t.name.startswith(("model.layers.", "layers.", "model.language_model.layers.")):
+            assert _layer_number(t.name) == layer_index(t.name), t.name
+    assert analyse(tensors, layers, None).component_bytes == dict(expected)
+    for odd in ("model.layers.x.h.3.w", "model.layers.7", "layers.12.mlp.w", "model.language_model.layers.3.q",
+                "model.layers.\u0663.mlp.w"):
+        assert _layer_number(odd) == layer_index(odd), odd
+
+
+def test_header_fast_path_matches_the_checked_path():
+    """Entries of plain JSON values take parse_header's one-pass path; the result is what the entry-by-entry checks
+    give, and anything else still gets them (and their messages)."""
+    from hfvram import stformat
+    from hfvram.errors import MalformedInput
+
+    raw = {"a": {"dtype": "BF16", "shape": [2, 3], "data_offsets": [0, 12]},
+           "b": {"dtype": "F4", "shape": [3], "data_offsets": [12, 14]},
+           "c": {"dtype": "U8", "shape": [], "data_offsets": [14, 15]}}
+    assert [stformat._plain_entry(v) is not None for v in raw.values()] == [True, True, True]
+    tensors, _ = stformat.parse_header(json.dumps(raw).encode(), file="f")
+    assert [(t.name, t.shape, t.nbytes) for t in tensors] == [("a", (2, 3), 12), ("b", (3,), 2), ("c", (), 1)]
+    for bad, needle in (({"dtype": "BF16", "shape": [2, True], "data_offsets": [0, 4]}, "shape"),
+                        ({"dtype": "BF16", "shape": [2, -1], "data_offsets": [0, 4]}, "shape"),
+                        ({"dtype": "BF16", "shape": [2], "data_offsets": [0, 5]}, "needs"),
+                        ({"dtype": "BF16", "shape": [1 << 40, 1 << 40], "data_offsets": [0, 4]}, "64-bit"),
+                        ({"dtype": "Q9", "shape": [2], "data_offsets": [0, 4]}, "unknown dtype"),
+                        ({"dtype": "BF16", "shape": [2], "data_offsets": [False, 4]}, "data_offsets")):
+        assert stformat._plain_entry(bad) is None
+        with pytest.raises(MalformedInput, match=needle):
+            stformat.parse_header(json.dumps({"t": bad}).encode(), file="f")
