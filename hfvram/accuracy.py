@@ -48,7 +48,8 @@ FRAMEWORK = {"vllm": "vllm", "transformers": "transformers", "autoawq": "transfo
 # Case GPU names the catalog spells differently (hfvram.gpus.find is tried first).
 GPU_NAMES = {"H100 80GB": "H100-SXM", "H100": "H100-SXM", "A100 80GB": "A100-80GB", "A10 24GB": "A10",
              "Tesla V100-PCIE-16GB": "V100-16GB", "H20 96GB": None}
-CACHE_MODES = {"FP16": "fp16", "Q4": "q4", "Q6": "q6", "Q8": "q8", "mixed": "q6"}
+# ExLlamaV2/V3 cache modes -> --kv-dtype ("FP8": ExLlamaV2Cache_8bit, text-generation-webui's --cache_8bit)
+CACHE_MODES = {"FP16": "fp16", "FP8": "fp8", "Q4": "q4", "Q6": "q6", "Q8": "q8", "mixed": "q6"}
 
 # Sources a case file spells in several ways, and the one source they are (each a data set of one author/harness).
 SOURCE_GROUPS = (
@@ -181,6 +182,157 @@ def _gpu(s: dict, case: dict) -> GPU | None:
     return gpu
 
 
+class Unexpressible(Exception):
+    """A case whose settings hfvram's settings cannot say (or whose figure our estimate has no part for): it is listed
+    as skipped with this reason, not scored."""
+
+
+# llama.cpp: the quantities where a weight's placement matters. The KV cache is not one of them: each layer's cache
+# sits with its layer (llama-kv-cache.cpp: model.dev_layer(il)) whatever --override-tensor does with its weights.
+LLAMACPP_PLACED = ("weights_bytes", "host_bytes", "compute_buffer_bytes", "total_used_bytes", "total_reserved_bytes")
+# Per-layer and global tensor names (src/llama-arch.cpp LLM_TENSOR_NAMES, the names of the common dense, GQA, MLA and
+# MoE layers) that --override-tensor patterns are tried on, to tell whether a set of patterns moves exactly the
+# routed experts of every layer or of the first N (what --cpu-moe / --n-cpu-moe write, common/common.h).
+_LAYER_TENSORS = tuple(f"{n}.{kind}" for n in (
+    "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "attn_q_norm", "attn_k_norm", "attn_qkv", "attn_sinks",
+    "attn_q_a", "attn_q_a_norm", "attn_q_b", "attn_kv_a_mqa", "attn_kv_a_norm", "attn_kv_b", "attn_k_b", "attn_v_b",
+    "post_attention_norm", "ffn_norm", "ffn_gate_inp", "ffn_gate", "ffn_up", "ffn_down", "ffn_gate_exps",
+    "ffn_up_exps", "ffn_down_exps", "ffn_gate_up_exps", "ffn_gate_inp_shexp", "ffn_gate_shexp", "ffn_up_shexp",
+    "ffn_down_shexp", "exp_probs_b", "post_ffw_norm") for kind in ("weight", "bias"))
+_GLOBAL_TENSORS = ("token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight")
+_OT_LAYERS = 1024  # more layers than any model has: a pattern set that catches the experts of all of these is --cpu-moe
+# n_gpu_layers as logs and front ends write "every layer": "all", "all (29/29 offloaded)", -1 (llama-cpp-python)
+_ALL_LAYERS = re.compile(r"^\s*(all\b|-1$)", re.I)
+
+
+def override_to_cpu_moe(value) -> int:
+    """--override-tensor patterns ("regex=BUFFER", comma-separated or a list; first match wins, llama-model-loader.cpp)
+    as the --n-cpu-moe they amount to (options.CPU_MOE_ALL for every layer's experts). Unexpressible when they move
+    more than the routed experts (whole FFNs: norms, routers, dense or shared-expert weights), the experts of other
+    than the first N layers, or pin tensors to more than one GPU."""
+    from .estimate.llamacpp import _EXPS  # common/common.h LLM_FFN_EXPS_REGEX
+    from .options import CPU_MOE_ALL
+
+    items = value if isinstance(value, list) else [value]
+    rules = []
+    for item in items:
+        for part in str(item).split(","):  # common/arg.cpp parse_tensor_buffer_overrides splits on ','
+            pattern, _, buft = part.rpartition("=")
+            if not pattern:
+                raise Unexpressible(f"--override-tensor {part!r} is not PATTERN=BUFFER")
+            rules.append((re.compile(pattern), buft.strip()))
+    cpu: dict[int, set[str]] = {}
+    devices = set()
+    names = [(None, g) for g in _GLOBAL_TENSORS] + [(i, f"blk.{i}.{n}") for i in range(_OT_LAYERS)
+                                                     for n in _LAYER_TENSORS]
+    for layer, name in names:
+        buft = next((b for rx, b in rules if rx.search(name)), None)
+        if buft is None:
+            continue
+        if buft.upper() != "CPU":
+            devices.add(buft)
+            continue
+        if layer is None or not _EXPS.search(name):
+            raise Unexpressible(f"--override-tensor moves {name} to the CPU: more than the routed experts (whole "
+                                f"FFNs or other tensors of some layers), which --n-cpu-moe cannot say")
+        cpu.setdefault(layer, set()).add(name)
+    if len(devices) > 1:
+        raise Unexpressible(f"--override-tensor spreads tensors over {len(devices)} GPUs "
+                            f"({', '.join(sorted(devices))}) by pattern; hfvram splits layers evenly")
+
+    def whole(i: int, got: set[str]) -> bool:  # down and up+gate experts, or down and the fused gate_up ones
+        has = {n.split(".")[2] for n in got if n.endswith(".weight")}
+        return "ffn_down_exps" in has and ({"ffn_up_exps", "ffn_gate_exps"} <= has or "ffn_gate_up_exps" in has)
+
+    partial = [i for i, got in cpu.items() if not whole(i, got)]
+    if partial:
+        raise Unexpressible(f"--override-tensor moves only some of layer {min(partial)}'s experts")
+    layers = sorted(cpu)
+    if not layers:
+        return 0
+    if layers != list(range(len(layers))):
+        raise Unexpressible(f"--override-tensor moves the experts of layers {layers[0]}-{layers[-1]}, not of the first "
+                            f"N layers (--n-cpu-moe N)")
+    return CPU_MOE_ALL if len(layers) == _OT_LAYERS else len(layers)
+
+
+def _llama_ftype(name: str, version: str) -> bool:
+    from .estimate.gguf import normalize_ftype
+
+    try:
+        normalize_ftype(name, version)
+        return True
+    except ValueError:
+        return False
+
+
+def llamacpp_kwargs(case: dict) -> dict:
+    """A llama.cpp case's settings (its log's or command line's) as hfvram.analyze keywords. Raises Unexpressible."""
+    from .options import CPU_MOE_ALL, LLAMACPP_CACHE_TYPES
+
+    s, q = case["settings"], case["quantity"]
+    kw: dict = {}
+    parallel = _int(s.get("parallel")) or _int(s.get("n_seq_max")) or 1
+    unified = s.get("kv_unified")
+    n_ctx = _int(s.get("n_ctx"))
+    # hfvram's --context is what each sequence holds: llama.cpp's -c is shared by the slots unless --kv-unified
+    kw["context"] = n_ctx // parallel if n_ctx and parallel > 1 and not unified else n_ctx
+    if parallel > 1:
+        kw["n_parallel"] = parallel
+    if unified is not None:
+        kw["kv_unified"] = bool(unified)
+    old = bool(re.search(r"\b(b|build )1513\b", str(case.get("framework_version"))))
+    if old:  # ggml-org/ci logs of b1513 (2023): that release's quantisation rules
+        kw["llamacpp_version"] = "b1513"
+    n_batch = _int(s.get("n_batch"))
+    # -ub (the physical batch) defaults to 512 and never exceeds -b (llama-context.cpp: n_ubatch = min(n_batch,
+    # n_ubatch)); before the split (b1513's time) -b was the physical batch
+    kw["n_ubatch"] = _int(s.get("n_ubatch")) or (n_batch if old or not n_batch else min(n_batch, 512))
+    for key in ("cache_type_k", "cache_type_v"):
+        value = str(s.get(key) or "f16").lower()
+        if value not in LLAMACPP_CACHE_TYPES:
+            raise Unexpressible(f"--{key.replace('_', '-')} {value} is not a cache type hfvram knows")
+        kw[key] = value
+    # flash attention: as the log says; the 2023 logs that do not say predate it (llama.cpp added -fa in 2024)
+    kw["flash_attn"] = bool(s.get("flash_attn", False))
+    ngl = s.get("n_gpu_layers")
+    if ngl is not None and not (isinstance(ngl, str) and _ALL_LAYERS.match(ngl)) and _int(ngl) != -1:
+        if _int(ngl) is None:
+            raise Unexpressible(f"n_gpu_layers {ngl!r} not understood")
+        kw["gpu_layers"] = _int(ngl)
+    cpu_moe = CPU_MOE_ALL if s.get("cpu_moe") else (_int(s.get("n_cpu_moe")) or 0)
+    if s.get("override_tensor"):
+        try:
+            cpu_moe = max(cpu_moe, override_to_cpu_moe(s["override_tensor"]))
+        except Unexpressible:
+            if q in LLAMACPP_PLACED:
+                raise
+    if cpu_moe:
+        kw["n_cpu_moe"] = min(cpu_moe, CPU_MOE_ALL)
+    if s.get("no_kv_offload") or s.get("kv_offload") is False:
+        kw["no_kv_offload"] = True
+    if s.get("swa_full") and q != "weights_bytes" and q != "host_bytes":
+        raise Unexpressible("--swa-full keeps sliding-window layers at the whole context: not modelled")
+    split = str(s.get("split_mode") or "layer").lower()
+    gpus = _int(s.get("num_gpus")) or 1
+    if gpus > 1:
+        if not split.startswith("layer"):
+            raise Unexpressible(f"--split-mode {split}: hfvram models the layer split")
+        kw["pp"] = gpus  # the estimator spreads layers evenly over tp x pp devices (--split-mode layer)
+    gguf_type = s.get("gguf_type") or case.get("gguf_type")
+    if gguf_type and _llama_ftype(str(gguf_type), kw.get("llamacpp_version", "current")):
+        kw["quantize"] = f"gguf:{gguf_type}"
+    elif q in ("kv_cache_bytes", "compute_buffer_bytes") and not cpu_moe:
+        # the KV cache, and the compute buffer of a model wholly on the GPU (llamacpp_value checks that), do not
+        # depend on the weights' types: the model as convert_hf_to_gguf.py writes it (F16) stands in for a GGUF
+        # that is not named
+        pass
+    else:
+        raise Unexpressible(f"GGUF type {gguf_type or 'not named'}" + (": not a llama-quantize type hfvram can size"
+                                                                        if gguf_type else ""))
+    return kw
+
+
 def case_kwargs(case: dict) -> dict:
     """The case's settings as hfvram.analyze keywords."""
     s = case["settings"]
@@ -189,6 +341,8 @@ def case_kwargs(case: dict) -> dict:
     gpu = _gpu(s, case)
     tp = _int(s.get("tp"))
     pp = _int(s.get("pp"))
+    llama = llamacpp_kwargs(case) if fw == "llamacpp" else {}
+    pp = llama.pop("pp", pp)
     if tp:
         kw["tp"] = tp
     if pp and pp > 1:
@@ -240,16 +394,8 @@ def case_kwargs(case: dict) -> dict:
         # the benchmarks load with torch_dtype="auto" (CASES.md 20); AutoAWQ runs float16
         kw.setdefault("dtype", "auto")
     elif fw == "llamacpp":
-        kw["context"] = _int(s.get("n_ctx"))
-        kw["n_ubatch"] = _int(s.get("n_ubatch")) or _int(s.get("n_batch"))
-        kw["kv_dtype"] = {"f16": "fp16", "q8_0": "q8_0", "q4_0": "q4_0"}.get(s.get("cache_type_k") or "f16", "fp16")
-        # ggml-org/ci logs of b1513 (2023): no flash attention, and that release's quantisation rules
-        kw["flash_attn"] = bool(s.get("flash_attn", False))
-        if re.search(r"\b(b|build )1513\b", str(case.get("framework_version"))):
-            kw["llamacpp_version"] = "b1513"
-        layers = _int(s.get("n_gpu_layers"))
-        if layers is not None and 0 <= layers < 999:
-            kw["gpu_layers"] = layers
+        kw.pop("quantize", None)
+        kw.update(llama)
     elif fw == "trtllm":
         backend = s.get("backend")
         if backend in ("pytorch", "tensorrt"):
@@ -284,10 +430,68 @@ def bundled(repo_id: str | None) -> str | None:
     return None
 
 
+# llama.cpp host buffers (the cases' component_detail, hfvram.logs.llamacpp) -> the part of the estimate's host RAM
+_HOST_BUFFERS = (
+    (r"cpu_mapped_model_buffer", ("host_components", "weights")),  # mmap: every host-resident weight, one buffer
+    (r"cpu_model_buffer|cpu_repack_model_buffer", ("host_weight_buffers", "cpu_overrides")),  # no mmap: -ot / -ncmoe
+    (r"_host_model_buffer", ("host_weight_buffers", "host")),  # no mmap: the GPU backend's pinned host buffer
+    (r"_compute_buffer", ("host_components", "compute")),
+    (r"_output_buffer", ("host_components", "output")),
+    (r"_kv_buffer", ("host_components", "kv_cache")),
+)
+
+
+def llamacpp_value(case: dict, analysis) -> float | None:
+    """The part of a llama.cpp estimate a case measured, by its quantity and `component_detail` (the buffer names
+    hfvram.logs.llamacpp gives: non_swa_kv, swa_kv, *_total_all_devices, cpu_mapped_model_buffer, ...). Raises
+    Unexpressible when the figure is of a build whose layout hfvram does not model."""
+    from .specs import MLA
+
+    est = analysis.estimates["llamacpp"]
+    c, x = est.components, est.extras
+    q, detail = case["quantity"], str(case.get("component_detail") or "")
+    devices = max(1, est.gpus)
+    whole = detail.endswith("total_all_devices") or not case.get("per_gpu", True)
+    if q == "weights_bytes":
+        return c["weights"] * (devices if whole else 1)
+    if q == "kv_cache_bytes":
+        v = re.search(r"\bV \(\w+\):\s*([\d.]+) MiB", str(case.get("quote")))
+        if v and float(v.group(1)) > 0 and any(isinstance(lay, MLA) for lay in analysis.model.layers):
+            # llama.cpp cached MLA's V (the 512-wide latent again) beside K until ggml-org/llama.cpp#19067
+            # ("kv-cache : support V-less cache", 2026-01-24); the estimator follows the K-only cache since
+            raise Unexpressible("this build caches MLA's V beside its latent K (the log prints V > 0), which "
+                                "llama.cpp stopped with #19067 (2026-01); hfvram models the K-only cache")
+        kind = "swa" if detail.startswith("swa_kv") else "non_swa" if detail.startswith("non_swa_kv") else None
+        parts = x["kv_parts"]
+        places = ("gpu", "host") if detail.endswith("total_all_devices") else ("gpu",)
+        total = sum(v for p in places for k, v in parts.get(p, {}).items() if kind is None or k == kind)
+        return total if whole else total / devices
+    if q == "compute_buffer_bytes":
+        typed = case["settings"].get("gguf_type") or case.get("gguf_type")
+        all_on_gpu = x.get("gpu_layers", 0) > len(analysis.model.layers) and not x.get("n_cpu_moe")
+        if not (typed and _llama_ftype(str(typed), "current")) and not all_on_gpu:
+            # a layer left on the CPU is copied into the compute buffer for prompt batches: its size needs the type
+            raise Unexpressible("GGUF type not named, and layers stay on the CPU (their weights join the compute "
+                                "buffer)")
+        return c.get("compute")
+    if q == "host_bytes":
+        for pattern, (table, key) in _HOST_BUFFERS:
+            if re.search(pattern, detail):
+                return (x.get(table) or {}).get(key)
+        return x.get("host_bytes")
+    if q == "total_reserved_bytes":  # b1513's "total VRAM used": model + KV + scratch (CASES.md)
+        return c["weights"] + c["kv_cache"] + c.get("compute", 0)
+    if q == "total_used_bytes":
+        return est.nvidia_smi
+    return None
+
+
 def predicted_value(case: dict, analysis, fw: str) -> float | None:
     est = analysis.estimates[fw]
     if not est.supported:
         return None
+    if fw == "llamacpp":
+        return llamacpp_value(case, analysis)
     c, x = est.components, est.extras
     q = case["quantity"]
     if q == "weights_bytes":
@@ -374,6 +578,9 @@ def evaluate(case: dict, in_sample: bool = True) -> Result:
                 result.in_sample = predicted_value(case, analyze(model, **kwargs), fw)
         else:
             result.in_sample = result.predicted
+    except Unexpressible as exc:
+        result.skipped = f"settings not expressible: {exc}"
+        return result
     except HfvramError as exc:
         result.skipped = f"{model}: {exc}"
         return result
@@ -536,6 +743,17 @@ def _components_of(r: Result, engine: str) -> tuple[str, ...] | None:
     return QUANTITY_COMPONENTS.get(q)
 
 
+def _verdict_base(r: Result) -> float:
+    """What a total's band is a band of. An nvidia-smi figure of an engine without a pool is held against the
+    per-GPU figure the verdicts hold at their high end (the components), not against `nvidia_smi_bytes`: ExLlamaV2's
+    adds torch's segment rounding and cached load reserve, which its components do not count, so a band fitted to
+    nvidia_smi_bytes would leave the verdict short by them. Other totals: the predicted figure itself."""
+    comps = (r.estimate or {}).get("components") or {}
+    if r.quantity == "total_used_bytes" and comps and FRAMEWORK.get(r.framework) not in POOL_ENGINES:
+        return float(sum(comps.values()))
+    return float(r.predicted)
+
+
 def _pool_inclusive(r: Result, engine: str) -> bool:
     """A total of vLLM or TensorRT-LLM that holds the KV pool (nvidia-smi's figure): the pool is a share of what
     the fixed parts left, so the total moves by (1 - share) x their error."""
@@ -561,10 +779,12 @@ def deviations(results: list[Result]) -> list[dict]:
             out.append({"engine": engine, "key": "total", "source": r.source, "quantity": f"{r.quantity} (fixed parts)",
                         "value": fixed[0] / fixed[1] - 1, "scale": "relative", "rel": fixed[0] / fixed[1] - 1})
             continue
+        base = r.predicted
         if r.quantity in TOTALS:
             if _pool_inclusive(r, engine):
                 continue  # mostly the pool the engine sized from what was free, not an error of ours
             comp = "total"
+            base = _verdict_base(r)
         else:
             comps = _components_of(r, engine)
             if comps and len(comps) > 1:  # a sum whose other parts are nil here measures the one that is not
@@ -573,10 +793,10 @@ def deviations(results: list[Result]) -> list[dict]:
                 continue
             comp = comps[0]
         absolute = comp in bands.ABSOLUTE
-        value = r.measured - r.predicted if absolute else r.measured / r.predicted - 1
+        value = r.measured - base if absolute else r.measured / base - 1
         out.append({"engine": engine, "key": bands.key(comp, tp) if comp != "total" else "total",
                     "source": r.source, "quantity": r.quantity, "value": value,
-                    "scale": "bytes" if absolute else "relative", "rel": r.measured / r.predicted - 1})
+                    "scale": "bytes" if absolute else "relative", "rel": r.measured / base - 1})
     return out + per_token_deviations(results)
 
 
@@ -726,6 +946,7 @@ def band_case(r: Result, data: dict) -> tuple[float, float] | None:
         if not total:
             return None
         lo, hi = bands.margins(engine, comps, tp, data)
+        p = _verdict_base(r)
         return p * (1 - lo / total), p * (1 + hi / total)
     names = _components_of(r, engine)
     if not names:

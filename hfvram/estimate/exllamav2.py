@@ -13,6 +13,8 @@ Policy (turboderp-org/exllamav2 @ da07fac; ../shared/research/hub-and-engines.md
   must be free, it is not resident.
 - the dynamic generator pages the cache in 256-token pages (generator/dynamic.py PAGED_PAGE_SIZE), so the context
   rounds up to 256; its 8-bit (FP8) cache is not usable there.
+- what nvidia-smi shows (`nvidia_smi_bytes`) adds what torch's caching allocator reserves beyond these tensors:
+  each one's segment rounding (allocator_rounding), and the 256 MiB that load_autosplit leaves in torch's cache.
 (Details and line numbers: docs/research/trtllm-exllama-hf-facts.md sections 5-7.)
 What ExLlamaV2 cannot run (MLA, Mamba/linear-attention hybrids, encoders, other formats) is hfvram.support's.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from ..specs import FullAttention
 from .base import CUDA_CONTEXT_BYTES, EXL2_KV_BYTES, MiB, Estimate, Settings, engine_info, fit_allocating, rider_bytes
-from .model import Model
+from .model import EXL2_HEAD_BPW, Model
 
 NAME = "exllamav2"
 EXLLAMAV2_VERSION = "0.3 @ da07fac"  # turboderp-org/exllamav2 commit the policy was read at (2025-12-09)
@@ -34,6 +36,60 @@ PAGE = 256  # generator/dynamic.py PAGED_PAGE_SIZE: cache max_seq_len must be a 
 CACHE = {"fp16": 2.0, "fp8": 1.0, **EXL2_KV_BYTES}
 _FROM_KV_DTYPE = {"auto": "fp16", "fp16": "fp16", "bf16": "fp16", "fp32": "fp16", "fp8": "fp8", "int8": "q8",
                   "q8_0": "q8", "q8": "q8", "q6": "q6", "q4": "q4", "q4_0": "q4"}
+
+
+# torch's caching allocator (c10/cuda/CUDACachingAllocator.cpp; the same constants in c10/core/AllocatorConfig.h):
+# requests of at most 1 MiB share 2 MiB segments, those under 10 MiB share 20 MiB segments, larger ones get a segment
+# of their own rounded up to 2 MiB. nvidia-smi shows segments, not tensors. ExLlamaV2 allocates every weight, cache
+# and scratch tensor through torch (ext.py, cache.py, device.py), so this holds for any model it loads.
+SMALL_REQUEST = 1 * MiB  # kSmallSize
+LARGE_SEGMENT = 20 * MiB  # kLargeBuffer
+MIN_LARGE_ALLOC = 10 * MiB  # kMinLargeAlloc
+ROUND_LARGE = 2 * MiB  # kRoundLarge
+# load_autosplit_gen (model.py @ da07fac; the same in 0.0.19) takes a 256 MiB `minimum_reserve_tensor` on the device
+# it loads onto and still holds it when its last torch.cuda.empty_cache() runs: when the generator returns, the block
+# goes back to torch's cache, where it stays reserved (and takes the forward pass's transients). Loaded without
+# autosplit (model.load with a gpu_split) it does not exist.
+LOAD_MINIMUM_RESERVE = 256 * MiB
+
+
+def allocator_waste(size: float, exact: bool) -> float:
+    """What torch reserves for one tensor of `size` bytes beyond its size: nothing for a small one (packed with others
+    in 2 MiB segments); a medium one's share of the tail of a 20 MiB segment filled with tensors of its size; a large
+    one's rounding up to 2 MiB, exactly when the size is known to the byte, else 1 MiB (a quantised tensor's size
+    modulo 2 MiB is as good as uniform: EXL2 picks bits per layer)."""
+    if size <= SMALL_REQUEST:
+        return 0.0
+    if size < MIN_LARGE_ALLOC:
+        k = int(LARGE_SEGMENT // size)
+        return (LARGE_SEGMENT - k * size) / k
+    return float(-int(size) % ROUND_LARGE) if exact else ROUND_LARGE / 2
+
+
+def allocator_rounding(model: Model, s: Settings, context: int, ctype: str) -> int:
+    """What torch's segments hold beyond ExLlamaV2's resident tensors, over all devices: every linear layer's weight
+    (an EXL2 q_weight at the layer's bits; its scale, group and permutation tensors are small), the LM head (EXL2 head
+    bits), each layer's K and V cache, the scratch buffer and the RoPE tables."""
+    bits = model.exl2_bpw or (model.facts.quant.bits if model.facts.quant is not None else None)
+    exact = bits is None  # unquantised: sizes known to the byte
+    per = (bits / 8) if bits else model.facts.dtype_bytes
+    h, inter = model.hidden, (model.moe_intermediate if model.arch.moe else model.intermediate)
+    experts = model.arch.moe.num_experts if model.arch.moe else 1
+    tensors: list[tuple[float, bool]] = []
+    attn = [lay for lay in model.layers if isinstance(lay, FullAttention)]
+    b = CACHE[ctype]
+    for lay in attn:
+        q, kv = model.heads * lay.head_dim, lay.num_kv_heads * lay.head_dim
+        tensors += [(h * q * per, exact), (h * kv * per, exact), (h * lay.num_kv_heads * lay.v_dim * per, exact),
+                    (q * h * per, exact)]
+        tensors += [(h * inter * per, exact)] * (3 * experts)
+        # the cache: K and V of (batch, max_seq_len, kv_heads, head_dim) per layer (cache.py)
+        tensors += [(s.batch * context * lay.num_kv_heads * lay.head_dim * b, True),
+                    (s.batch * context * lay.num_kv_heads * lay.v_dim * b, True)]
+    head_bytes = (EXL2_HEAD_BPW / 8) if model.exl2_bpw else per
+    tensors.append((h * model.vocab * head_bytes, exact))
+    tensors += [(scratch(model, s), True)] + [(rope_tables(model, context) / 2, True)] * 2
+    return int(sum(allocator_waste(size, ex) for size, ex in tensors))
 
 
 def cache_type(s: Settings) -> str:
@@ -93,7 +149,11 @@ def estimate(model: Model, s: Settings) -> Estimate:
               "load_headroom_bytes": AUTOSPLIT_RESERVE, "cache_tokens": context}
     if model.exl2_bpw:
         extras["exl2_bpw"] = model.exl2_bpw
+    rounding = allocator_rounding(model, s, context, ctype) // devices
+    # nvidia-smi: the tensors, the CUDA context, torch's segment rounding and the load reserve torch keeps cached
+    extras["nvidia_smi_extra"] = {"allocator_rounding": rounding, "load_reserve": LOAD_MINIMUM_RESERVE}
     est = Estimate(framework=NAME, components=components, gpus=devices, notes=notes, extras=extras)
+    est.nvidia_smi_bytes = int(sum(components.values())) + rounding + LOAD_MINIMUM_RESERVE
     est.engine = engine_info("ExLlamaV2", EXLLAMAV2_VERSION, {
         "cache": (ctype, s.kv_dtype == "auto"), "max_seq_len": (context, True),
         "max_input_len": (s.max_input_len or MAX_INPUT_LEN, s.max_input_len is None),

@@ -284,6 +284,12 @@ class Layout:
     n_cpu_moe: int
     gpu: dict[str, float] = field(default_factory=dict)  # weights, kv_cache, compute
     host: dict[str, float] = field(default_factory=dict)  # weights, kv_cache, compute, output
+    # The KV cache by where it sits and by the cache llama.cpp prints it under (all devices together): "non_swa" (the
+    # whole cache, or the non-SWA half of an ISWA cache), "swa" (sliding / chunked layers of an ISWA cache,
+    # llama-kv-cache-iswa.cpp), "recurrent" (the RS buffer of recurrent layers, llama-memory-recurrent.cpp).
+    kv_parts: dict[str, dict[str, float]] = field(default_factory=dict)
+    # host["weights"] by llama.cpp buffer (see estimate's extras "host_weight_buffers")
+    host_weight_buffers: dict[str, float] = field(default_factory=dict)
 
     @property
     def host_bytes(self) -> int:
@@ -327,15 +333,27 @@ def layout(model: Model, s: Settings, prof: Profile, context: int, *, n_ubatch: 
         host_w += head + other
     else:
         host_w += other
+    # the experts the --n-cpu-moe / -ot patterns name go to the CPU buffer type (common/common.h
+    # llm_add_n_cpu_ffn_overrides: ggml_backend_cpu_buffer_type()), wherever their layer is
+    overridden = sum(exps[i] for i in range(cpu_moe))
     ktype, vtype = KV_CACHE_TYPES[tk], KV_CACHE_TYPES[tv]
     kv_gpu = kv_host = 0.0
     swa_on = swa_honoured(model)
+    kv_parts: dict[str, dict[str, float]] = {"gpu": {}, "host": {}}
     for i, layer in enumerate(layers):
         b = kv_layer_bytes(layer, n_ctx_seq, n_seq, unified, n_ubatch, ktype, vtype, swa_on)
-        if on_gpu[i] and not s.no_kv_offload:
+        place = "gpu" if on_gpu[i] and not s.no_kv_offload else "host"
+        if place == "gpu":
             kv_gpu += b
         else:
             kv_host += b
+        if not isinstance(layer, (FullAttention, MLA)):
+            kind = "recurrent"
+        elif swa_on and (isinstance(layer, SlidingWindow) or (isinstance(layer, ChunkedLocal) and layer.chunk)):
+            kind = "swa"
+        else:
+            kind = "non_swa"
+        kv_parts[place][kind] = kv_parts[place].get(kind, 0.0) + b
     n_tokens = min(n_ctx, n_ubatch)
     stages = compute_stages(model, n_ctx_seq, n_tokens, flash)
     attention_on_host = s.no_kv_offload or not all(on_gpu)
@@ -355,11 +373,13 @@ def layout(model: Model, s: Settings, prof: Profile, context: int, *, n_ubatch: 
         host_compute = max(host_compute, stages["attention"])
     host = {"weights": host_w, "kv_cache": kv_host, "compute": host_compute,
             "output": model.vocab * n_seq * F32}  # llama-context.cpp output_reserve(n_seq_max): f32 logits
+    buffers = {"cpu_overrides": overridden, "host": host_w - overridden}
     if prof.keep_in_memory:
         host["weights"] += gpu_w  # LM Studio keepModelInMemory: the GPU's share stays in RAM as well
+        buffers["kept_in_memory"] = gpu_w
     return Layout(n_ctx=n_ctx, n_ctx_seq=n_ctx_seq, n_seq=n_seq, unified=unified, n_ubatch=n_ubatch,
                   gpu_layers=ngl, n_cpu_moe=cpu_moe, gpu={"weights": gpu_w, "kv_cache": kv_gpu, "compute": compute},
-                  host=host)
+                  host=host, kv_parts=kv_parts, host_weight_buffers=buffers)
 
 
 # -- the estimate -------------------------------------------------------------------------------------------------
@@ -433,6 +453,17 @@ def estimate(model: Model, s: Settings, prof: Profile = LLAMACPP) -> Estimate:
               "flash_attn": flash, "n_ubatch": lay.n_ubatch, "gpu_layers": lay.gpu_layers,
               "n_cpu_moe": lay.n_cpu_moe, "kv_offload": not s.no_kv_offload,
               "host_bytes": lay.host_bytes, "host_components": {k: int(v) for k, v in lay.host.items()},
+              # What the startup log prints apart (hfvram.logs.llamacpp reads the same buffers):
+              # - kv_parts: the KV cache on the GPUs / in host RAM, all devices together, split as the log splits it
+              #   ("non_swa", "swa": the two caches of an ISWA model; "recurrent": the RS buffer);
+              # - host_weight_buffers: host_components["weights"] by buffer. Without mmap llama.cpp keeps
+              #   "cpu_overrides" (the experts --n-cpu-moe / -ot name) in the CPU buffer and "host" (token
+              #   embeddings, layers left on the CPU) in the GPU backend's pinned host buffer (CUDA_Host: the host
+              #   buffer type heads llama-model.cpp make_cpu_buft_list); with mmap both are one CPU_Mapped buffer
+              #   (llama-model-loader.cpp: "avoid using a host buffer when using mmap"), printed as the span of the
+              #   file from the first to the last such tensor, which can exceed their sum.
+              "kv_parts": {place: {k: int(v) for k, v in kinds.items()} for place, kinds in lay.kv_parts.items()},
+              "host_weight_buffers": {k: int(v) for k, v in lay.host_weight_buffers.items()},
               "ram_bytes": s.ram,
               # more than the token embeddings and host buffers in RAM: layers, experts, KV or a copy of the model
               "host_offload": bool(lay.gpu_layers <= n or lay.n_cpu_moe or s.no_kv_offload or prof.keep_in_memory)}
