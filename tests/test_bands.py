@@ -39,8 +39,10 @@ def test_every_component_has_an_entry_that_names_its_cases_and_sources():
 
 def test_measured_entries_where_the_data_exist():
     v = DATA["engines"]["vllm"]["components"]
-    # weights: 91 held-out cases from 27 sources, within 2% either way
-    assert v["weights"]["basis"] == "measured" and v["weights"]["cases"] >= 80 and v["weights"]["above"] < 0.02
+    # weights: 102 held-out cases from 31 sources, within 2.5% either way (the largest above: gpt-oss's loaded MXFP4
+    # layout, +1.9%; Qwen3.5 at TP 4, +1.8%)
+    assert v["weights"]["basis"] == "measured" and v["weights"]["cases"] >= 100 and v["weights"]["above"] < 0.025
+    assert v["weights"]["below"] < 0.025
     # non-torch memory in bytes, apart for one GPU and for TP (NCCL buffers): TP's error is GiBs, one GPU's not
     assert v["non_torch@tp1"]["scale"] == v["non_torch@tp>1"]["scale"] == "bytes"
     assert v["non_torch@tp1"]["above"] < 0.25 * GiB < 1 * GiB < v["non_torch@tp>1"]["above"]
