@@ -529,7 +529,8 @@ def _vllm_why(out: Explanation, graphs_in: bool) -> None:
     nt = rows.get("non-torch memory")
     if nt and nt.matches is False:
         nt.why = (f"non-torch memory (CUDA/cuBLAS workspaces, NCCL and custom all-reduce buffers) depends on the GPU, "
-                  f"driver, TP size and interconnect; our constant is one source's measurement")
+                  f"driver, TP size and interconnect; ours is modelled from the release's profiler era, the TP size, the "
+                  f"interconnect and the GPU class (hfvram.estimate.vllm), each term from other sources' logs")
     a = rows.get("activation peak")
     if a and a.matches is False:
         seqs_known = "max_num_seqs" in log.settings
@@ -541,7 +542,8 @@ def _vllm_why(out: Explanation, graphs_in: bool) -> None:
         g = rows.get(name)
         if g and g.matches is False:
             g.why = ("graph memory grows with the model (layers, hidden size) and the capture sizes; our figure is a "
-                     "first capture plus a per-graph increment read off one model")
+                     "first capture plus a per-graph, per-layer increment over the release's capture sizes, fitted on "
+                     "other models' logs")
     pool = rows.get("KV cache pool")
     if pool and pool.diff is not None and pool.matches is False:
         parts = []
@@ -574,8 +576,8 @@ def _vllm_why(out: Explanation, graphs_in: bool) -> None:
         terms = ", ".join(f"{r.component} {fmt_bytes(r.ours)}" for r in fixed if r.ours)
         tok.why = (f"the log prints no pool: at {per_token:,.0f} B per token the difference is "
                    f"{_signed(tok.diff * per_token)} of pool, which our budget less {terms} leaves"
-                   + ("" if log.get("non_torch_bytes") else "; the non-torch figure is the likeliest: a constant "
-                      "measured on one GPU class, not this one"))
+                   + ("" if log.get("non_torch_bytes") else "; the non-torch figure is the likeliest: the log "
+                      "does not print it, and it varies with the driver and GPU beyond what hfvram models"))
     elif tok and tok.matches is False:
         if per and per.matches:
             tok.why = "the bytes per token agree: the difference is the pool's"

@@ -192,3 +192,26 @@ def test_readme_github_actions_job_runs(hub, tmp_path):
     proc = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASS" in proc.stdout and "| ok |" in summary.read_text()
+
+
+def test_readme_github_actions_job_installs_from_the_repository():
+    """hfvram is not on PyPI: the job installs the checked-out repository, the way it really can."""
+    readme = (ROOT / "README.md").read_text()
+    job = readme.split("<!-- github-actions-example -->", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    installs = [line.strip() for line in job.splitlines() if "pip install" in line]
+    assert installs == ["- run: pip install ./hfvram"]
+    assert "path: hfvram" in job and "actions/checkout" in job
+
+
+def test_readme_lists_every_api_keyword():
+    """The README's list of analyze() keywords is the set the API accepts (hfvram.options), no more, no less."""
+    import re
+
+    from hfvram import options
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- api-keywords -->", 1)[1].split("```python", 1)[0]
+    listed = set(re.findall(r"`([a-z_]+)`", block))
+    assert listed == set(options.OPTION_NAMES) | set(options.KNOBS)
+    example = readme.split("<!-- api-keywords -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert 'framework="vllm", gpu="L40S:2", context="32k", headroom="10%"' in example
