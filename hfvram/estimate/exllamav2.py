@@ -21,6 +21,8 @@ What ExLlamaV2 cannot run (MLA, Mamba/linear-attention hybrids, encoders, other 
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ..specs import FullAttention
 from .base import CUDA_CONTEXT_BYTES, EXL2_KV_BYTES, MiB, Estimate, Settings, engine_info, fit_allocating, rider_bytes
 from .model import EXL2_HEAD_BPW, Model
@@ -75,21 +77,23 @@ def allocator_rounding(model: Model, s: Settings, context: int, ctype: str) -> i
     per = (bits / 8) if bits else model.facts.dtype_bytes
     h, inter = model.hidden, (model.moe_intermediate if model.arch.moe else model.intermediate)
     experts = model.arch.moe.num_experts if model.arch.moe else 1
-    tensors: list[tuple[float, bool]] = []
-    attn = [lay for lay in model.layers if isinstance(lay, FullAttention)]
+    tensors: Counter[tuple[float, bool]] = Counter()  # (size, exact) -> how many tensors of that size
     b = CACHE[ctype]
-    for lay in attn:
+    for lay in model.layers:
+        if not isinstance(lay, FullAttention):
+            continue
         q, kv = model.heads * lay.head_dim, lay.num_kv_heads * lay.head_dim
-        tensors += [(h * q * per, exact), (h * kv * per, exact), (h * lay.num_kv_heads * lay.v_dim * per, exact),
-                    (q * h * per, exact)]
-        tensors += [(h * inter * per, exact)] * (3 * experts)
+        tensors.update([(h * q * per, exact), (h * kv * per, exact), (h * lay.num_kv_heads * lay.v_dim * per, exact),
+                        (q * h * per, exact)])
+        tensors[(h * inter * per, exact)] += 3 * experts
         # the cache: K and V of (batch, max_seq_len, kv_heads, head_dim) per layer (cache.py)
-        tensors += [(s.batch * context * lay.num_kv_heads * lay.head_dim * b, True),
-                    (s.batch * context * lay.num_kv_heads * lay.v_dim * b, True)]
+        tensors.update([(s.batch * context * lay.num_kv_heads * lay.head_dim * b, True),
+                        (s.batch * context * lay.num_kv_heads * lay.v_dim * b, True)])
     head_bytes = (EXL2_HEAD_BPW / 8) if model.exl2_bpw else per
-    tensors.append((h * model.vocab * head_bytes, exact))
-    tensors += [(scratch(model, s), True)] + [(rope_tables(model, context) / 2, True)] * 2
-    return int(sum(allocator_waste(size, ex) for size, ex in tensors))
+    tensors[(h * model.vocab * head_bytes, exact)] += 1
+    tensors[(scratch(model, s), True)] += 1
+    tensors[(rope_tables(model, context) / 2, True)] += 2
+    return int(sum(allocator_waste(size, ex) * n for (size, ex), n in tensors.items()))
 
 
 def cache_type(s: Settings) -> str:
