@@ -197,7 +197,7 @@ def test_warm_and_offline_runs_import_no_transformers_and_answer_as_the_cold_run
                PYTHONPATH=str(ROOT))
     for rid in ("Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B"):  # single file; sharded with an index
         cold, state = child([rid, "--json"], env)
-        assert state["transformers"] is True  # the facts are derived once
+        assert state["transformers"] is False  # a listed model type: read without the class (test_config_types)
         warm, state = child([rid, "--json"], env)
         assert state == {"code": 0, "transformers": False, "hf_api": False}
         assert warm["model"]["source"] == "cache"

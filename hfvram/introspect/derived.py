@@ -30,8 +30,8 @@ from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, LinearAttention
 FORMAT = 1  # bumped when the document below changes shape
 _PACKAGE = Path(__file__).resolve().parent.parent
 # The modules whose code decides the facts (the introspector, the layer specs, the weight-file rules, the safetensors
-# dtype table): editing any of them changes the key.
-_CODE = ("introspect/*.py", "specs.py", "sources/select.py", "stformat.py")
+# dtype table, the model types read without transformers): editing any of them changes the key.
+_CODE = ("introspect/*.py", "specs.py", "sources/select.py", "stformat.py", "data/config_types.json")
 _SPECS = {cls.__name__: cls for cls in (LayerSpec, FullAttention, SlidingWindow, ChunkedLocal, MLA, LinearAttention,
                                         Mamba)}
 _SHA = re.compile(r"^[0-9a-f]{40}$")

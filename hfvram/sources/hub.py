@@ -344,9 +344,6 @@ class HubSource:
             )
         repo = RepoData(id=repo_id, sha=sha, source="hub", files=dict(files))
         header_bytes = [0]  # all headers of this repo so far (REPO_HEADERS_CAP)
-        from huggingface_hub import hf_hub_url  # noqa: F401 - imported here, before the preload thread starts
-        if "config.json" in texts_wanted and not any(f.lower().endswith(".gguf") for f in files):
-            _preload_config_classes()
 
         def text(path: str) -> str:
             return self._retrying(budget, f"reading {repo_id}/{path}",
@@ -554,24 +551,6 @@ class HubSource:
         return HfvramError(f"unexpected error reading from {self.endpoint_url}: {type(exc).__name__}: {_short(exc)}")
 
 
-def _preload_config_classes() -> None:
-    """A cold read will need transformers' config classes (hfvram.introspect.config), an import of ~0.6 s of CPU that
-    nothing else in the run waits for: start it on a daemon thread while the requests are in flight, so that their
-    round trips overlap it. Only on the main thread of a process that has not imported transformers (a command
-    line run), and after every module the request threads use is imported (no two threads importing one module);
-    any failure is left to the reader, which imports it again and falls back as before."""
-    if "transformers" in sys.modules or threading.current_thread() is not threading.main_thread():
-        return
-
-    def load() -> None:
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # as hfvram.introspect.config sets them
-        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-        try:
-            import transformers.models.auto.configuration_auto  # noqa: F401
-        except Exception:  # noqa: BLE001 - the reader imports it again (and falls back to the raw JSON)
-            pass
-
-    threading.Thread(target=load, name="hfvram-preload", daemon=True).start()
 
 
 # -- HTTP: streamed, capped, deadline-bound ----------------------------------------------------------------------------

@@ -1,0 +1,89 @@
+"""Configs read without importing transformers (hfvram/data/config_types.json, tools/config_types.py) give exactly
+the facts the transformers classes give, fixture by fixture; a config that leaves a class default unstated is read
+through the class."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hfvram.introspect import _derive
+from hfvram.introspect import config as cfg
+from hfvram.repodata import load_fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE = json.loads((ROOT / "hfvram" / "data" / "config_types.json").read_text())
+
+
+def facts_of(repo, through_transformers: bool):
+    cfg.FAST_PATH_OFF = through_transformers
+    try:
+        f = _derive(repo)
+    finally:
+        cfg.FAST_PATH_OFF = False
+    return {"arch": dataclasses.asdict(f.arch), "weights": dataclasses.asdict(f.weights),
+            "params": (f.params_total, f.params_active), "dtype": f.dtype, "notes": f.notes}
+
+
+def listed_fixtures():
+    for d in sorted((ROOT / "fixtures").iterdir()):
+        if (d / "config.json").exists() and (d / "repo.json").exists():
+            mt = json.loads((d / "config.json").read_text()).get("model_type")
+            if mt in TABLE["types"]:
+                yield d
+
+
+def test_the_table_names_the_common_model_types():
+    types = TABLE["types"]
+    assert {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "phi3", "gpt_oss", "deepseek_v2"} <= set(types)
+    # types whose raw reading differs from their class are not listed (Gemma-2's derived layer_types, Falcon's
+    # attribute defaults, LLaVA's text-config defaults)
+    assert not {"gemma2", "falcon", "llava", "bloom"} & set(types)
+    assert "head_dim" in types["qwen3"]["required"] and "max_position_embeddings" in types["llama"]["required"]
+
+
+def test_every_listed_fixture_reads_the_same_both_ways():
+    dirs = list(listed_fixtures())
+    assert len(dirs) >= 120
+    fast = 0
+    for d in dirs:
+        repo = load_fixture(d)[0]
+        raw = json.loads(repo.texts["config.json"])
+        fast += cfg.reads_without_transformers(raw)
+        assert facts_of(repo, False) == facts_of(repo, True), repo.id
+    assert fast >= 120
+
+
+def test_an_unstated_class_default_is_read_through_transformers():
+    repo = load_fixture(ROOT / "fixtures" / "Qwen--Qwen3-8B")[0]
+    raw = json.loads(repo.texts["config.json"])
+    assert cfg.reads_without_transformers(raw)
+    del raw["head_dim"]  # Qwen3Config's default is 128, not hidden_size / heads (4096 / 32 = 128 here too)
+    raw["hidden_size"] = 5120
+    assert not cfg.reads_without_transformers(raw)
+    top, text, reader = cfg.load(raw)
+    assert reader == "transformers" and text.int("head_dim") == 128  # the class default, not 5120 / 32 = 160
+    raw.pop("model_type")
+    assert not cfg.reads_without_transformers(raw)
+
+
+@pytest.mark.parametrize("rid", ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B"])  # single file; sharded
+def test_a_cold_run_of_a_listed_type_imports_no_transformers(fake_hub, tmp_path, rid):
+    child = ("import json, sys\nfrom hfvram.cli import main\ncode = 0\ntry:\n    main(sys.argv[1:])\n"
+             "except SystemExit as exc:\n    code = exc.code\n"
+             "print(json.dumps({'code': code, 'transformers': 'transformers' in sys.modules}), file=sys.stderr)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HFVRAM"))}
+    env.update(HF_ENDPOINT=fake_hub.url, HFVRAM_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"),
+               PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-c", child, rid, "--json"], env=env, capture_output=True, text=True,
+                       cwd=str(ROOT), timeout=120)
+    state = json.loads(p.stderr.strip().splitlines()[-1])
+    assert state == {"code": 0, "transformers": False}, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["model"]["source"] == "hub" and doc["architecture"]["config_reader"] == "transformers"
