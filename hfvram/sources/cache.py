@@ -137,37 +137,26 @@ class MetadataCache:
 
     # -- reading ------------------------------------------------------------------------------------------------
     def get(self, repo_id: str, sha: str) -> RepoData | None:
-        if not self.enabled:
-            return None
-        path = self._meta_path(repo_id, sha)
-        if path is None:
-            return None
-        try:
-            blob = path.read_bytes()
-        except OSError:
-            return None
-        try:
-            repo = decode(blob, repo_id, sha)
-        except Exception:  # noqa: BLE001 - any damage (gzip, JSON, checksum, content) is a miss, and goes
-            self._drop(path)
-            return None
-        repo.sha = sha
+        repo = self._read(self._meta_path(repo_id, sha), lambda blob: decode(blob, repo_id, sha))
+        if repo is not None:
+            repo.sha = sha
         return repo
 
     def get_facts(self, repo_id: str, sha: str, key: str) -> dict | None:
         """The derived facts kept for (repo, commit, code), or None; a damaged entry is deleted."""
-        if not self.enabled:
-            return None
-        path = self._facts_path(repo_id, sha, key)
-        if path is None:
+        return self._read(self._facts_path(repo_id, sha, key), lambda blob: decode_facts(blob, repo_id, sha, key))
+
+    def _read(self, path: Path | None, decoder):
+        """An entry decoded, or None when the cache is off, the entry is missing or it does not decode."""
+        if not self.enabled or path is None:
             return None
         try:
             blob = path.read_bytes()
         except OSError:
             return None
         try:
-            return decode_facts(blob, repo_id, sha, key)
-        except Exception:  # noqa: BLE001 - any damage is a miss, and goes
+            return decoder(blob)
+        except Exception:  # noqa: BLE001 - any damage (gzip, JSON, checksum, content) is a miss, and goes
             self._drop(path)
             return None
 
