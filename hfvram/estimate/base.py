@@ -376,13 +376,19 @@ def fit_allocating(est: "Estimate", s: Settings, model, need_at: Callable[[int],
     est.headroom_bytes = int(allowed - need)
     est.held_high_bytes = int(high - extra)
     if not est.fits:
-        if need <= allowed:
-            est.fit_reason = (f"needs {_gib(need)}{what} per GPU, {_gib(high)} at the high end of its error band, "
-                              f"{_gib(allowed)} allowed{allowed_note(s)}: {_gib(high - allowed)} short at the high end")
-        else:
-            est.fit_reason = (f"needs {_gib(need)}{what} per GPU, {_gib(allowed)} allowed{allowed_note(s)}: "
-                              f"{_gib(need - allowed)} short")
+        est.fit_reason = shortfall_reason(need, high, allowed, s, what)
     est.max_context = largest_fitting(lambda c: high_at(c) <= allowed, 1, context_ceiling(model, s))
+
+
+def shortfall_reason(need: float, high: float, allowed: float, s: Settings, what: str = "", kept: float = 0) -> str:
+    """Why an allocating engine does not fit, in words: `need` per GPU (`what` says what it adds) and its `high` end,
+    each plus `kept` (memory the engine leaves free besides), against the allowed memory; when the estimate itself
+    fits, the shortfall is the high end's."""
+    if need + kept <= allowed:
+        return (f"needs {_gib(need)}{what} per GPU, {_gib(high)} at the high end of its error band, {_gib(allowed)} "
+                f"allowed{allowed_note(s)}: {_gib(high + kept - allowed)} short at the high end")
+    return (f"needs {_gib(need)}{what} per GPU, {_gib(allowed)} allowed{allowed_note(s)}: "
+            f"{_gib(need + kept - allowed)} short")
 
 
 def engine_info(label: str, version: str, settings: dict[str, tuple]) -> dict:

@@ -537,18 +537,12 @@ def estimate(model: Model, s: Settings, prof: Profile = LLAMACPP) -> Estimate:
     est.held_high_bytes = int(need_high)
     if allowed is not None:
         est.headroom_bytes = int(allowed - need - margin)
-    from .base import _gib, allowed_note
+    from .base import _gib, shortfall_reason
 
     if not gpu_ok:
         kept = f" + {_gib(margin)} that {prof.label}'s layer placement keeps free (llama-server --fit)" if margin \
             else ""
-        if need + margin <= allowed:
-            est.fit_reason = (f"needs {_gib(need)}{kept} per GPU, {_gib(need_high)} at the high end of its error "
-                              f"band, {_gib(allowed)} allowed{allowed_note(s)}: {_gib(need_high + margin - allowed)} "
-                              f"short at the high end")
-        else:
-            est.fit_reason = (f"needs {_gib(need)}{kept} per GPU, {_gib(allowed)} allowed{allowed_note(s)}: "
-                              f"{_gib(need + margin - allowed)} short")
+        est.fit_reason = shortfall_reason(need, need_high, allowed, s, kept, margin)
     elif not host_ok:
         est.fit_reason = (f"needs {_gib(lay.host_bytes)} of host RAM, {_gib(ram)} given (--ram): "
                           f"{_gib(lay.host_bytes - ram)} short")
