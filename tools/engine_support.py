@@ -130,6 +130,14 @@ def sort_dict(d: dict) -> dict:
     return {k: d[k] for k in sorted(d, key=str.lower)}
 
 
+def engine_entry(archs: dict, formats: dict, kv: dict, doc: dict) -> dict:
+    """One engine's entry of engine_support.json: its architectures, weight formats and KV cache dtypes as read,
+    plus `doc` (version, read_from, fallback, notes; "removed" and "plugin" where the engine has them)."""
+    return {"version": doc["version"], "read_from": doc["read_from"], "architectures": sort_dict(archs),
+            "removed": doc.get("removed", {}), "plugin": doc.get("plugin", {}), "fallback": doc.get("fallback"),
+            "weight_formats": formats, "kv_cache_dtypes": kv, "notes": doc["notes"]}
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # vLLM
 
@@ -521,17 +529,12 @@ def extract_llamacpp(path: str) -> dict:
 
     version = commit[:9] if commit else None
     where_from = f"llama-cpp-python {sdist_version} sdist vendor/llama.cpp" if sdist_version else "llama.cpp"
-    return {
+    return engine_entry(archs, formats, kv, {
         "version": version,
         "read_from": f"{where_from} (ggml-org/llama.cpp@{commit}): {converter_files}, gguf-py/gguf/constants.py "
                      "MODEL_ARCH_NAMES, src/llama-arch.cpp LLM_ARCH_NAMES, common/arg.cpp kv_cache_types, "
                      "conversion/base.py ModelBase.dequant_model",
-        "architectures": sort_dict(archs),
-        "removed": {},
-        "plugin": {},
         "fallback": None,
-        "weight_formats": formats,
-        "kv_cache_dtypes": kv,
         "notes": {
             "llama_cpp_commit": commit,
             "llama_cpp_python_version": sdist_version,
@@ -550,7 +553,7 @@ def extract_llamacpp(path: str) -> dict:
                                   "block size (32 for q8_0/q4_0/q4_1/q5_0/q5_1/iq4_nl) must divide every layer's "
                                   "head dim, or the context is refused",
         },
-    }
+    })
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -597,17 +600,12 @@ def extract_exllamav2(path: str) -> dict:
             kv["fp8"] = "ExLlamaV2Cache_8bit (FP8 e5m2 by truncation)"
         elif m := re.fullmatch(r"ExLlamaV2Cache_Q(\d)", cls):
             kv[f"q{m.group(1)}"] = cls
-    return {
+    return engine_entry(archs, formats, kv, {
         "version": version,
         "read_from": f"turboderp-org/exllamav2@{commit} (v{version}): exllamav2/architecture.py "
                      "ExLlamaV2ArchParams arch_string checks, exllamav2/module.py load_weight, exllamav2/stloader.py, "
                      "exllamav2/cache.py",
-        "architectures": sort_dict(archs),
-        "removed": {},
-        "plugin": {},
         "fallback": "llama" if default else None,
-        "weight_formats": formats,
-        "kv_cache_dtypes": kv,
         "notes": {
             "commit": commit,
             "conditional_architectures": conditional,
@@ -617,7 +615,7 @@ def extract_exllamav2(path: str) -> dict:
             "safetensors_dtypes": dtypes,
             "cache_classes": classes,
         },
-    }
+    })
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -691,17 +689,12 @@ def extract_exllamav3(path: str) -> dict:
         for b in (8, 6, 4):
             if lo <= b <= hi:
                 kv[f"q{b}"] = f"CacheLayer_quant k_bits={b}, v_bits={b} (model_init -cq {b})"
-    return {
+    return engine_entry(archs, formats, kv, {
         "version": version,
         "read_from": f"turboderp-org/exllamav3@{commit} (v{version}): exllamav3/architecture/architectures.py "
                      "ARCHITECTURES + each config class's arch_string, exllamav3/modules/linear.py, "
                      "exllamav3/loader/safetensors.py, exllamav3/cache/",
-        "architectures": sort_dict(archs),
-        "removed": {},
-        "plugin": {},
         "fallback": None,
-        "weight_formats": formats,
-        "kv_cache_dtypes": kv,
         "notes": {
             "commit": commit,
             "unresolved_model_classes": unresolved,
@@ -710,7 +703,7 @@ def extract_exllamav3(path: str) -> dict:
             "unknown_architecture": "model/config.py Config.from_directory asserts the architecture is in "
                                     "ARCHITECTURES: no fallback",
         },
-    }
+    })
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -764,16 +757,11 @@ def extract_transformers(path: str) -> dict:
         kv["fp8"] = "cache_implementation=\"quantized\", backend \"fp8\" (QuantizedCache, Fp8QuantizedLayer e4m3)"
     if "hqq" in backends and hqq_bits and "8" in hqq_bits.group(1):
         kv["int8"] = "cache_implementation=\"quantized\", backend \"hqq\", nbits=8 (QuantizedCache, HQQQuantizedLayer)"
-    return {
+    return engine_entry(archs, formats, kv, {
         "version": version,
         "read_from": f"transformers {version}: models/auto/modeling_auto.py *_MAPPING_NAMES, quantizers/auto.py "
                      "AUTO_QUANTIZER_MAPPING, integrations/ggml.py GGUF_CONFIG_MAPPING, cache_utils.py QuantizedCache",
-        "architectures": sort_dict(archs),
-        "removed": {},
-        "plugin": {},
         "fallback": None,
-        "weight_formats": formats,
-        "kv_cache_dtypes": kv,
         "notes": {
             "auto_class": sort_dict(auto_class),
             "quantizers": quantizers,
@@ -784,7 +772,7 @@ def extract_transformers(path: str) -> dict:
             "remote_code": "architectures outside these mappings load only with trust_remote_code (auto_map); "
                            "not listed",
         },
-    }
+    })
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -819,17 +807,12 @@ def extract_trtllm(path: str) -> dict:
     notes["sources"] = sources
     notes["autodeploy_only"] = sort_dict(doc["autodeploy_only"])
     notes["architecture_source"] = sort_dict({**doc["tensorrt"], **doc["pytorch"]})
-    return {
+    return engine_entry(archs, formats, kv, {
         "version": doc["version"],
         "read_from": doc["read_from"],
-        "architectures": sort_dict(archs),
-        "removed": {},
-        "plugin": {},
         "fallback": None,
-        "weight_formats": formats,
-        "kv_cache_dtypes": kv,
         "notes": notes,
-    }
+    })
 
 
 # --------------------------------------------------------------------------------------------------------------------
