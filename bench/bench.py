@@ -132,6 +132,23 @@ def run_ok(tree: Tree, args: list[str], env: dict, what: str, codes=(0,)):
 
 # -- the measurements -------------------------------------------------------------------------------------------------
 
+def measure(hub: FakeHub, tree: Tree, counted: bool, row: dict, work: str, args: list[str], what: str,
+            fill: list[str] | None = None) -> None:
+    """One timed run of `tree` with a cache of its own (filled first by `fill`, if given), added to `row`: its wall
+    time, its peak RSS and, when `counted`, the requests and sequential round trips the fake Hub saw."""
+    cache = tempfile.mkdtemp(dir=work)
+    env = env_for(hub, cache, tree)
+    if fill:
+        run_ok(tree, fill, env, f"{what} (filling the cache)")
+    hub.reset()
+    wall, rss, _ = run_ok(tree, args, env, what)
+    row["walls"][tree.name].append(wall)
+    row["rss"][tree.name] = max(row["rss"][tree.name], rss)
+    if counted:
+        row["requests"], row["trips"] = hub.count(), hub.sequential_round_trips()
+    shutil.rmtree(cache, ignore_errors=True)
+
+
 def single_models(hub: FakeHub, trees: list[Tree], floor: Floor, runs: int, work: str) -> list[dict]:
     """Per repo and phase: walls of each tree, and the requests / round trips of the first tree's last run."""
     rows = []
@@ -143,17 +160,8 @@ def single_models(hub: FakeHub, trees: list[Tree], floor: Floor, runs: int, work
             for _ in range(runs):
                 floor.take()
                 for tree in trees:
-                    cache = tempfile.mkdtemp(dir=work)
-                    env = env_for(hub, cache, tree)
-                    if phase in ("warm", "--offline"):
-                        run_ok(tree, [repo, "--json"], env, f"{repo} (filling the cache)")
-                    hub.reset()
-                    wall, rss, _ = run_ok(tree, [repo, "--json", *extra], env, f"{repo} {phase}")
-                    row["walls"][tree.name].append(wall)
-                    row["rss"][tree.name] = max(row["rss"][tree.name], rss)
-                    if tree is trees[0]:
-                        row["requests"], row["trips"] = hub.count(), hub.sequential_round_trips()
-                    shutil.rmtree(cache, ignore_errors=True)
+                    fill = [repo, "--json"] if phase in ("warm", "--offline") else None
+                    measure(hub, tree, tree is trees[0], row, work, [repo, "--json", *extra], f"{repo} {phase}", fill)
             rows.append(row)
     return rows
 
@@ -175,14 +183,7 @@ def giant_runs(hub: FakeHub, trees: list[Tree], floor: Floor, runs: int, work: s
         for _ in range(runs):
             floor.take()
             for tree in trees:
-                cache = tempfile.mkdtemp(dir=work)
-                hub.reset()
-                wall, rss, _ = run_ok(tree, [repo, "--json", "-f", "vllm"], env_for(hub, cache, tree), repo)
-                row["walls"][tree.name].append(wall)
-                row["rss"][tree.name] = max(row["rss"][tree.name], rss)
-                if tree is trees[0]:
-                    row["requests"], row["trips"] = hub.count(), hub.sequential_round_trips()
-                shutil.rmtree(cache, ignore_errors=True)
+                measure(hub, tree, tree is trees[0], row, work, [repo, "--json", "-f", "vllm"], repo)
         rows.append(row)
     return rows
 
