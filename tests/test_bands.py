@@ -251,3 +251,21 @@ def test_readme_shows_the_coverage_in_the_file():
     v = DATA["engines"]["vllm"]["components"]["weights"]
     assert f"| vllm | weights | {100 * v['below']:.1f}% | {100 * v['above']:.1f}% | {v['cases']} | " \
            f"{len(v['sources'])} |" in section
+
+
+def test_readme_check_examples_are_what_check_prints():
+    """The README's two `check` lines under "How `check` uses them" are the tool's own output (they move with the
+    bands: regenerate both together)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    for mem in ("18GiB", "17GiB"):
+        cmd = f"$ hfvram check meta-llama/Meta-Llama-3.1-8B --gpu-mem {mem} -f transformers\n"
+        shown = readme.split(cmd, 1)[1].split("\n", 1)[0]
+        p = subprocess.run([sys.executable, "-m", "hfvram", "check", "meta-llama/Meta-Llama-3.1-8B", "--gpu-mem", mem,
+                            "-f", "transformers", "--offline"], capture_output=True, text=True, cwd=str(root))
+        assert p.stdout.strip() == shown
+        assert p.returncode == (0 if mem == "18GiB" else 1)
