@@ -530,7 +530,7 @@ def _vllm_why(out: Explanation, graphs_in: bool) -> None:
     if nt and nt.matches is False:
         nt.why = (f"non-torch memory (CUDA/cuBLAS workspaces, NCCL and custom all-reduce buffers) depends on the GPU, "
                   f"driver, TP size and interconnect; ours is modelled from the release's profiler era, the TP size, the "
-                  f"interconnect and the GPU class (hfvram.estimate.vllm), each term from other sources' logs")
+                  f"interconnect and the GPU class (hfvram.estimate.vllm), each term fitted on published logs")
     a = rows.get("activation peak")
     if a and a.matches is False:
         seqs_known = "max_num_seqs" in log.settings

@@ -51,13 +51,15 @@ def comparable(facts) -> dict:
             "notes": facts.notes}
 
 
-def read_both(repo, mode_off):
-    """Facts through transformers and through the raw reading (the fast path switched off/on by `mode_off`)."""
+def read_both(repo):
+    """Facts through transformers (the fast path off) and through the raw reading, with the keys it read."""
     from hfvram.introspect import _derive
 
-    mode_off(True)
-    slow = _derive(repo)
-    mode_off(False)
+    cfg.FAST_PATH_OFF = True
+    try:
+        slow = _derive(repo)
+    finally:
+        cfg.FAST_PATH_OFF = False
     saved = cfg._TRANSFORMERS
     cfg._TRANSFORMERS = False  # no class: the raw reading
     accessed: set[str] = set()
@@ -97,9 +99,6 @@ def main() -> int:
     import transformers
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    def off(value: bool) -> None:
-        cfg.FAST_PATH_OFF = value
-
     types: dict[str, dict] = {}
     for repo in fixture_repos():
         raw = json.loads(repo.texts["config.json"])
@@ -108,7 +107,7 @@ def main() -> int:
             continue
         entry = types.setdefault(mt, {"runs": [], "accessed": set()})
         try:
-            slow, fast, accessed = read_both(repo, off)
+            slow, fast, accessed = read_both(repo)
             same = slow.arch.config_reader == "transformers" and comparable(slow) == comparable(fast)
         except Exception as exc:  # noqa: BLE001 - unreadable one way or the other
             accessed, same = set(), f"{type(exc).__name__}: {exc}"
