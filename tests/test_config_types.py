@@ -41,12 +41,15 @@ def listed_fixtures():
 
 def test_the_table_names_the_common_model_types():
     types = TABLE["types"]
-    common = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "phi3", "gpt_oss", "deepseek_v2"}
+    common = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "phi3", "gpt_oss", "deepseek_v2",
+              "deepseek_v3"}
     assert common <= set(types)
     # types whose raw reading differs from their class are not listed (Gemma-2's derived layer_types, Falcon's
     # attribute defaults, LLaVA's text-config defaults)
     assert not {"gemma2", "falcon", "llava", "bloom"} & set(types)
-    assert "head_dim" in types["qwen3"]["required"] and "max_position_embeddings" in types["llama"]["required"]
+    assert ["head_dim"] in types["qwen3"]["required"] and ["max_position_embeddings"] in types["llama"]["required"]
+    # a key the class's attribute_map renames counts under either name (Qwen3-MoE configs say num_experts)
+    assert ["num_experts", "num_local_experts"] in types["qwen3_moe"]["required"]
 
 
 def test_every_listed_fixture_reads_the_same_both_ways():
@@ -72,6 +75,12 @@ def test_an_unstated_class_default_is_read_through_transformers():
     assert reader == "transformers" and text.int("head_dim") == 128  # the class default, not 5120 / 32 = 160
     raw.pop("model_type")
     assert not cfg.reads_without_transformers(raw)
+    moe = json.loads(load_fixture(ROOT / "fixtures" / "Qwen--Qwen3-30B-A3B")[0].texts["config.json"])
+    assert cfg.reads_without_transformers(moe)
+    moe["num_local_experts"] = moe.pop("num_experts")  # the class's own name for it states it as well
+    assert cfg.reads_without_transformers(moe)
+    del moe["num_local_experts"]
+    assert not cfg.reads_without_transformers(moe)
 
 
 @pytest.mark.parametrize("rid", ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B"])  # single file; sharded

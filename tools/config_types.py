@@ -11,8 +11,9 @@ finds which, from the bundled fixtures (real Hub configs):
   weights, parameters) read both ways;
 - for each listed type, `required` names the keys the introspector reads (on any fixture) whose value would
   otherwise come from a default of the transformers class (a non-None default of its `__init__` parameter):
-  a config that leaves one of them out is read through transformers, as before, since only the class knows its
-  default (Qwen3Config's head_dim 128, LlamaConfig's max_position_embeddings 2048). `text_required` does the same
+  a config that leaves one of them out (under every name the class's attribute_map gives it) is read through
+  transformers, as before, since only the class knows its default (Qwen3Config's head_dim 128, LlamaConfig's
+  max_position_embeddings 2048). `text_required` does the same
   for a composite's text sub-config (`sub_configs["text_config"]`).
 
 tests/test_config_types.py re-checks every fixture both ways, so the list cannot drift from the code.
@@ -95,6 +96,18 @@ def class_defaults(cls) -> set[str]:
     return out
 
 
+def canonical(cls, keys: set[str]) -> list[list[str]]:
+    """Each key with the names from_dict takes for it (the class's attribute_map, both ways): DeepseekV3Config's
+    num_mtp_layers is stated as num_nextn_predict_layers, Qwen3MoeConfig's num_local_experts as num_experts. A key is
+    stated when one of its names is."""
+    amap = getattr(cls, "attribute_map", None) or {}
+    groups = set()
+    for k in keys:
+        target = amap.get(k, k)
+        groups.add(tuple(sorted({target} | {alias for alias, t in amap.items() if t == target})))
+    return [list(g) for g in sorted(groups)]
+
+
 def main() -> int:
     import transformers
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -119,12 +132,11 @@ def main() -> int:
     listed = {}
     for mt, entry in sorted(types.items()):
         cls = CONFIG_MAPPING[mt]
-        required = sorted(accessed & class_defaults(cls))
+        required = canonical(cls, accessed & class_defaults(cls))
         text_cls = (getattr(cls, "sub_configs", None) or {}).get("text_config")
-        text_required = sorted(accessed & class_defaults(text_cls)) if inspect.isclass(text_cls) else []
+        text_required = canonical(text_cls, accessed & class_defaults(text_cls)) if inspect.isclass(text_cls) else []
         # a fixture that leaves out a required key is read through transformers anyway: it does not count
-        fast_read = [(rid, same) for rid, raw, same in entry["runs"]
-                     if all(k in raw for k in required) and all(k in cfg.text_section(raw) for k in text_required)]
+        fast_read = [(rid, same) for rid, raw, same in entry["runs"] if cfg.states_all(raw, required, text_required)]
         differ = [rid for rid, same in fast_read if same is not True]
         if not fast_read or differ:
             why = f"its fixtures differ read raw: {', '.join(differ)}" if differ else "no fixture states its keys"

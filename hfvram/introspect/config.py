@@ -141,10 +141,15 @@ def reads_without_transformers(raw: dict) -> bool:
     """Whether `raw` is read as its transformers class would read it without importing the class: its model type
     is listed and it states every key whose value would otherwise be a class default."""
     entry = _config_types().get(raw.get("model_type")) if not FAST_PATH_OFF else None
-    if entry is None:
-        return False
+    return entry is not None and states_all(raw, entry["required"], entry["text_required"])
+
+
+def states_all(raw: dict, required: list[list[str]], text_required: list[list[str]]) -> bool:
+    """Whether the config states every required key (each under one of its names), and its text section every
+    text_required one."""
     text = text_section(raw)
-    return all(k in raw for k in entry["required"]) and all(k in text for k in entry["text_required"])
+    return (all(any(k in raw for k in names) for names in required)
+            and all(any(k in text for k in names) for names in text_required))
 
 
 def load(raw: dict) -> tuple[View, View, str]:
