@@ -83,7 +83,22 @@ def test_an_unstated_class_default_is_read_through_transformers():
     assert not cfg.reads_without_transformers(moe)
 
 
-@pytest.mark.parametrize("rid", ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B"])  # single file; sharded
+def test_a_type_transformers_does_not_know_is_known_without_it(monkeypatch):
+    """The table lists every model type of the transformers release it was written with; with that release
+    installed, a remote-code type (Kimi-K2, Molmo) is read as raw JSON without importing transformers to find out.
+    With another release installed, transformers is asked as before."""
+    from hfvram.introspect import derived
+
+    assert TABLE["transformers_version"] == derived.transformers_version()
+    assert "llama" in TABLE["known_types"] and "kimi_k2" not in TABLE["known_types"]
+    assert cfg.unknown_to_transformers("kimi_k2") and not cfg.unknown_to_transformers("llama")
+    assert cfg.load({"model_type": "kimi_k2", "num_hidden_layers": 2})[2] == "raw"
+    monkeypatch.setitem(cfg._table(), "transformers_version", "0.0.1")
+    assert not cfg.unknown_to_transformers("kimi_k2")
+
+
+@pytest.mark.parametrize("rid", ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B",  # single file; sharded
+                                 "reubk/Molmo_7B_D_0924_NF4"])  # a remote-code type, read as raw JSON
 def test_a_cold_run_of_a_listed_type_imports_no_transformers(fake_hub, tmp_path, rid):
     child = ("import json, sys\nfrom hfvram.cli import main\ncode = 0\ntry:\n    main(sys.argv[1:])\n"
              "except SystemExit as exc:\n    code = exc.code\n"
@@ -96,4 +111,5 @@ def test_a_cold_run_of_a_listed_type_imports_no_transformers(fake_hub, tmp_path,
     state = json.loads(p.stderr.strip().splitlines()[-1])
     assert state == {"code": 0, "transformers": False}, p.stderr
     doc = json.loads(p.stdout)
-    assert doc["model"]["source"] == "hub" and doc["architecture"]["config_reader"] == "transformers"
+    reader = "raw" if "Molmo" in rid else "transformers"
+    assert doc["model"]["source"] == "hub" and doc["architecture"]["config_reader"] == reader

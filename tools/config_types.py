@@ -147,6 +147,9 @@ def main() -> int:
         "generated_by": "python tools/config_types.py",
         "transformers_version": transformers.__version__,
         "types": listed,
+        # every model type this transformers release knows: with that release installed, a config of another type
+        # (remote code: Kimi-K2, Molmo) is read as raw JSON without importing transformers to find out
+        "known_types": sorted(CONFIG_MAPPING.keys()),
     }, indent=1, sort_keys=True) + "\n")
     print(f"{len(listed)} of {len(types)} model types read without transformers; written to {OUT}")
     return 0

@@ -125,22 +125,37 @@ FAST_PATH_OFF = False  # the tool and the tests switch it off to read through tr
 _TYPES: dict | None = None
 
 
-def _config_types() -> dict:
+def _table() -> dict:
     global _TYPES
     if _TYPES is None:
         path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "config_types.json")
         try:
             with open(path, encoding="utf-8") as f:
-                _TYPES = json.load(f)["types"]
-        except (OSError, ValueError, KeyError):
+                _TYPES = json.load(f)
+        except (OSError, ValueError):
             _TYPES = {}
     return _TYPES
+
+
+def _config_types() -> dict:
+    return _table().get("types", {})
+
+
+def unknown_to_transformers(model_type: str) -> bool:
+    """Whether the installed transformers has no config class for `model_type`, known without importing it: the
+    table lists every type of the release it was written with, and that release is the one installed."""
+    from .derived import transformers_version
+
+    table = _table()
+    return (not FAST_PATH_OFF and table.get("transformers_version") == transformers_version()
+            and model_type not in table.get("known_types", (model_type,)))
 
 
 def reads_without_transformers(raw: dict) -> bool:
     """Whether `raw` is read as its transformers class would read it without importing the class: its model type
     is listed and it states every key whose value would otherwise be a class default."""
-    entry = _config_types().get(raw.get("model_type")) if not FAST_PATH_OFF else None
+    model_type = raw.get("model_type")
+    entry = _config_types().get(model_type) if isinstance(model_type, str) and not FAST_PATH_OFF else None
     return entry is not None and states_all(raw, entry["required"], entry["text_required"])
 
 
@@ -158,6 +173,8 @@ def load(raw: dict) -> tuple[View, View, str]:
     model_type = raw.get("model_type")
     if model_type and reads_without_transformers(raw):
         return View(None, raw), View(None, text_section(raw)), "transformers"
+    if isinstance(model_type, str) and unknown_to_transformers(model_type):
+        return View(None, raw), View(None, text_section(raw)), "raw"
     mapping = _config_mapping() if model_type else None
     if mapping is not None and model_type in mapping:
         try:
