@@ -84,17 +84,35 @@ def test_an_unstated_class_default_is_read_through_transformers():
 
 
 def test_a_type_transformers_does_not_know_is_known_without_it(monkeypatch):
-    """The table lists every model type of the transformers release it was written with; with that release
-    installed, a remote-code type (Kimi-K2, Molmo) is read as raw JSON without importing transformers to find out.
-    With another release installed, transformers is asked as before."""
+    """A remote-code type (Kimi-K2, Molmo) is read as raw JSON without importing transformers to find out: from the
+    table's list of the release it was written with when that release is installed, else from the text of the
+    installed release's auto-config mapping. Where neither can tell, transformers is asked as before."""
     from hfvram.introspect import derived
 
-    assert TABLE["transformers_version"] == derived.transformers_version()
+    monkeypatch.setitem(cfg._table(), "transformers_version", derived.transformers_version())  # the table's list
     assert "llama" in TABLE["known_types"] and "kimi_k2" not in TABLE["known_types"]
     assert cfg.unknown_to_transformers("kimi_k2") and not cfg.unknown_to_transformers("llama")
     assert cfg.load({"model_type": "kimi_k2", "num_hidden_layers": 2})[2] == "raw"
-    monkeypatch.setitem(cfg._table(), "transformers_version", "0.0.1")
+    monkeypatch.setitem(cfg._table(), "transformers_version", "0.0.1")  # another release: its mapping's source
+    assert cfg.unknown_to_transformers("kimi_k2") and cfg.unknown_to_transformers("molmo")
+    assert not cfg.unknown_to_transformers("llama") and not cfg.unknown_to_transformers("gemma2")
+    assert cfg.reader({"model_type": "kimi_k2"}) == "raw"
+    monkeypatch.setattr(cfg, "_mapping_source", lambda: None)  # a layout we cannot read: nothing concluded
     assert not cfg.unknown_to_transformers("kimi_k2")
+    assert cfg.reader({"model_type": "kimi_k2"}) == "class"
+
+
+def test_the_mapping_source_names_every_type_the_installed_release_has():
+    """The text search agrees with transformers' own mapping: no type it has a class for is taken as unknown."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    cfg._mapping_source.cache_clear()
+    source = cfg._mapping_source()
+    assert source is not None
+    known = list(CONFIG_MAPPING.keys())
+    assert len(known) > 500
+    assert [t for t in known if f'"{t}"' not in source and f"'{t}'" not in source] == []
+    assert "kimi_k2" not in CONFIG_MAPPING and f'"kimi_k2"' not in source
 
 
 @pytest.mark.parametrize("rid", ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B",  # single file; sharded

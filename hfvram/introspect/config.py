@@ -16,6 +16,7 @@ import os
 import threading
 import warnings
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from ..errors import MalformedInput
@@ -143,12 +144,40 @@ def _config_types() -> dict:
 
 def unknown_to_transformers(model_type: str) -> bool:
     """Whether the installed transformers has no config class for `model_type`, known without importing it: the
-    table lists every type of the release it was written with, and that release is the one installed."""
+    table lists every type of the release it was written with; another installed release is asked through the
+    source of its auto-config mapping (read as text, never imported). False whenever that cannot be told: the
+    class lookup then decides, as it always did."""
     from .derived import transformers_version
 
+    if FAST_PATH_OFF:
+        return False
     table = _table()
-    return (not FAST_PATH_OFF and table.get("transformers_version") == transformers_version()
-            and model_type not in table.get("known_types", (model_type,)))
+    if table.get("transformers_version") == transformers_version():
+        return model_type not in table.get("known_types", (model_type,))
+    source = _mapping_source()
+    return source is not None and f'"{model_type}"' not in source and f"'{model_type}'" not in source
+
+
+@lru_cache(maxsize=1)
+def _mapping_source() -> str | None:
+    """The text of the installed transformers' auto-config mapping: `CONFIG_MAPPING_NAMES` is spelled out as
+    ("model_type", "ConfigClass") pairs in models/auto/configuration_auto.py (4.x) or in the auto_mappings.py it
+    imports (5.2x), ~20 kB and ~70 kB. A model type that appears nowhere in them as a string has no class. None
+    when the files are missing or do not spell the mapping out (no "llama" in them): nothing is concluded."""
+    from .derived import transformers_dir
+
+    root = transformers_dir()
+    if root is None:
+        return None
+    parts = []
+    for name in ("configuration_auto.py", "auto_mappings.py"):
+        try:
+            with open(os.path.join(root, "models", "auto", name), encoding="utf-8") as fh:
+                parts.append(fh.read())
+        except (OSError, UnicodeDecodeError):
+            continue
+    text = "\n".join(parts)
+    return text if '"llama"' in text else None
 
 
 def reads_without_transformers(raw: dict) -> bool:
@@ -167,15 +196,28 @@ def states_all(raw: dict, required: list[list[str]], text_required: list[list[st
             and all(any(k in text for k in names) for names in text_required))
 
 
+def reader(raw: dict) -> str:
+    """How `load` reads `raw`: "listed" (a listed model type stating every key it needs: the class's semantics
+    without the class), "raw" (no model type, or one the installed transformers has no class for, told without
+    importing it) or "class" (through transformers' config class, whose defaults, and so whose release, count)."""
+    model_type = raw.get("model_type")
+    if model_type and reads_without_transformers(raw):
+        return "listed"
+    if not model_type or (isinstance(model_type, str) and unknown_to_transformers(model_type)):
+        return "raw"
+    return "class"
+
+
 def load(raw: dict) -> tuple[View, View, str]:
     """Return (top-level view, text-model view, how it was read: "transformers" (the class's semantics, through
     the class or, for a listed model type, without importing it) | "raw")."""
     model_type = raw.get("model_type")
-    if model_type and reads_without_transformers(raw):
+    how = reader(raw)
+    if how == "listed":
         return View(None, raw), View(None, text_section(raw)), "transformers"
-    if isinstance(model_type, str) and unknown_to_transformers(model_type):
+    if how == "raw":
         return View(None, raw), View(None, text_section(raw)), "raw"
-    mapping = _config_mapping() if model_type else None
+    mapping = _config_mapping()
     if mapping is not None and model_type in mapping:
         try:
             with warnings.catch_warnings(), _quiet_transformers():

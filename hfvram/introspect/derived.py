@@ -6,11 +6,14 @@ weight totals per dtype and component, quantisation, parameter counts, dtype, it
 not the RepoData itself: that comes from the source as before (the estimators still see the tensor tables).
 
 A commit's content never changes, but what we derive from it changes with the code that derives it: the key is a
-hash of this format's version, the hfvram release, the source of the modules that do the deriving and the installed
-transformers release (its config classes supply defaults). An entry under another key is never read: a new hfvram,
-an edited introspector or another transformers derives afresh. Entries live in the metadata cache
-(hfvram.sources.cache: checksummed, format-versioned, dropped when damaged) and, for the bundled models, in the
-snapshot (hfvram/snapshot/facts/, made by tools/build_snapshot.py), used only when the key matches. What is read
+hash of this format's version, the hfvram release and the source of the modules that do the deriving. In the
+metadata cache the installed transformers release is part of it too when the config is read through transformers'
+config class (its defaults are then part of the facts; `store_key`). An entry under another key is never read: a
+new hfvram, an edited introspector or, for a class-read config, another transformers derives afresh. Entries live in
+the metadata cache (hfvram.sources.cache: checksummed, format-versioned, dropped when damaged) and, for the bundled
+models, in the snapshot (hfvram/snapshot/facts/, made by tools/build_snapshot.py), used when the code key matches:
+the snapshot is this release's own answer for its bundled models, like the configs it bundles, and its KEY.json
+names the transformers release that derived them, whatever release is installed where it is read. What is read
 back is checked (types, then hfvram.introspect.validate.check_facts) before anything uses it; an entry that fails is
 deleted and the facts derived again.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import fields
 from functools import lru_cache
@@ -39,19 +43,26 @@ _VERSION = re.compile(rb"""^__version__\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 
 
 @lru_cache(maxsize=1)
-def transformers_version() -> str:
-    """The installed transformers release, read from its package's `__version__` line without importing it (an
-    import is what the cache is there to avoid; importlib.metadata alone costs ~50 ms). "none" when absent."""
+def transformers_dir() -> str | None:
+    """The installed transformers package's folder, found without importing it (None when absent)."""
     import importlib.util
 
     try:
         spec = importlib.util.find_spec("transformers")
     except (ImportError, ValueError):
         spec = None
-    if spec is None or not spec.origin:
+    return os.path.dirname(spec.origin) if spec is not None and spec.origin else None
+
+
+@lru_cache(maxsize=1)
+def transformers_version() -> str:
+    """The installed transformers release, read from its package's `__version__` line without importing it (an
+    import is what the cache is there to avoid; importlib.metadata alone costs ~50 ms). "none" when absent."""
+    root = transformers_dir()
+    if root is None:
         return "none"
     try:
-        with open(spec.origin, "rb") as fh:
+        with open(os.path.join(root, "__init__.py"), "rb") as fh:
             m = _VERSION.search(fh.read(1 << 16))
     except OSError:
         return "unknown"
@@ -73,9 +84,36 @@ def code_digest() -> str:
 
 @lru_cache(maxsize=1)
 def key() -> str:
-    """16 hex digits naming the code that derives facts (see the module docstring)."""
-    doc = {"format": FORMAT, "hfvram": __version__, "code": code_digest(), "transformers": transformers_version()}
+    """16 hex digits naming the code that derives facts (see the module docstring): the key of the snapshot's facts."""
+    doc = {"format": FORMAT, "hfvram": __version__, "code": code_digest()}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def store_key(repo) -> str:
+    """The key of `repo`'s facts in the metadata cache: `key()`, and the installed transformers release when the
+    config is read through its config class (its defaults are then part of the facts; a config of a listed type, or
+    of one transformers has no class for, is read the same whatever release is installed)."""
+    release = transformers_release_used(repo)
+    if release is None:
+        return key()
+    return hashlib.sha256(f"{key()}+transformers {release}".encode()).hexdigest()[:16]
+
+
+def transformers_release_used(repo) -> str | None:
+    """The installed transformers release when `repo`'s config would be read through its class, else None. A config
+    that does not parse counts as read through it (deriving then fails or reads what it can: keyed safely)."""
+    from . import config as cfg
+
+    try:
+        if "config.json" in repo.texts:
+            raw = json.loads(repo.texts["config.json"])
+        else:
+            raw = cfg.from_params_json(json.loads(repo.texts["params.json"]))
+    except Exception:  # noqa: BLE001 - anything unreadable: the conservative key
+        raw = None
+    if isinstance(raw, dict) and cfg.reader(raw) != "class":
+        return None
+    return transformers_version()
 
 
 def cacheable(repo) -> bool:
@@ -98,20 +136,20 @@ def load(repo):
     if isinstance(bundled, dict) and bundled.get("key") == key() and bundled.get("sha") == repo.sha:
         doc = bundled.get("facts")
     elif store is not None:
-        doc, from_store = store.get_facts(repo.id, repo.sha, key()), True
+        doc, from_store = store.get_facts(repo.id, repo.sha, store_key(repo)), True
     if doc is None:
         return None
     try:
         return from_json(doc, repo)
     except Exception:  # noqa: BLE001 - whatever is wrong with it, it is not used, and is derived again
         if from_store:
-            store.drop_facts(repo.id, repo.sha, key())
+            store.drop_facts(repo.id, repo.sha, store_key(repo))
         return None
 
 
 def save(repo, facts) -> None:
     if cacheable(repo) and repo.facts_store is not None:
-        repo.facts_store.put_facts(repo.id, repo.sha, key(), to_json(facts))
+        repo.facts_store.put_facts(repo.id, repo.sha, store_key(repo), to_json(facts))
 
 
 def to_json(facts) -> dict:
