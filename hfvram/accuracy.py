@@ -87,6 +87,8 @@ def source_key(source: str | None) -> str:
 
 @dataclass
 class Result:
+    """One measured quantity of one case, against what hfvram estimates for it."""
+
     case: dict
     framework: str
     quantity: str

@@ -23,6 +23,8 @@ DEFAULT_BATCH = 1
 
 @dataclass(frozen=True)
 class Settings:
+    """The run's settings that shape the KV cache (context, batch, cache dtype)."""
+
     context: int | None = None  # None: DEFAULT_CONTEXT
     batch: int = DEFAULT_BATCH
     kv_dtype: str = "auto"
@@ -30,6 +32,8 @@ class Settings:
 
 @dataclass
 class KVCache:
+    """The KV cache at the run's settings, as every engine's estimate starts from it."""
+
     dtype: str
     context: int
     batch: int
@@ -67,6 +71,8 @@ def kv_cache(facts: ModelFacts, context: int, batch: int, kv_dtype: str = "auto"
 
 @dataclass
 class Analysis:
+    """What `analyze` answers: the model's facts, the settings, and one estimate per engine."""
+
     facts: ModelFacts
     settings: Settings
     kv: KVCache
@@ -278,6 +284,8 @@ def analyze_facts(facts: ModelFacts, options: Options, *, offline: bool = False,
 
 @dataclass
 class ListingItem:
+    """One model of a repo that holds several (a GGUF quant or an EXL2 branch), analysed."""
+
     label: str  # Q4_K_M, IQ4_XS, ... (GGUF) or the branch name (EXL2: 4.0bpw)
     files: list[str]
     bytes: int | None  # the file sizes (GGUF), or the branch's safetensors files (EXL2)

@@ -19,11 +19,10 @@ from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
 
 from .errors import HfvramError, NetworkError, NotAvailableOffline, UsageError
+from .options import DEFAULT_JOBS
+from .report.output import Output  # noqa: F401 - scan writes through it; callers import it from here too
 from .report.rows import Writer, error_row, gpu_label, rows_for
 
-# A cold model is 2-3 round trips of ~50-300 ms and ~25 ms of CPU: 32 in flight kept the CPU busy in bench/bench.py
-# (500 repos at 50 ms per request: 15.0 s with 8 jobs, 12.9 s with 32).
-DEFAULT_JOBS = 32
 # Rows are written in input order, so a slow model holds back the ones after it: up to this many models per job may
 # be submitted beyond the next one to write (their rows wait in memory, a few kB each). Measured with bench/bench.py's
 # 500-repo scan (32 jobs, 50 ms per request, a loaded 2-core machine, runs interleaved): 4 x jobs 26.1-27.7 s,
@@ -34,6 +33,8 @@ ANSWERED = ("ok", "does-not-fit", "unsupported")  # statuses --resume may reuse;
 
 @dataclass
 class Summary:
+    """Counts of a scan: models, GPUs, rows, and how they ended."""
+
     models: int = 0
     gpus: int = 1
     rows: int = 0
@@ -429,49 +430,6 @@ def _in_order(items: list, fn, jobs: int):
 
 
 # -- where the rows go --------------------------------------------------------------------------------------------
-
-class Output:
-    """stdout, FILE (rows streamed into it as they come), or, when FILE is also the --resume file, a temporary file
-    beside it that replaces FILE atomically (`os.replace`) once every row is written: FILE is never half-written
-    and never holds a model twice. `commit()` at the end; `abort()` when the scan failed before accounting for
-    every model (FILE then stays as it was)."""
-
-    def __init__(self, path: str | None, rewrite: bool = False):
-        self.path = path
-        self.tmp: str | None = None
-        if not path:
-            self.stream = sys.stdout
-            return
-        try:
-            if rewrite:
-                import tempfile
-
-                directory = os.path.dirname(os.path.abspath(path))
-                fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-                self.stream = os.fdopen(fd, "w", encoding="utf-8", newline="")
-            else:
-                self.stream = open(path, "w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-
-    def commit(self) -> None:
-        if not self.path:
-            return
-        self.stream.close()
-        if self.tmp:
-            if os.path.exists(self.path):  # keep the file's permissions
-                os.chmod(self.tmp, os.stat(self.path).st_mode & 0o7777)
-            os.replace(self.tmp, self.path)
-            self.tmp = None
-
-    def abort(self) -> None:
-        if not self.path:
-            return
-        self.stream.close()
-        if self.tmp:
-            os.unlink(self.tmp)
-            self.tmp = None
-
 
 class _progress:
     """A rich progress bar on stderr: done / failed / rate / ETA."""

@@ -12,8 +12,8 @@ import sys
 import click
 
 from . import __version__
-from .batch import DEFAULT_JOBS
 from .errors import HfvramError
+from .options import DEFAULT_JOBS
 
 _SUBCOMMANDS_HELP = """Subcommands: scan, check, recommend, explain, gpus, engines, snapshot (run `hfvram <subcommand> --help`).
 
@@ -273,9 +273,7 @@ def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmpro
     row per file or branch with its size, and per engine its memory, fit and largest context.
     """
     from .analysis import analyze, list_quants
-    from .sources.exl import ChooseVariant
     from .errors import UsageError
-    from .sources.gguf import ChooseQuant
 
     fmt = "json" if as_json else fmt
     kwargs = checked(opts)
@@ -283,8 +281,10 @@ def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmpro
         # html: the chart's contexts are projected below, from this analysis
         result = analyze(model, revision=revision, offline=offline, file=gguf_file, mmproj=mmproj, **kwargs,
                          **({"projections": ()} if fmt == "html" else {}))
-    except (ChooseQuant, ChooseVariant) as exc:
-        if mmproj:
+    except UsageError as exc:
+        # a repo of several models (sources.gguf.ChooseQuant, sources.exl.ChooseVariant; told by kind, so that a
+        # safetensors run imports neither module)
+        if exc.kind not in ("choose-quant", "choose-variant") or mmproj:
             raise
         if fmt == "html":
             raise UsageError(f"{model} holds several models: choose one (MODEL:QUANT, --file or @branch) for an "
@@ -304,7 +304,7 @@ def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmpro
         return
     for note in result.facts.repo.notes:
         click.echo(f"hfvram: {note}", err=True)
-    from .batch import Output
+    from .report.output import Output
 
     out = Output(output)  # opened once there is a report: a failed run clobbers nothing
     target, close = out.stream, bool(output)

@@ -71,6 +71,8 @@ class Row:
 
 @dataclass
 class Explanation:
+    """A parsed engine log set against hfvram's estimate for the same model and settings."""
+
     log: ParsedLog
     engine: str
     model: str | None

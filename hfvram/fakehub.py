@@ -156,6 +156,8 @@ FAULT_KINDS = ("status", "drop", "trickle", "stall", "reset", "bad-range", "igno
 
 @dataclass
 class _Fault:
+    """A fault the fake Hub injects into the answers that match it."""
+
     kind: str  # one of FAULT_KINDS
     status: int
     remaining: int
@@ -410,6 +412,8 @@ class _Repo:
 
 @dataclass
 class _Response:
+    """One answer of the fake Hub: status, headers, and a body or a file range to stream."""
+
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""

@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from .errors import UsageError
-from .units import parse_size
+from .units import median, parse_size
 
 CATALOG = Path(__file__).resolve().parent / "data" / "gpus.json"
 
 
 @dataclass(frozen=True)
 class GPU:
+    """A catalogue GPU: marketed and usable memory, and what it can compute in."""
+
     name: str
     memory_bytes: int  # marketed
     usable_bytes: int  # what CUDA reports as total (what engines budget from)
@@ -52,6 +53,8 @@ class GPU:
 
 @dataclass(frozen=True)
 class GPUChoice:
+    """The GPUs a run sizes for: a catalogue card and how many of it."""
+
     gpu: GPU
     count: int = 1
 
@@ -116,7 +119,7 @@ def usable_ratio(entries: list[dict]) -> float:
               if e.get("usable_bytes") and str(e.get("usable_kind", "")).startswith("cuda")]
     # (a catalog without any printed CUDA total: fall back to marketed memory minus 3%, that median on the shipped
     # catalog)
-    return statistics.median(ratios) if ratios else 0.97
+    return median(ratios) if ratios else 0.97
 
 
 @lru_cache(maxsize=1)

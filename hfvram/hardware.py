@@ -85,6 +85,8 @@ class Device:
 
 @dataclass(frozen=True)
 class HostRAM:
+    """The machine's system memory (for offload verdicts), and where the figure came from."""
+
     total_bytes: int | None
     available_bytes: int | None  # Linux MemAvailable: what new work can take without swapping
     source: str
@@ -95,6 +97,8 @@ class HostRAM:
 
 @dataclass(frozen=True)
 class Hardware:
+    """What `--gpu auto` found on this machine: devices, system memory, and how they were found."""
+
     devices: tuple[Device, ...]
     ram: HostRAM
     notes: tuple[str, ...] = field(default_factory=tuple)  # what was not found or left out, and why

@@ -8,12 +8,15 @@ so a bad keyword is our one-line error, never a bare TypeError.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass, field, fields
 
 from .errors import UsageError
+
+# `hfvram scan --jobs` by default. A cold model is 2-3 round trips of ~50-300 ms and ~25 ms of CPU: 32 in flight kept
+# the CPU busy in bench/bench.py (500 repos at 50 ms per request: 15.0 s with 8 jobs, 12.9 s with 32).
+DEFAULT_JOBS = 32
 
 # Bounds on what a setting may ask for. They reject typos and absurd values, not real deployments:
 # no released model reads more than 10M tokens (Llama-4 Scout, the largest advertised window); 64M leaves room.
@@ -83,6 +86,8 @@ CLI_FLAGS = {k: "--" + k.replace("_", "-") for k in KNOBS}
 
 @dataclass(frozen=True)
 class Options:
+    """Every run setting, parsed and checked (hfvram.options.parse)."""
+
     context: int | None = None
     batch: int = 1
     kv_dtype: str = "auto"
@@ -113,6 +118,8 @@ def parse(**settings) -> Options:
     unknown = sorted(k for k in settings if k not in OPTION_NAMES and k not in KNOBS)
     if unknown:
         known = sorted(set(OPTION_NAMES) | set(KNOBS))
+        import difflib
+
         hint = difflib.get_close_matches(unknown[0], known, n=1)
         raise UsageError(f"unknown setting {unknown[0]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else
                                                                  f" (known: {', '.join(known)})"))

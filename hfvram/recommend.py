@@ -29,6 +29,8 @@ KNOB_KEYS = {"gpu_memory_utilization", "free_gpu_memory_fraction"}
 
 @dataclass
 class Row:
+    """One recommendation: the best setting that fits for one model and engine."""
+
     model: str
     framework: str
     status: str  # fits | shorter-context | does-not-fit | unsupported | error

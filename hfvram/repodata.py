@@ -43,6 +43,8 @@ TEXT_FILES = (
 
 @dataclass
 class RepoData:
+    """What a source read of a repo: listing, small text files, and the weight-file headers."""
+
     id: str
     sha: str | None = None
     source: str = "hub"  # hub | cache | snapshot | local

@@ -61,6 +61,8 @@ _KIND_WORDS = {"mla": "multi-head latent attention (MLA)", "mamba": "Mamba state
 
 @dataclass(frozen=True)
 class Verdict:
+    """Whether an engine can load a model as asked: why not, and caveats."""
+
     supported: bool
     reasons: tuple[str, ...] = ()  # why not (empty when supported)
     notes: tuple[str, ...] = ()  # caveats of a supported pairing
@@ -68,6 +70,8 @@ class Verdict:
 
 @dataclass
 class _Check:
+    """The reasons and notes one support check collects."""
+
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

@@ -66,3 +66,13 @@ def fmt_tokens(n: int | None) -> str:
     if n >= 1024 and n % 1024 == 0:
         return f"{n // 1024}K"
     return f"{n:,}"
+
+
+def median(values) -> float:
+    """statistics.median (the mean of the middle two of an even count), without importing statistics: its fractions,
+    decimal and random cost ~8 ms on every run."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        raise ValueError("median of no values")
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2

@@ -137,10 +137,9 @@ def test_a_bad_cache_entry_is_dropped_and_refetched(hub, cli, damage):
     else:  # an intact entry of another repo under this name
         data = json.loads(payload)
         data["id"] = "org/other"
-        payload = json.dumps(data).encode()
-        import hashlib
-        head = json.dumps({"format": "hfvram-cache/2", "sha256": hashlib.sha256(payload).hexdigest()}).encode()
-        blob = gzip.compress(head + b"\n" + payload)
+        from hfvram.sources.cache import frame
+
+        blob = frame(data)  # intact, checksummed: refused for naming another repo
     path.write_bytes(blob)
     hub.reset()
     code, out, err = cli(["org/tiny", "--json"])
@@ -148,7 +147,9 @@ def test_a_bad_cache_entry_is_dropped_and_refetched(hub, cli, damage):
     warm = json.loads(out)
     assert warm["weights"] == cold["weights"] and warm["model"]["source"] == "hub"  # read again, not trusted
     assert hub.count(path=r"/resolve/") == 2  # config.json and the header, again
-    assert gzip.decompress(path.read_bytes()).startswith(b'{"format": "hfvram-cache/2"')  # rewritten whole
+    from hfvram.sources.cache import FORMAT
+
+    assert gzip.decompress(path.read_bytes()).startswith(b'{"format": "%s"' % FORMAT.encode())  # rewritten whole
 
 
 def test_a_bad_cache_entry_is_not_trusted_offline_either(hub, cli):

@@ -302,3 +302,19 @@ def test_header_fast_path_matches_the_checked_path():
         assert stformat._plain_entry(bad) is None
         with pytest.raises(MalformedInput, match=needle):
             stformat.parse_header(json.dumps({"t": bad}).encode(), file="f")
+
+
+@pytest.mark.parametrize("endpoint", [None, "http://127.0.0.1:9/mirror"])
+def test_file_urls_are_the_ones_huggingface_hub_makes(endpoint):
+    """HubSource formats resolve URLs itself (hf_hub_url's module costs ~40 ms of imports): the same strings."""
+    from huggingface_hub import hf_hub_url
+
+    from hfvram.sources.hub import HubSource
+
+    src = HubSource(endpoint=endpoint)
+    sha = "a" * 40
+    for repo_id, path in (("Qwen/Qwen3-8B", "model-00001-of-00005.safetensors"),
+                          ("org/name", "sub folder/ü#?.gguf"), ("org/name", "Q4_K_M/model-00001-of-00002.gguf")):
+        assert src._url(repo_id, sha, path) == hf_hub_url(repo_id, path, revision=sha, endpoint=endpoint)
+    assert src._url("org/name", "refs/pr/1", "config.json") == hf_hub_url("org/name", "config.json",
+                                                                            revision="refs/pr/1", endpoint=endpoint)

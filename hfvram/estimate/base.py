@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import statistics
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 from ..gpus import GPUChoice
 from ..specs import MLA, FullAttention, LayerSpec, LinearAttention, Mamba
-from ..units import GiB, MiB  # noqa: F401 - estimators import them from here
+from ..units import GiB, MiB, median  # noqa: F401 - estimators import GiB and MiB from here
 from .gguf import KV_CACHE_TYPES as GGML_KV_BYTES
 
 # CUDA context of a process on recent drivers with lazy module loading (CUDA >= 11.7): "~300-400 MiB"
@@ -41,6 +40,8 @@ FITTED: dict[str, "Fitted"] = {}
 
 @dataclass(frozen=True)
 class Fitted:
+    """A constant fitted on published logs: the median over sources of what each one shows."""
+
     name: str
     observations: tuple[tuple[str, float], ...]  # (source key as hfvram.accuracy.source_key spells it, value)
     prior: "float | str | None" = None  # a number, or the name of another fitted constant
@@ -58,7 +59,7 @@ class Fitted:
             if src != held:
                 by_source.setdefault(src, []).append(v)
         if by_source:
-            return float(statistics.median(statistics.median(v) for v in by_source.values()))
+            return float(median([median(v) for v in by_source.values()]))
         if isinstance(self.prior, str):
             if self.prior in _seen or self.prior not in FITTED:
                 raise ValueError(f"fitted constant {self.name}: prior {self.prior!r} is missing or circular")
@@ -208,6 +209,8 @@ class Suggestion:
 
 @dataclass
 class Estimate:
+    """One engine's memory for one model at one setting, by component, and whether it fits."""
+
     framework: str
     components: dict[str, int]  # bytes on the most loaded GPU
     gpus: int = 1

@@ -26,6 +26,8 @@ TRT_MAX_LORA_RANK = 64
 
 @dataclass
 class LoRA:
+    """LoRA adapters served beside the base model (their rank, targets and parameters)."""
+
     rank: int
     targets: tuple[str, ...]
     count: int = 1

@@ -1031,6 +1031,8 @@ def _choose_type(qs: QuantState, ftype: str, version: str, name: str, shape: tup
 
 @dataclass
 class TensorSize:
+    """One tensor as llama.cpp would store it: its GGML type and bytes."""
+
     name: str
     layer: int | None
     shape: tuple[int, ...]  # numpy order

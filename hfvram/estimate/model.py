@@ -44,6 +44,8 @@ EXL2_HEAD_BPW = 6.34
 
 @dataclass
 class Model:
+    """The model an engine loads: its facts, weights by component, and what they are."""
+
     facts: ModelFacts
     weights: dict[str, int]
     label: str  # what the weights are: "bf16", "awq 4-bit (projected)", "gguf Q4_K_M", ...

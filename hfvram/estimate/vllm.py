@@ -210,6 +210,8 @@ def kv_dtype(model: Model, s: Settings) -> tuple[str, float]:
 
 @dataclass
 class KVGroup:
+    """vLLM's KV cache group: layers that share one page layout (one spec)."""
+
     spec: LayerSpec
     layers: int  # layers per group (padding layers included)
 

@@ -21,6 +21,8 @@ from .weights import SHARED_EXPERT, WeightFacts, analyse
 
 @dataclass
 class ModelFacts:
+    """What the introspector works out of a repo: architecture, weights, quantisation, params."""
+
     repo: RepoData
     raw_config: dict
     arch: Architecture

@@ -29,6 +29,8 @@ DTYPES = {
 
 @dataclass
 class MoE:
+    """A mixture-of-experts layout: experts, how many each token uses, shared experts."""
+
     num_experts: int
     experts_per_token: int
     shared_experts: int = 0
@@ -37,6 +39,8 @@ class MoE:
 
 @dataclass
 class Architecture:
+    """The model's shape: layers, widths, heads, and the per-layer cache specs."""
+
     model_type: str | None
     architectures: list[str]
     config_reader: str  # transformers | raw | params.json

@@ -20,7 +20,6 @@ deleted and the facts derived again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .. import __version__
+from ..digest import hasher, hexdigest
 from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, SlidingWindow
 
 FORMAT = 1  # bumped when the document below changes shape
@@ -71,7 +71,7 @@ def transformers_version() -> str:
 
 @lru_cache(maxsize=1)
 def code_digest() -> str:
-    h = hashlib.sha256()
+    h = hasher()
     for pattern in _CODE:
         for path in sorted(_PACKAGE.glob(pattern)):
             h.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
@@ -86,7 +86,7 @@ def code_digest() -> str:
 def key() -> str:
     """16 hex digits naming the code that derives facts (see the module docstring): the key of the snapshot's facts."""
     doc = {"format": FORMAT, "hfvram": __version__, "code": code_digest()}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    return hexdigest(json.dumps(doc, sort_keys=True).encode())[:16]
 
 
 def store_key(repo) -> str:
@@ -96,7 +96,7 @@ def store_key(repo) -> str:
     release = transformers_release_used(repo)
     if release is None:
         return key()
-    return hashlib.sha256(f"{key()}+transformers {release}".encode()).hexdigest()[:16]
+    return hexdigest(f"{key()}+transformers {release}".encode())[:16]
 
 
 def transformers_release_used(repo) -> str | None:

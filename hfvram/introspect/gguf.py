@@ -51,6 +51,8 @@ _GATED_DELTA_NET = {"qwen3next", "qwen35", "qwen35moe"}  # recurrent layers by i
 
 @dataclass
 class GGUFTensorRow:
+    """One tensor of a GGUF file as the introspector classifies it."""
+
     name: str
     type: str
     shape: tuple[int, ...]

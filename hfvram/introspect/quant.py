@@ -10,6 +10,8 @@ from ..stformat import Tensor
 
 @dataclass
 class QuantFacts:
+    """The checkpoint's quantisation: method, bits, group size, format."""
+
     method: str  # gptq | awq | bitsandbytes | fp8 | mxfp4 | compressed-tensors | modelopt | exl2 | ...
     bits: float | None = None
     group_size: int | None = None

@@ -59,6 +59,8 @@ MAX_KV_TOKEN_BYTES = 1 << 30
 
 @dataclass(frozen=True)
 class Spec:
+    """What a config key may hold: its kind and range."""
+
     kind: str  # int | num | bool | str | strlist | intlist | ints (int or list of ints)
     low: float = 0
     high: float = 0

@@ -9,31 +9,31 @@ bitsandbytes quant state) and non-trainable buffers are not parameters.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..lazyre import lazy
 from ..stformat import DTYPE_BITS, Tensor
 from .arch import layer_index
 
 # Which component a tensor belongs to, by name. Order matters: the first match wins.
-_VISION = re.compile(
+_VISION = lazy(
     r"(^|\.)(vision_tower|vision_model|visual|vision_encoder|vision_backbone|image_encoder|mm_projector|"
     r"multi_modal_projector|vision_embed_tokens|img_processor|image_newline|vision_proj|audio_tower|audio_model|"
     r"audio_encoder|speech_encoder|embed_vision|embed_audio|vpm|resampler)(\.|$)"
 )
-_MTP = re.compile(r"(^|\.)(mtp|nextn)(\.|_|$)")
-_EXPERT = re.compile(
+_MTP = lazy(r"(^|\.)(mtp|nextn)(\.|_|$)")
+_EXPERT = lazy(
     r"(\.experts\.\d+\.|\.local_experts\.\d+\.|"  # unfused: Mixtral, DeepSeek, Qwen-MoE
     r"\.experts\.(gate_up_proj|down_proj|gate_proj|up_proj|w1|w2|w3)(_blocks|_scales|_bias|_weight)?($|\.))"  # fused
 )
-SHARED_EXPERT = re.compile(r"\.shared_experts?\.")
-_EMBED = re.compile(r"(embed_tokens|\.wte\.|^wte\.|word_embeddings|tok_embeddings|embeddings\.word|"
+SHARED_EXPERT = lazy(r"\.shared_experts?\.")
+_EMBED = lazy(r"(embed_tokens|\.wte\.|^wte\.|word_embeddings|tok_embeddings|embeddings\.word|"
                     r"transformer\.wte|\.embed_in\.)")
-_LM_HEAD = re.compile(r"(^|\.)(lm_head|embed_out|output)\.(weight|qweight)$|^lm_head\.")
+_LM_HEAD = lazy(r"(^|\.)(lm_head|embed_out|output)\.(weight|qweight)$|^lm_head\.")
 
 # Quantisation side tensors and buffers: stored bytes, not parameters.
-_NOT_PARAMS = re.compile(
+_NOT_PARAMS = lazy(
     r"(\.(qzeros|scales|g_idx|absmax|quant_map|nested_absmax|nested_quant_map|quant_state\..*|weight_scale|"
     r"weight_scale_inv|weight_scale_2|input_scale|input_scale_inv|output_scale|k_scale|v_scale|q_scale|"
     r"weight_zero_point|weight_g_idx|weight_shape|SCB|weight_format|zeros|q_scale_max|q_groups|q_perm|"
@@ -53,6 +53,8 @@ _SIDE_SUFFIXES = ("qzeros", "scales", "g_idx", "absmax", "quant_map", "_absmax",
 
 @dataclass
 class WeightFacts:
+    """The checkpoint's stored bytes: by dtype and component, and how exactly they are known."""
+
     bytes: int = 0
     by_dtype: dict[str, int] = field(default_factory=dict)
     exact: bool = False
@@ -92,7 +94,7 @@ def classify(name: str, num_layers: int | None, _cache: dict = {}) -> str:  # no
 
 # `layer_index` for a name that starts with one of _LAYERED, where it matches first: the digits right after the
 # prefix when a dot follows them (anchored, so cheaper than layer_index's search); anything else goes to layer_index.
-_LAYER_AT = re.compile(r"(?:model\.|model\.language_model\.)?layers\.([0-9]+)\.")
+_LAYER_AT = lazy(r"(?:model\.|model\.language_model\.)?layers\.([0-9]+)\.")
 
 
 def _layer_number(name: str) -> int | None:

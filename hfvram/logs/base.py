@@ -94,6 +94,8 @@ class OutOfMemory:
 
 @dataclass
 class ParsedLog:
+    """What an engine log says about memory: the engine, the model, and the figures it printed."""
+
     engine: str  # vllm | llamacpp | trtllm | sglang | table
     version: str | None = None  # as printed
     model: str | None = None  # a Hub id or the path the log names

@@ -127,6 +127,8 @@ def band_cell(e: dict, units: str = "GiB") -> str:
 
 @dataclass
 class Col:
+    """One column of a terminal table: its header, cells and layout."""
+
     header: str
     cells: list = field(default_factory=list)  # rich markup
     justify: str = "right"

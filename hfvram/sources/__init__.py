@@ -23,6 +23,8 @@ _SELECTOR = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
 
 @dataclass(frozen=True)
 class ModelRef:
+    """A parsed MODEL argument: a Hub id or a local path, with revision and selector."""
+
     kind: str  # "hub" | "local"
     name: str
     revision: str | None = None

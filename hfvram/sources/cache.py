@@ -13,7 +13,7 @@ A commit's content never changes, so an entry never expires; refs are rewritten 
 Nothing in a path comes from a server unchecked: the repo id must be a Hub repo id, the sha 40 hex digits, the
 revision is percent-encoded (dots included, so never `.` or `..`), and every path is checked to resolve under the
 cache root before it is read or written. An entry is a gzip file whose first line is
-`{"format": "hfvram-cache/2", "sha256": <hex of the rest>}` (facts: "hfvram-facts/1"), then the JSON: an entry of
+`{"format": "hfvram-cache/3", "blake2b": <hex of the rest>}` (facts: "hfvram-facts/2"), then the JSON: an entry of
 another format, with a wrong checksum, cut short, or whose content does not validate is deleted and read again from
 the Hub (facts: derived again), never trusted. Writes go to a temporary file in the same folder, then `os.replace`: a reader sees the old entry or the
 new one, never half of one.
@@ -22,17 +22,17 @@ new one, never half of one.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
 from urllib.parse import quote
 
+from ..digest import hexdigest
 from ..repodata import RepoData
 
-FORMAT = "hfvram-cache/2"
-FACTS_FORMAT = "hfvram-facts/1"
+FORMAT = "hfvram-cache/3"
+FACTS_FORMAT = "hfvram-facts/2"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _KEY = re.compile(r"^[0-9a-f]{16}$")
 
@@ -54,9 +54,9 @@ def _slug(repo_id: str) -> str | None:
 
 
 def frame(doc: dict, fmt: str = FORMAT) -> bytes:
-    """A cache entry: gzip of a header line (format, sha256 of the payload) and the JSON payload."""
+    """A cache entry: gzip of a header line (format, BLAKE2b of the payload: hfvram.digest) and the JSON payload."""
     payload = json.dumps(doc, separators=(",", ":")).encode()
-    head = json.dumps({"format": fmt, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
+    head = json.dumps({"format": fmt, "blake2b": hexdigest(payload)}).encode()
     # Level 1: DeepSeek-V3's entry (16 MB of JSON) compresses in 0.05 s to 0.76 MB, against 0.27 s to 0.54 MB at
     # gzip's default 9 (measured here): the write is on a cold run's path, the bytes stay on the user's disk.
     return gzip.compress(head + b"\n" + payload, compresslevel=1, mtime=0)
@@ -69,7 +69,7 @@ def unframe(blob: bytes, fmt: str = FORMAT):
     meta = json.loads(head) if sep else None
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise ValueError(f"not a {fmt} entry")
-    if meta.get("sha256") != hashlib.sha256(payload).hexdigest():
+    if meta.get("blake2b") != hexdigest(payload):
         raise ValueError("checksum mismatch")
     return json.loads(payload)
 

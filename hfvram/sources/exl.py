@@ -24,6 +24,8 @@ _BPW = re.compile(r"(\d+(?:\.\d+)?)\s*bpw", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Branch:
+    """A branch of a repo (an EXL2 bit-rate) and its commit."""
+
     name: str
     sha: str
 

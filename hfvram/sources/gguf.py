@@ -90,6 +90,8 @@ class ArrayInfo:
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """One tensor info of a GGUF header: name, GGML type, shape, data offset."""
+
     name: str
     type: str  # GGMLQuantizationType name, e.g. "Q4_K"
     shape: tuple[int, ...]  # numpy order (ggml ne reversed)
@@ -106,6 +108,8 @@ class TensorInfo:
 
 @dataclass
 class GGUFHeader:
+    """A GGUF file's header: version, metadata, tensor infos."""
+
     path: str
     version: int
     metadata: dict
@@ -571,6 +575,8 @@ class QuantFiles:
 
 @dataclass
 class GGUFListing:
+    """The GGUF models of a repo: its quants (each one or more split files) and projectors."""
+
     quants: list[QuantFiles]
     mmproj: list[str]
 

@@ -27,8 +27,6 @@ import re
 import sys
 import threading
 import time
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from typing import Callable
 from urllib.parse import quote
@@ -192,6 +190,8 @@ class _Pool:
             return cls._shared[size]
 
     def submit(self, fn: Callable, *args) -> Future:
+        from concurrent.futures import Future  # (a run with nothing to fetch, --offline, does not import it)
+
         future: Future = Future()
         self._queue.put((future, fn, args))
         if not self._idle.acquire(blocking=False):  # no idle thread: start one, up to `size`
@@ -221,6 +221,8 @@ class _Pool:
 def _gather(futures: list[Future], budget: Budget, what: str) -> list:
     """Results in order; the run's deadline bounds the wait (the request threads check it too, and say which file
     they were reading: half a second of grace lets their message win)."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
     out = []
     try:
         for future in futures:
@@ -376,9 +378,17 @@ class HubSource:
         return build_hf_headers(token=self.token, library_name="hfvram", library_version=__version__)
 
     def _url(self, repo_id: str, sha: str, path: str) -> str:
-        from huggingface_hub import hf_hub_url
+        """The file's resolve URL, as `huggingface_hub.hf_hub_url` makes it for a model repo (its template, the
+        revision and path quoted the same way, the endpoint swapped in): calling it would import its
+        file_download module (tqdm, asyncio, the local cache: ~40 ms of a cold run) to format one string.
+        tests/test_speed_cache.py checks both give the same URL."""
+        from huggingface_hub import constants
 
-        return hf_hub_url(repo_id, path, revision=sha, endpoint=self.endpoint)
+        url = constants.HUGGINGFACE_CO_URL_TEMPLATE.format(repo_id=repo_id, revision=quote(sha, safe=""),
+                                                           filename=quote(path))
+        if self.endpoint is not None and url.startswith(constants.ENDPOINT):
+            url = self.endpoint + url[len(constants.ENDPOINT):]
+        return url
 
     def _model_info(self, repo_id: str, revision: str, budget: Budget) -> dict:
         from huggingface_hub import constants
