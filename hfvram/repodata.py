@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import stformat
 from .errors import MalformedInput
+from .gcpause import pausing
 from .stformat import Tensor
 
 # Small files worth reading when a repo has them; everything else is known by name and size only.
@@ -67,6 +68,7 @@ class RepoData:
     bundled_facts: dict | None = field(default=None, compare=False, repr=False)
 
     # -- serialisation -------------------------------------------------------------------------------------
+    @pausing
     def to_json(self) -> dict:
         return {
             "id": self.id,
@@ -127,6 +129,7 @@ def gguf_tables(raw: dict) -> dict:
     return {path: GGUFHeader.from_json(entry) for path, entry in raw.items()}
 
 
+@pausing
 def tensor_tables(raw: dict) -> dict[str, tuple[dict, list[Tensor]]]:
     """{path: (metadata, tensors)} from the serialised form; every entry checked (name, known dtype, a shape of
     whole numbers >= 0), so a damaged cache entry is refused here rather than trusted."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .errors import MalformedInput
+from .gcpause import pausing
 
 # Bits per element of each safetensors dtype.
 # Source: huggingface/safetensors safetensors/src/tensor.rs, `Dtype::bitsize()` (F4 = 4, F6_* = 6, C64 = 64).
@@ -91,6 +92,7 @@ def check_shape(shape, what: str, name: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
+@pausing
 def parse_header(header: bytes | str | dict, file: str = "", what: str | None = None,
                  data_size: int | None = None) -> tuple[list[Tensor], dict]:
     """Parse the JSON header of a safetensors file into tensors (in file order) and its `__metadata__`.

@@ -318,3 +318,46 @@ def test_file_urls_are_the_ones_huggingface_hub_makes(endpoint):
         assert src._url(repo_id, sha, path) == hf_hub_url(repo_id, path, revision=sha, endpoint=endpoint)
     assert src._url("org/name", "refs/pr/1", "config.json") == hf_hub_url("org/name", "config.json",
                                                                             revision="refs/pr/1", endpoint=endpoint)
+
+
+def test_the_collector_pause_nests_and_gives_back_what_it_found():
+    import gc
+    import threading
+
+    from hfvram.gcpause import paused
+
+    assert gc.isenabled()
+    with paused():
+        assert not gc.isenabled()
+        with paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+        inner_done = threading.Event()
+
+        def other():
+            with paused():
+                pass
+            inner_done.set()
+
+        threading.Thread(target=other).start()
+        assert inner_done.wait(10) and not gc.isenabled()  # another thread's pause ending does not end this one
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused():
+            pass
+        assert not gc.isenabled()  # off before, off after
+    finally:
+        gc.enable()
+
+
+def test_an_index_is_decoded_once_and_its_list_is_the_callers():
+    from hfvram.sources import select
+
+    text = json.dumps({"weight_map": {"a": "model-00002.safetensors", "b": "model-00001.safetensors"}})
+    select._index_files.cache_clear()
+    first = select.from_index(text)
+    first.append("mine")
+    assert select.from_index(text) == ["model-00001.safetensors", "model-00002.safetensors"]
+    assert select._index_files.cache_info().misses == 1
+    assert select.from_index("not json") is None and select.from_index('{"weight_map": {}}') is None

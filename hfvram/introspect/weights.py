@@ -12,6 +12,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..gcpause import pausing
 from ..lazyre import lazy
 from ..stformat import DTYPE_BITS, Tensor
 from .arch import layer_index
@@ -145,6 +146,7 @@ def logical_params(t: Tensor, names: set[str], quant_bits: int | None, bnb: set[
     return t.numel
 
 
+@pausing
 def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | None) -> WeightFacts:
     facts = WeightFacts(exact=True, source="safetensors-headers")
     names = {t.name for t in tensors}

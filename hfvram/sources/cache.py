@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..digest import hexdigest
+from ..gcpause import pausing
 from ..repodata import RepoData
 
 FORMAT = "hfvram-cache/3"
@@ -53,6 +54,7 @@ def _slug(repo_id: str) -> str | None:
     return repo_id.replace("/", "--")
 
 
+@pausing
 def frame(doc: dict, fmt: str = FORMAT) -> bytes:
     """A cache entry: gzip of a header line (format, BLAKE2b of the payload: hfvram.digest) and the JSON payload."""
     payload = json.dumps(doc, separators=(",", ":")).encode()
@@ -62,6 +64,7 @@ def frame(doc: dict, fmt: str = FORMAT) -> bytes:
     return gzip.compress(head + b"\n" + payload, compresslevel=1, mtime=0)
 
 
+@pausing
 def unframe(blob: bytes, fmt: str = FORMAT):
     """The JSON payload of an intact entry of format `fmt`; ValueError for anything else."""
     raw = gzip.decompress(blob)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 
 _BIN = re.compile(r"^pytorch_model(-\d+-of-\d+)?\.bin$")
 _PTH = re.compile(r"^(original/)?consolidated(\.\d+)?\.pth$")
@@ -38,6 +39,14 @@ def from_index(text: str | None) -> list[str] | None:
     file names)."""
     if not text:
         return None
+    named = _index_files(text)
+    return list(named) if named is not None else None
+
+
+@lru_cache(maxsize=8)
+def _index_files(text: str) -> tuple[str, ...] | None:
+    # Kept per index text: the fetcher, the weight-file choice and the introspector each ask, and a giant's index
+    # (Kimi-K2: 5 MB, 140k tensor names) takes ~0.3 s to decode each time.
     try:
         weight_map = json.loads(text).get("weight_map")
     except (ValueError, AttributeError, RecursionError):
@@ -45,7 +54,7 @@ def from_index(text: str | None) -> list[str] | None:
     if not isinstance(weight_map, dict) or not weight_map or \
             not all(isinstance(v, str) and v for v in weight_map.values()):
         return None
-    return sorted(set(weight_map.values()))
+    return tuple(sorted(set(weight_map.values())))
 
 
 def weight_files(files, texts) -> tuple[str, list[str]]:
