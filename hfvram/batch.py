@@ -20,7 +20,6 @@ from itertools import islice
 
 from .errors import HfvramError, NetworkError, NotAvailableOffline, UsageError
 from .options import DEFAULT_JOBS
-from .report.output import Output  # noqa: F401 - scan writes through it; callers import it from here too
 from .report.rows import Writer, error_row, gpu_label, rows_for
 
 # Rows are written in input order, so a slow model holds back the ones after it: up to this many models per job may

@@ -372,7 +372,8 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, re
     hfvram scan models.txt --gpu H100 --context 32k --format csv -o fit.csv
     hfvram scan models.txt --gpu L40S --format jsonl -o rows.jsonl --resume rows.jsonl
     """
-    from .batch import Output, read_model_list, scan, scan_options
+    from .batch import read_model_list, scan, scan_options
+    from .report.output import Output
     from .errors import UsageError
     from .report.rows import RESUMABLE, Writer, read_rows
     from .sources.hub import HubSource

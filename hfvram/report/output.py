@@ -1,4 +1,4 @@
-"""Where a report goes: stdout or a file, never half-written (hfvram show, scan and check write through it)."""
+"""Where a report goes: stdout or a file, never half-written (`hfvram MODEL` and `hfvram scan` write through it)."""
 
 from __future__ import annotations
 
