@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 
-class LazyPattern:
+class lazy:  # noqa: N801 - read like re.compile at the call sites
     """Stands for `re.compile(pattern, flags)`: the first attribute asked for (`search`, `match`, ...) compiles it,
     and every attribute is then kept on the instance, so later look-ups cost what a compiled pattern's do."""
 
@@ -19,7 +19,3 @@ class LazyPattern:
         value = getattr(re.compile(*self._args), name)
         setattr(self, name, value)
         return value
-
-
-def lazy(pattern: str, flags: int = 0) -> LazyPattern:
-    return LazyPattern(pattern, flags)
