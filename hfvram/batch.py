@@ -1,6 +1,7 @@
 """Many models at once: `hfvram scan` (a list or a Hub listing, on one or more GPUs, concurrently, rows in input
-order) and the rows `hfvram check` gates on. One Hub client and one metadata cache are shared by all workers; a
-failing model becomes an error row and the others go on.
+order) and the rows `hfvram check` gates on. The models are shared by worker processes (one per CPU, hfvram/workers.py)
+or, for a short list, by threads in this one; each process has one Hub client, and all share the metadata cache's
+folder. A failing model becomes an error row and the others go on.
 
 A scan is a list of models x GPUs x frameworks. Each model is read and introspected once, then estimated on each GPU
 (`hfvram.analysis.analyze_facts`). `--resume` reuses a model's rows on a GPU only when every framework's row was
@@ -10,6 +11,7 @@ error rows included, and the output holds each model x framework x GPU exactly o
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -27,6 +29,12 @@ from .report.rows import Writer, error_row, gpu_label, rows_for
 # 500-repo scan (32 jobs, 50 ms per request, a loaded 2-core machine, runs interleaved): 4 x jobs 26.1-27.7 s,
 # an unbounded window 25.1-29.3 s, rows written as they finish (the order before) 25.6-26.2 s: within the noise.
 WINDOW_PER_JOB = 4
+# A worker process pays for its start (a fresh interpreter importing hfvram and huggingface_hub, then transformers if a
+# config needs its class) before its first model, and a model costs ~80 ms of CPU. Measured with bench/bench.py's
+# scan set (50 ms per request, 32 jobs, this 2-CPU machine, the fake Hub on the same CPUs), one process against two:
+# 16 repos 3.6 / 3.4 s, 32 repos 5.1 / 4.3 s, 64 repos 6.1 / 6.2 s, 100 repos 10.8 / 8.8 s, 500 repos 41.1 / 26.2 s
+# (three processes on 2 CPUs: 30.9 s). So a second process pays from ~8 models each; 16 leaves a margin.
+MODELS_PER_PROCESS = 16
 ANSWERED = ("ok", "does-not-fit", "unsupported")  # statuses --resume may reuse; error rows are always retried
 
 
@@ -283,12 +291,13 @@ def plan(models: list[str], gpu_opts: list, previous: list[dict] | None, counts:
 
 def scan(models: list[str], settings: dict, writer: Writer, *, gpus=None, jobs: int = DEFAULT_JOBS, hub=None,
          offline: bool = False, previous: list[dict] | None = None, resume_path: str | None = None,
-         progress: bool = False) -> Summary:
+         progress: bool = False, processes: int | None = None) -> Summary:
     """Analyse `models` on each of `gpus` (or the `gpu` in `settings`, or none) and write their rows to `writer`
     in input order: model, then GPU, then framework. `previous`: the rows of an earlier output (`--resume`;
     `hfvram.report.rows.read_rows`), reused where their settings match. If the scan is interrupted with
     `previous` given, the earlier rows of the models not reached are written as they were, so a rewritten output
-    still holds every model exactly once."""
+    still holds every model exactly once. `processes`: how many worker processes share the models (`jobs` threads
+    in all); None: `auto_processes`; 1: threads in this process only."""
     from .sources.hub import HubSource
 
     gpu_opts = scan_options(settings, gpus)  # a bad setting is a usage error before the first row, not per row
@@ -302,48 +311,22 @@ def scan(models: list[str], settings: dict, writer: Writer, *, gpus=None, jobs: 
     todo = sum(p.todo for p in plans)
     bar = _progress(todo) if progress and todo else None
 
-    def one(p: Plan) -> list[dict]:
-        if not p.todo:
-            return [row for found in p.reused for row in found.values()]
-        from .analysis import analyze_facts
-        from .introspect import introspect
-        from .sources import open_model
-        from .sources.hub import limits
+    if processes is None:
+        processes = auto_processes(todo, jobs)
+    replica = hub.replica() if processes > 1 else None
+    if replica is not None:
+        from .workers import in_order
 
-        out: list[dict] = []
-        try:
-            # each model gets its own deadline and wait budget on the Hub (--deadline, --max-wait)
-            with limits(gpu_opts[0].deadline, gpu_opts[0].max_wait):
-                facts, failure = introspect(open_model(p.model, offline=offline, hub=hub)), None
-        except Exception as exc:  # noqa: BLE001 - one bad row never stops the batch
-            facts, failure = None, exc
-        for g, opts in enumerate(gpu_opts):
-            found, missing = p.reused[g], p.missing[g]
-            try:
-                if not missing:
-                    new = {}
-                elif failure is not None:
-                    raise failure
-                else:
-                    # no "what would make it fit" search per row: it re-runs the estimators several times
-                    result = analyze_facts(facts, opts.replace(frameworks=tuple(missing)) if found else opts,
-                                           offline=offline, hub=hub, projections=(), suggest=False)
-                    new = {row["framework"]: row for row in rows_for(result, p.model)}
-                    for fw, row in new.items():
-                        row["settings_key"] = keys[g][fw]
-                out.extend(found.get(fw) or new[fw] for fw in frameworks_of(opts))
-            except Exception as exc:  # noqa: BLE001
-                # the frameworks answered earlier keep their rows; one error row stands for the rest
-                out.extend(found[fw] for fw in frameworks_of(opts) if fw in found)
-                out.append(error_row(p.model, error_message(exc), is_retryable(exc, offline), gpu=opts.gpu,
-                                     settings_key=keys[g][None]))
-        return out
+        results = in_order(plans, _plan_analyser, (replica, gpu_opts, keys, offline), processes=processes,
+                           jobs=jobs, window=WINDOW_PER_JOB * jobs)
+    else:
+        results = _in_order(plans, _plan_analyser(hub, gpu_opts, keys, offline), jobs)
 
     done = 0  # models whose rows are all written
     current: list[dict] = []  # the rows being written, and how many of them are
     position = 0
     try:
-        for p, rows in zip(plans, _in_order(plans, one, jobs)):
+        for p, rows in zip(plans, results):
             current, position = rows, 0
             for row in rows:
                 writer.write(row)
@@ -373,6 +356,64 @@ def scan(models: list[str], settings: dict, writer: Writer, *, gpus=None, jobs: 
     writer.close()
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def auto_processes(todo: int, jobs: int) -> int:
+    """Worker processes for a scan of `todo` models: one per usable CPU, as long as each has MODELS_PER_PROCESS
+    models to share its start-up cost and at least one of the `jobs` threads."""
+    from .workers import usable_cpus
+
+    return max(1, min(usable_cpus(), todo // MODELS_PER_PROCESS, jobs))
+
+
+def _plan_analyser(hub, gpu_opts: list, keys: list[dict], offline: bool):
+    """The function a scan applies to each Plan: its rows (reused ones and new ones). `hub`: a HubSource, or what
+    `HubSource.replica()` said to build one in a worker process."""
+    if isinstance(hub, dict):
+        from .sources.hub import HubSource
+
+        hub = HubSource.from_replica(hub)
+    return functools.partial(analyse_plan, hub=hub, gpu_opts=gpu_opts, keys=keys, offline=offline)
+
+
+def analyse_plan(p: Plan, *, hub, gpu_opts: list, keys: list[dict], offline: bool) -> list[dict]:
+    """One model's rows on every GPU: those --resume reuses, and the rest analysed (read and introspected once,
+    estimated per GPU). A failure becomes an error row per GPU, never an exception."""
+    if not p.todo:
+        return [row for found in p.reused for row in found.values()]
+    from .analysis import analyze_facts
+    from .introspect import introspect
+    from .sources import open_model
+    from .sources.hub import limits
+
+    out: list[dict] = []
+    try:
+        # each model gets its own deadline and wait budget on the Hub (--deadline, --max-wait)
+        with limits(gpu_opts[0].deadline, gpu_opts[0].max_wait):
+            facts, failure = introspect(open_model(p.model, offline=offline, hub=hub)), None
+    except Exception as exc:  # noqa: BLE001 - one bad row never stops the batch
+        facts, failure = None, exc
+    for g, opts in enumerate(gpu_opts):
+        found, missing = p.reused[g], p.missing[g]
+        try:
+            if not missing:
+                new = {}
+            elif failure is not None:
+                raise failure
+            else:
+                # no "what would make it fit" search per row: it re-runs the estimators several times
+                result = analyze_facts(facts, opts.replace(frameworks=tuple(missing)) if found else opts,
+                                       offline=offline, hub=hub, projections=(), suggest=False)
+                new = {row["framework"]: row for row in rows_for(result, p.model)}
+                for fw, row in new.items():
+                    row["settings_key"] = keys[g][fw]
+            out.extend(found.get(fw) or new[fw] for fw in frameworks_of(opts))
+        except Exception as exc:  # noqa: BLE001
+            # the frameworks answered earlier keep their rows; one error row stands for the rest
+            out.extend(found[fw] for fw in frameworks_of(opts) if fw in found)
+            out.append(error_row(p.model, error_message(exc), is_retryable(exc, offline), gpu=opts.gpu,
+                                 settings_key=keys[g][None]))
+    return out
 
 
 def _once(rows: list[dict]) -> list[dict]:

@@ -346,6 +346,9 @@ Examples:
 @estimate_options(several_gpus=True)
 @click.option("--jobs", "-j", type=int, default=DEFAULT_JOBS, show_default=True,
               help="Models analysed concurrently.")
+@click.option("--processes", type=int, default=None, metavar="N",
+              help="Worker processes sharing the --jobs (default: one per CPU when there are at least 16 models "
+                   "per process; 1: none).")
 @click.option("--format", "fmt", default="table", show_default=True,
               type=click.Choice(["table", "csv", "jsonl", "markdown", "json", "matrix", "matrix-markdown", "html"]),
               help="Rows (table, csv, jsonl, markdown, json), the model x GPU grid (matrix for a terminal, "
@@ -358,8 +361,8 @@ Examples:
 @click.option("--offline", is_flag=True, help="No network: metadata cache, then the bundled snapshot.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]))
-def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, resume, offline, quiet, units, gpu,
-             **opts):
+def scan_cmd(inputs, search, author, sort, limit, jobs, processes, fmt, as_json, output, resume, offline, quiet, units,
+             gpu, **opts):
     """Analyse many models, on one or more GPUs: files (one model per line, `-` for stdin) and/or a Hub listing.
 
     One row per model, GPU and framework, in input order, with status ok, does-not-fit (with --gpu), unsupported or
@@ -382,6 +385,8 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, re
         raise UsageError("nothing to scan: give model list file(s), `-` for stdin, or --search/--author")
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if processes is not None and processes < 1:
+        raise UsageError("--processes must be at least 1")
     settings = checked(opts)
     scan_options(settings, list(gpu))  # every GPU checked before the first row or request
     fmt = "json" if as_json else fmt
@@ -405,7 +410,7 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, fmt, as_json, output, re
     progress = not quiet and sys.stderr.isatty()
     try:
         summary = scan(models, settings, writer, gpus=list(gpu), jobs=jobs, hub=hub, offline=offline,
-                       previous=previous, resume_path=resume, progress=progress)
+                       previous=previous, resume_path=resume, progress=progress, processes=processes)
     except BaseException:
         # interrupted: with --resume every model was accounted for (the rest kept their earlier rows) and the
         # rewritten file may replace the old one; otherwise the old file stays as it was
