@@ -4,7 +4,7 @@ status for each fault, memory flat, and the wall time.
     python bench/faulty_scan.py [--repos 1000] [--share 0.1] [--jobs 32] [--deadline 10]
 
 The repos are aliases of small fixtures (up to 3,000 tensors) in the fake Hub; the scan is `hfvram scan` in a
-fresh process (as a user runs it), its memory sampled from /proc while it runs. tests/test_scan_faults.py runs the
+fresh process (as a user runs it), its memory (with its worker processes') sampled from /proc while it runs. tests/test_scan_faults.py runs the
 same harness.
 
 Faults (the first `share` of the repos, round robin over these kinds; "transient" ones clear before the retries
@@ -100,8 +100,9 @@ class Result:
     rows: list[dict]
     wall_s: float
     exit_code: int
-    rss_kib: list[tuple[int, int]] = field(default_factory=list)  # (rows written so far, VmRSS KiB) samples
+    rss_kib: list[tuple[int, int]] = field(default_factory=list)  # (rows written, VmRSS KiB of the scan and its workers)
     stderr: str = ""
+    processes: int = 1  # the most processes seen at once: the scan, its workers (and multiprocessing's tracker)
 
     @property
     def peak_kib(self) -> int:
@@ -113,8 +114,27 @@ class Result:
         return next((r for n, r in self.rss_kib if n >= wanted), self.peak_kib)
 
 
+def tree_rss_kib(pid: int) -> tuple[int, int]:
+    """VmRSS of a process and its children (a scan's worker processes), in KiB, and how many processes that is."""
+    def rss(p: int) -> int:
+        status = Path(f"/proc/{p}/status").read_text()
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        children = []
+    total = rss(pid)
+    for child in children:
+        try:
+            total += rss(child)
+        except (OSError, StopIteration, ValueError):
+            pass  # it just ended
+    return total, 1 + len(children)
+
+
 def run(repos: int = 1000, share: float = 0.1, jobs: int = 32, deadline: float = 10.0, workdir: Path | None = None,
-        hub: FakeHub | None = None) -> Result:
+        hub: FakeHub | None = None, processes: int | None = None) -> Result:
     own = hub is None
     if own:
         hub = FakeHub(ROOT / "fixtures").start()
@@ -140,17 +160,19 @@ def run(repos: int = 1000, share: float = 0.1, jobs: int = 32, deadline: float =
                     "HF_HUB_DISABLE_TELEMETRY": "1"})
         cmd = [sys.executable, "-m", "hfvram", "scan", str(models), "-f", "vllm", "--format", "jsonl", "-o",
                str(out), "--jobs", str(jobs), "--deadline", str(deadline)]
+        if processes is not None:
+            cmd += ["--processes", str(processes)]
         start = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         samples: list[tuple[int, int]] = []
+        processes = [1]
         done = threading.Event()
 
         def sample():
-            status = Path(f"/proc/{proc.pid}/status")
             while not done.wait(0.25):
                 try:
-                    rss = next(int(line.split()[1]) for line in status.read_text().splitlines()
-                               if line.startswith("VmRSS:"))
+                    rss, count = tree_rss_kib(proc.pid)
+                    processes[0] = max(processes[0], count)
                     written = out.read_bytes().count(b"\n") if out.exists() else 0
                 except (OSError, StopIteration, ValueError):
                     continue
@@ -164,7 +186,7 @@ def run(repos: int = 1000, share: float = 0.1, jobs: int = 32, deadline: float =
         sampler.join()
         rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
         return Result(repos=repos, faulted=faulted, rows=rows, wall_s=wall, exit_code=proc.returncode,
-                      rss_kib=samples, stderr=err)
+                      rss_kib=samples, stderr=err, processes=processes[0])
     finally:
         if own:
             hub.stop()
@@ -199,9 +221,10 @@ def main(argv=None) -> int:
     ap.add_argument("--repos", type=int, default=1000)
     ap.add_argument("--share", type=float, default=0.1)
     ap.add_argument("--jobs", type=int, default=32)
+    ap.add_argument("--processes", type=int, default=None, help="hfvram scan --processes (default: its own)")
     ap.add_argument("--deadline", type=float, default=10.0)
     args = ap.parse_args(argv)
-    result = run(args.repos, args.share, args.jobs, args.deadline)
+    result = run(args.repos, args.share, args.jobs, args.deadline, processes=args.processes)
     problems = check(result)
     statuses = {}
     for row in result.rows:
@@ -209,7 +232,7 @@ def main(argv=None) -> int:
     print(f"{result.repos} repos, {len(result.faulted)} with a fault injected ({len(FAULTS)} kinds), "
           f"{len(result.rows)} rows {statuses}, exit {result.exit_code}, wall {result.wall_s:.1f} s, peak RSS "
           f"{result.peak_kib / 1024:.0f} MiB (at 20% of rows {result.rss_at(0.2) / 1024:.0f} MiB, at 90% "
-          f"{result.rss_at(0.9) / 1024:.0f} MiB)")
+          f"{result.rss_at(0.9) / 1024:.0f} MiB; {result.processes} processes)")
     for p in problems[:20]:
         print("PROBLEM:", p)
     return 1 if problems else 0

@@ -38,7 +38,10 @@ def usable_cpus() -> int:
 def _worker(conn, make: Callable, args: tuple, threads: int) -> None:
     """A worker process: receive (index, item), answer (index, result) when its thread is done with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    fn = make(*args)
+    try:
+        fn = make(*args)
+    except BaseException:  # noqa: BLE001 - no traceback here: the parent, seeing the worker gone, does the work
+        os._exit(70)  # itself and reports what goes wrong there as usual
     send_lock = threading.Lock()
 
     def run(index: int, item: Any) -> None:
@@ -67,6 +70,8 @@ def _worker(conn, make: Callable, args: tuple, threads: int) -> None:
 
 
 class _Worker:
+    """One worker process, as the parent sees it: its pipe, its threads and the items it holds."""
+
     def __init__(self, ctx, make: Callable, args: tuple, threads: int):
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker, args=(child, make, args, threads), daemon=True,

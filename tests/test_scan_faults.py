@@ -46,6 +46,7 @@ def test_a_scan_with_ten_percent_faults_accounts_for_every_repo_once(fake_hub_fa
     retryable = {r["model"] for r in result.rows if r.get("retryable")}
     assert retryable == {m for m, k in result.faulted.items() if k in ("429-storm", "503-storm", "trickle-config",
                                                                          "stall-info")}
-    # flat memory: what the scan holds once a fifth of the rows are out is what it holds near the end
-    assert result.rss_at(0.9) - result.rss_at(0.2) < 24 * 1024, result.rss_kib
-    assert result.peak_kib < 400 * 1024
+    # flat memory: what the scan holds once a fifth of the rows are out is what it holds near the end; each worker
+    # process warms up on its own (config classes imported as new model types come), so the bounds are per process
+    assert result.rss_at(0.9) - result.rss_at(0.2) < 24 * 1024 * result.processes, result.rss_kib
+    assert result.peak_kib < 160 * 1024 * result.processes

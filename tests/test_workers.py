@@ -62,6 +62,18 @@ def test_when_every_worker_dies_the_parent_does_the_rest():
     assert not out[0][1]
 
 
+def refuses_in_a_worker(parent_pid: int):
+    if os.getpid() != parent_pid:
+        raise RuntimeError("cannot start here")
+    return lambda item: item + 1
+
+
+def test_a_worker_that_cannot_start_leaves_the_work_to_the_parent(capfd):
+    assert list(in_order(range(5), refuses_in_a_worker, (os.getpid(),), processes=2, jobs=2, window=4)) == \
+        [1, 2, 3, 4, 5]
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_an_item_that_fails_in_a_worker_is_done_again_here():
     out = list(in_order(range(12), squares, (os.getpid(), None, 5), processes=2, jobs=4, window=6))
     assert [v for v, _ in out] == [i * i for i in range(12)]
