@@ -291,13 +291,15 @@ def plan(models: list[str], gpu_opts: list, previous: list[dict] | None, counts:
 
 def scan(models: list[str], settings: dict, writer: Writer, *, gpus=None, jobs: int = DEFAULT_JOBS, hub=None,
          offline: bool = False, previous: list[dict] | None = None, resume_path: str | None = None,
-         progress: bool = False, processes: int | None = None) -> Summary:
+         progress: bool = False, processes: int | None = 1) -> Summary:
     """Analyse `models` on each of `gpus` (or the `gpu` in `settings`, or none) and write their rows to `writer`
     in input order: model, then GPU, then framework. `previous`: the rows of an earlier output (`--resume`;
     `hfvram.report.rows.read_rows`), reused where their settings match. If the scan is interrupted with
     `previous` given, the earlier rows of the models not reached are written as they were, so a rewritten output
     still holds every model exactly once. `processes`: how many worker processes share the models (`jobs` threads
-    in all); None: `auto_processes`; 1: threads in this process only."""
+    in all); None: `auto_processes` (what `hfvram scan` does); 1, the default for a program calling this: threads in
+    this process only (worker processes are spawned: a calling script must guard its top level with
+    `if __name__ == "__main__":`, as multiprocessing requires)."""
     from .sources.hub import HubSource
 
     gpu_opts = scan_options(settings, gpus)  # a bad setting is a usage error before the first row, not per row
