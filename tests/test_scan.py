@@ -407,6 +407,7 @@ def test_faults_in_a_larger_scan_account_for_every_model_once(hub, tmp_path):
     (["--gpu", "L40S,H100", "--gpu-mem", "24GiB"], "--gpu-mem names one GPU"),
     (["-f", "vllm,nope"], "unknown framework 'nope'"),
     (["--quantize", "int3"], "int3"),
+    (["--processes", "0"], "--processes must be at least 1"),
 ])
 def test_option_errors_before_the_first_request(hub, tmp_path, cli, argv, message):
     for source in ([model_file(tmp_path, MODELS)], ["--author", "Qwen"]):
