@@ -41,6 +41,9 @@ def verdict_line(row: dict, units: str = "GiB") -> str:
         fits = (f"high end {fmt_bytes(high, units)} fits{' its budget' if row.get('budget_bytes') else ''}; "
                 if high is not None else "")
         line += f" ({fits}{fmt_bytes(row['headroom_bytes'], units)} spare)"
+        if row.get("host_bytes"):  # what stays in host RAM (llama.cpp's CPU buffers), against --ram when given
+            ram = f" of {fmt_bytes(row['ram_bytes'], units)} RAM" if row.get("ram_bytes") else ""
+            line += f"; host RAM {fmt_bytes(row['host_bytes'], units)}{ram}"
         if row.get("estimated"):
             line += f"; {ESTIMATED}"
     elif row.get("reason"):

@@ -141,6 +141,20 @@ def test_ram_is_a_verdict():
         assert again.fits is True and again.extras["host_bytes"] <= 24 * GiB, sug.text
 
 
+def test_check_and_rows_say_the_host_ram(cli):
+    args = [LLAMA70_Q4, "--gpu", "RTX-4090", "--context", "4k", "-f", "llamacpp", "--offline", "--gpu-layers", "30"]
+    code, out, _ = cli(["check", *args, "--ram", "64GiB"])
+    e = run(LLAMA70_Q4, gpu="RTX-4090", context=4096, gpu_layers=30, ram="64GiB")
+    host = e.extras["host_bytes"]
+    assert code == 0 and out.startswith("PASS") and out.rstrip().endswith(
+        f"; host RAM {host / GiB:.2f} GiB of 64.00 GiB RAM"), out
+    code, out, _ = cli(["check", *args])  # no --ram: the figure without a limit
+    assert code == 0 and out.rstrip().endswith(f"; host RAM {host / GiB:.2f} GiB"), out
+    code, out, _ = cli(["scan", "-", *args[1:], "--ram", "16GiB", "--format", "jsonl"], stdin=LLAMA70_Q4 + "\n")
+    row = json.loads(out)
+    assert code == 1 and row["status"] == "does-not-fit" and (row["host_bytes"], row["ram_bytes"]) == (host, 16 * GiB)
+
+
 def test_gpu_auto_sets_the_ram_limit(fake_machine):
     meminfo = "MemTotal:       65755140 kB\nMemFree:         1034660 kB\nMemAvailable:   50307724 kB\n"
     fake_machine(nvml={"devices": [{"name": "NVIDIA GeForce RTX 4080 SUPER", "total": 16376 * MiB,

@@ -39,11 +39,11 @@ from ..units import fmt_bytes
 
 FIELDS = ("model", "revision", "framework", "gpu_spec", "status", "reason", "gpu", "gpus", "context", "batch",
           "per_gpu_bytes", "low_bytes", "high_bytes", "process_bytes", "budget_bytes", "total_bytes", "weights_bytes",
-          "kv_cache_bytes", "allowed_bytes", "headroom_bytes", "fits", "max_context", "estimated", "engine_version",
-          "parameters", "source", "retryable", "settings_key")
+          "kv_cache_bytes", "host_bytes", "allowed_bytes", "ram_bytes", "headroom_bytes", "fits", "max_context",
+          "estimated", "engine_version", "parameters", "source", "retryable", "settings_key")
 INT_FIELDS = ("gpus", "context", "batch", "per_gpu_bytes", "low_bytes", "high_bytes", "process_bytes", "budget_bytes",
-              "total_bytes", "weights_bytes", "kv_cache_bytes", "allowed_bytes", "headroom_bytes", "max_context",
-              "parameters")
+              "total_bytes", "weights_bytes", "kv_cache_bytes", "host_bytes", "allowed_bytes", "ram_bytes",
+              "headroom_bytes", "max_context", "parameters")
 BOOL_FIELDS = ("fits", "estimated", "retryable")
 STATUSES = ("ok", "does-not-fit", "unsupported", "error")
 # Columns a person reads first in a spreadsheet (sizes in --units, 2 decimals), then the raw values.
@@ -98,6 +98,10 @@ def rows_for(analysis, model: str) -> list[dict]:
             "budget_bytes": e.get("budget_bytes"),
             "total_bytes": e["total_bytes"] if e["supported"] else None,
             "weights_bytes": e["components"].get("weights"), "kv_cache_bytes": e["components"].get("kv_cache"),
+            # host RAM the engine holds (llama.cpp's CPU buffers, ExLlamaV2's embedding table) and the limit it was
+            # checked against (--ram, or what --gpu auto detected; None: no host verdict)
+            "host_bytes": e.get("host_bytes") if e["supported"] else None,
+            "ram_bytes": es.ram if es is not None else None,
             "allowed_bytes": allowed, "headroom_bytes": e["headroom_bytes"], "fits": e["fits"],
             "max_context": e["max_context"], "estimated": estimated,
             "engine_version": f"{engine.get('label', name)} {engine.get('version', '')}".strip(),
