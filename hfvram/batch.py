@@ -319,8 +319,10 @@ def scan(models: list[str], settings: dict, writer: Writer, *, gpus=None, jobs: 
     if replica is not None:
         from .workers import in_order
 
-        results = in_order(plans, _plan_analyser, (replica, gpu_opts, keys, offline), processes=processes,
-                           jobs=jobs, window=WINDOW_PER_JOB * jobs)
+        # the workers keep torch out as this process does (hfvram.cli._block_torch), or each would import it
+        torch_blocked = "torch" in sys.modules and sys.modules["torch"] is None
+        results = in_order(plans, _plan_analyser, (replica, gpu_opts, keys, offline, torch_blocked),
+                           processes=processes, jobs=jobs, window=WINDOW_PER_JOB * jobs)
     else:
         results = _in_order(plans, _plan_analyser(hub, gpu_opts, keys, offline), jobs)
 
@@ -368,11 +370,15 @@ def auto_processes(todo: int, jobs: int) -> int:
     return max(1, min(usable_cpus(), todo // MODELS_PER_PROCESS, jobs))
 
 
-def _plan_analyser(hub, gpu_opts: list, keys: list[dict], offline: bool):
+def _plan_analyser(hub, gpu_opts: list, keys: list[dict], offline: bool, torch_blocked: bool = False):
     """The function a scan applies to each Plan: its rows (reused ones and new ones). `hub`: a HubSource, or what
-    `HubSource.replica()` said to build one in a worker process."""
+    `HubSource.replica()` said to build one in a worker process; there, `torch_blocked` keeps torch out of it as
+    the command line keeps it out of the main process (transformers' config modules would import it)."""
     if isinstance(hub, dict):
         from .sources.hub import HubSource
+
+        if torch_blocked and "torch" not in sys.modules:
+            sys.modules["torch"] = None  # type: ignore[assignment]
 
         hub = HubSource.from_replica(hub)
     return functools.partial(analyse_plan, hub=hub, gpu_opts=gpu_opts, keys=keys, offline=offline)

@@ -105,6 +105,23 @@ def test_a_worker_rebuilds_the_same_source(tmp_path):
     assert HubSource(sleep=lambda s: None).replica() is None
 
 
+def test_a_worker_keeps_torch_out_when_the_command_line_does(monkeypatch, tmp_path):
+    import sys
+
+    from hfvram.batch import _plan_analyser
+    from hfvram.sources.cache import MetadataCache
+    from hfvram.sources.hub import HubSource
+
+    replica = HubSource(cache=MetadataCache(tmp_path)).replica()
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    _plan_analyser(replica, [], [], False, torch_blocked=False)
+    assert "torch" not in sys.modules
+    fn = _plan_analyser(replica, [], [], False, torch_blocked=True)
+    assert sys.modules["torch"] is None and fn.keywords["hub"].cache.root == tmp_path
+    with pytest.raises(ImportError):
+        import torch  # noqa: F401
+
+
 def test_scan_across_processes_writes_the_rows_one_process_writes(fake_hub, tmp_path, cli, monkeypatch):
     monkeypatch.setenv("HFVRAM_CACHE", str(tmp_path / "cache-a"))
     ids = ["meta-llama/Llama-2-7b-hf", "Qwen/Qwen2.5-0.5B-Instruct", "acme/missing", "mistralai/Mistral-7B-v0.1",
