@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Callable
 from urllib.parse import quote
 
@@ -389,7 +390,8 @@ class HubSource:
         return repo
 
     def _headers(self) -> dict:
-        return _hf_utils().build_hf_headers(token=self.token, library_name="hfvram", library_version=__version__)
+        build_hf_headers, _, _ = _hf_utils()
+        return build_hf_headers(token=self.token, library_name="hfvram", library_version=__version__)
 
     def _url(self, repo_id: str, sha: str, path: str) -> str:
         """The file's resolve URL, as `huggingface_hub.hf_hub_url` makes it for a model repo (its template, the
@@ -579,24 +581,13 @@ class HubSource:
 
 # -- HTTP: streamed, capped, deadline-bound ----------------------------------------------------------------------------
 
-class _HfUtils:
-    """huggingface_hub.utils' functions called on every request, looked up once: that module resolves attributes
-    lazily in Python, ~15-20 us a name (~0.7 ms of CPU per model in a scan, measured with timeit)."""
+@lru_cache(maxsize=1)
+def _hf_utils():
+    """(build_hf_headers, get_session, hf_raise_for_status) from huggingface_hub.utils, looked up once: that module
+    resolves names lazily in Python, ~15-20 us a name on every request (~0.7 ms of CPU per model in a scan, timeit)."""
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-    def __init__(self):
-        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
-
-        self.build_hf_headers, self.get_session, self.hf_raise_for_status = \
-            build_hf_headers, get_session, hf_raise_for_status
-
-
-_HF_UTILS: list[_HfUtils] = []
-
-
-def _hf_utils() -> _HfUtils:
-    if not _HF_UTILS:
-        _HF_UTILS.append(_HfUtils())
-    return _HF_UTILS[0]
+    return build_hf_headers, get_session, hf_raise_for_status
 
 
 def _get(url: str, headers: dict, budget: Budget, what: str, cap: int, *, params: dict | None = None,
@@ -604,8 +595,7 @@ def _get(url: str, headers: dict, budget: Budget, what: str, cap: int, *, params
     """GET through huggingface_hub's client, streaming: (status, headers, body). The body stops at `cap` bytes
     (`truncate`) or is refused past it; the run's deadline is checked between chunks, so a server that trickles
     bytes cannot hold the run. Errors go through `hf_raise_for_status` with their body read up to 64 kB."""
-    hf = _hf_utils()
-    get_session, hf_raise_for_status = hf.get_session, hf.hf_raise_for_status
+    _, get_session, hf_raise_for_status = _hf_utils()
     if byte_range is not None:
         headers = {**headers, "Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"}
     timeout = budget.request_timeout(f"while reading {what}")
