@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
@@ -108,7 +107,7 @@ def in_order(items: Iterable, make: Callable, args: tuple, *, processes: int, jo
     pending = iter(items)
     taken = 0  # items taken from `items` (the next one's index)
     todo: dict[int, Any] = {}  # index -> item: handed out, or waiting to be redone here
-    redo: deque[int] = deque()
+    redo: set[int] = set()  # indexes to do here: their worker died, or their function raised there
     done: dict[int, Any] = {}
     head = 0  # the next index to yield
     exhausted = False
@@ -134,21 +133,23 @@ def in_order(items: Iterable, make: Callable, args: tuple, *, processes: int, jo
                     worker.held.add(index)
                 except (OSError, ValueError):  # it died: this item and what it held are redone here
                     worker.alive = False
-                    redo.append(index)
-                    redo.extend(worker.held)
+                    redo.add(index)
+                    redo.update(worker.held)
                     worker.held.clear()
             if exhausted and not todo:
                 finished = True
                 return
-            if not any(w.alive for w in workers):  # no worker left: the rest is done here
-                for item in pending:
-                    todo[taken] = item
-                    taken += 1
-                exhausted = True
-                redo = deque(sorted(todo))
+            if not redo and not any(w.alive for w in workers):  # no worker left: the rest is done here, in turn
+                item = next(pending, _END)
+                if item is _END:
+                    exhausted = True
+                    continue
+                index, taken = taken, taken + 1
+                todo[index] = item
+                redo.add(index)
             if redo:
                 index = min(redo)
-                redo.remove(index)
+                redo.discard(index)
                 done[index] = here(todo.pop(index))
                 continue
             alive = [w for w in workers if w.alive]
@@ -163,12 +164,12 @@ def in_order(items: Iterable, make: Callable, args: tuple, *, processes: int, jo
                                 done[index] = value
                                 todo.pop(index)
                             else:
-                                redo.append(index)
+                                redo.add(index)
                     except (EOFError, OSError):
                         pass
                 if w.process.sentinel in ready:
                     w.alive = False
-                    redo.extend(w.held)
+                    redo.update(w.held)
                     w.held.clear()
     finally:
         _stop(workers, wait=finished)
