@@ -112,6 +112,18 @@ def in_order(items: Iterable, make: Callable, args: tuple, *, processes: int, jo
     head = 0  # the next index to yield
     exhausted = False
     finished = False
+
+    def take() -> int | None:
+        """The next item into `todo`: its index (None: there are no more)."""
+        nonlocal taken, exhausted
+        item = next(pending, _END)
+        if item is _END:
+            exhausted = True
+            return None
+        todo[taken] = item
+        taken += 1
+        return taken - 1
+
     try:
         while True:
             while head in done:  # first: what is yielded makes room in the window
@@ -122,14 +134,11 @@ def in_order(items: Iterable, make: Callable, args: tuple, *, processes: int, jo
                 worker = next((w for w in workers if w.free), None)
                 if worker is None:
                     break
-                item = next(pending, _END)
-                if item is _END:
-                    exhausted = True
+                index = take()
+                if index is None:
                     break
-                index, taken = taken, taken + 1
-                todo[index] = item
                 try:
-                    worker.conn.send((index, item))
+                    worker.conn.send((index, todo[index]))
                     worker.held.add(index)
                 except (OSError, ValueError):  # it died: this item and what it held are redone here
                     worker.alive = False
@@ -140,12 +149,9 @@ def in_order(items: Iterable, make: Callable, args: tuple, *, processes: int, jo
                 finished = True
                 return
             if not redo and not any(w.alive for w in workers):  # no worker left: the rest is done here, in turn
-                item = next(pending, _END)
-                if item is _END:
-                    exhausted = True
+                index = take()
+                if index is None:
                     continue
-                index, taken = taken, taken + 1
-                todo[index] = item
                 redo.add(index)
             if redo:
                 index = min(redo)
