@@ -78,6 +78,10 @@ def main(argv=None) -> None:
         click.echo(f"hfvram: internal error: {type(exc).__name__}: {first} (set HFVRAM_DEBUG=1 for a traceback)",
                    err=True)
         sys.exit(2)
+    finally:
+        cache = sys.modules.get("hfvram.sources.cache")
+        if cache is not None:
+            cache.flush()  # the metadata cache entries this run is writing are whole before the command returns
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]},

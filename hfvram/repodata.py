@@ -66,19 +66,24 @@ class RepoData:
     # that read it, and the facts the bundled snapshot ships for it. Per run, not serialised, not compared.
     facts_store: object = field(default=None, compare=False, repr=False)
     bundled_facts: dict | None = field(default=None, compare=False, repr=False)
+    # The safetensors headers' JSON bytes as the Hub sent them (path -> bytes): what the metadata cache writes. Per
+    # run, not serialised, not compared.
+    raw_headers: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     # -- serialisation -------------------------------------------------------------------------------------
     @pausing
-    def to_json(self) -> dict:
+    def to_json(self, tables: bool = True) -> dict:
+        """The serialised form; `tables=False` leaves out the safetensors tables (the metadata cache stores the
+        headers themselves, hfvram.sources.cache)."""
         return {
             "id": self.id,
             "sha": self.sha,
             "files": self.files,
             "texts": self.texts,
-            "safetensors": {
+            **({"safetensors": {
                 path: {"metadata": meta, "tensors": [[t.name, t.dtype, list(t.shape)] for t in tensors]}
                 for path, (meta, tensors) in self.safetensors.items()
-            },
+            }} if tables else {}),
             **({"gguf": {path: h.to_json() for path, h in self.gguf.items()}} if self.gguf else {}),
         }
 

@@ -126,20 +126,20 @@ def test_a_bad_cache_entry_is_dropped_and_refetched(hub, cli, damage):
     path = entry(Path(os.environ["HFVRAM_CACHE"]))
     blob = path.read_bytes()
     head, _, payload = gzip.decompress(blob).partition(b"\n")
-    if damage == "tensor-shape":  # a changed shape, the checksum left as it was
-        data = json.loads(payload)
-        data["safetensors"]["model.safetensors"]["tensors"][0][2] = [100000, 64]
-        blob = gzip.compress(head + b"\n" + json.dumps(data).encode())
+    if damage == "tensor-shape":  # a changed shape in the stored header, the checksum left as it was
+        assert payload.count(b'"shape":[') > 1
+        blob = gzip.compress(head + b"\n" + payload.replace(b'"shape":[', b'"shape":[3,', 1))
     elif damage == "truncated-gzip":
         blob = blob[: len(blob) // 2]
     elif damage == "old-format":  # hfvram-cache/1: the bare RepoData JSON
         blob = gzip.compress(payload)
     else:  # an intact entry of another repo under this name
-        data = json.loads(payload)
+        line, _, headers = payload.partition(b"\n")
+        data = json.loads(line)
         data["id"] = "org/other"
-        from hfvram.sources.cache import frame
+        from hfvram.sources.cache import frame_bytes
 
-        blob = frame(data)  # intact, checksummed: refused for naming another repo
+        blob = frame_bytes(json.dumps(data).encode() + b"\n" + headers)  # intact, checksummed: refused for its name
     path.write_bytes(blob)
     hub.reset()
     code, out, err = cli(["org/tiny", "--json"])

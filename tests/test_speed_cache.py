@@ -256,6 +256,80 @@ def test_header_reads_reuse_connections(fake_hub, tmp_path):
     assert len(accepted) <= 2
 
 
+def test_a_metadata_entry_keeps_the_headers_as_read_and_reads_back_the_same_tables(fake_hub, tmp_path):
+    """The entry stores each safetensors header as the Hub sent it (byte for byte what a ranged read of the file
+    gives), and reading it back gives the tables, texts and listing the fetch gave."""
+    import urllib.request
+
+    from hfvram.sources.cache import unframe_bytes
+    from hfvram.sources.hub import HubSource, limits
+
+    store = MetadataCache(tmp_path)
+    with limits():
+        repo = HubSource(cache=store).fetch("Qwen/Qwen3-8B")
+    assert len(repo.safetensors) == 5 and not repo.raw_headers  # handed to the cache entry, not kept for the run
+    from hfvram.sources import cache
+
+    cache.flush()  # the entry is written in a thread of its own
+    [path] = list((tmp_path / "meta").rglob("*.json.gz"))
+    line, _, rest = unframe_bytes(path.read_bytes()).partition(b"\n")
+    doc = json.loads(line)
+    assert "safetensors" not in doc and [h[0] for h in doc["headers"]] == list(repo.safetensors)
+    assert [t[0] for t in doc["texts"]] == list(repo.texts) and "model.safetensors.index.json" in repo.texts
+    shard, n = doc["headers"][0]
+    url = f"{fake_hub.url}/Qwen/Qwen3-8B/resolve/{repo.sha}/{shard}"
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Range": "bytes=0-7"})) as r:
+        assert int.from_bytes(r.read(), "little") == n
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Range": f"bytes=8-{7 + n}"})) as r:
+        start = sum(t[1] for t in doc["texts"])
+        assert rest[start:start + n] == r.read()
+    back = store.get("Qwen/Qwen3-8B", repo.sha)
+    assert back.source == "cache" and not back.raw_headers
+    assert (back.files, back.texts, back.safetensors) == (repo.files, repo.texts, repo.safetensors)
+
+
+def test_stored_tables_are_parsed_only_when_asked_for(tmp_path):
+    """A warm read with facts kept answers without parsing a header; the tables parse on first use."""
+    repo = fixture_repo("deepseek-ai--DeepSeek-V2-Lite")
+    repo.sha = "b" * 40
+    store = MetadataCache(tmp_path)
+    repo.facts_store = store
+    store.put(repo, "main")
+    fresh = introspect(repo)  # derives, and keeps the facts
+    back = store.get(repo.id, repo.sha)
+    back.facts_store = store
+    assert list(back.safetensors) == list(repo.safetensors) and len(back.safetensors) == len(repo.safetensors)
+    warm, cold = (json.loads(answer(f)) for f in (introspect(back), fresh))
+    assert warm["model"]["source"] == "cache" and {**warm, "model": None} == {**cold, "model": None}
+    assert "parsed=False" in repr(back.safetensors)  # the facts answered: no header was parsed
+    assert back.safetensors["model-00001-of-000004.safetensors"] == repo.safetensors["model-00001-of-000004.safetensors"]
+    assert "parsed=True" in repr(back.safetensors)
+
+
+def test_a_table_read_without_its_header_bytes_is_kept_as_safetensors_would_write_it(tmp_path):
+    """A table from elsewhere (no bytes as read: a fixture here) is written as `safetensors` serialises a header,
+    and reads back equal; a stored header that does not parse deletes the entry and is a one-line error."""
+    from hfvram.errors import MalformedInput
+    from hfvram.sources.cache import frame_bytes, unframe_bytes
+
+    repo = fixture_repo("deepseek-ai--DeepSeek-V2-Lite")
+    repo.sha = "a" * 40
+    assert repo.safetensors and not repo.raw_headers
+    store = MetadataCache(tmp_path)
+    store.put(repo, "main")
+    back = store.get(repo.id, repo.sha)
+    assert back.safetensors == repo.safetensors and back.texts == repo.texts
+    [path] = list((tmp_path / "meta").rglob("*.json.gz"))
+    line, _, rest = unframe_bytes(path.read_bytes()).partition(b"\n")
+    at = rest.index(b'"dtype":"') + len(b'"dtype":"')
+    path.write_bytes(frame_bytes(line + b"\n" + rest[:at] + b"X" + rest[at + 1:]))  # an unknown dtype, checksum redone
+    back = store.get(repo.id, repo.sha)
+    with pytest.raises(MalformedInput, match=r"metadata cache entry of deepseek-ai/DeepSeek-V2-Lite .* unknown dtype "
+                                             r".*it was deleted: run again") as err:
+        dict(back.safetensors)
+    assert "\n" not in str(err.value) and store.dropped == 1 and not path.exists()
+
+
 @pytest.mark.parametrize("name", ["deepseek-ai--DeepSeek-V2-Lite", "meta-llama--Llama-3.2-11B-Vision-Instruct",
                                   "google--gemma-4-E2B-it", "Qwen--Qwen3-Next-80B-A3B-Thinking"])
 def test_classification_fast_path_matches_the_rules(name):
@@ -361,3 +435,72 @@ def test_an_index_is_decoded_once_and_its_list_is_the_callers():
     assert select.from_index(text) == ["model-00001.safetensors", "model-00002.safetensors"]
     assert select._index_files.cache_info().misses == 1
     assert select.from_index("not json") is None and select.from_index('{"weight_map": {}}') is None
+
+
+def test_the_weight_kind_from_the_listing_is_the_kind_weight_files_answers():
+    """`weight_kind` (no index decoded) agrees with `weight_files` on every fixture and on hand-made listings."""
+    from hfvram.sources.select import weight_files, weight_kind
+
+    kinds = set()
+    for meta in sorted(FIXTURES.glob("*/repo.json")):
+        repo = fixture_repo(meta.parent.name)
+        kind = weight_files(repo.files, repo.texts)[0]
+        assert weight_kind(repo.files) == kind, meta.parent.name
+        kinds.add(kind)
+    assert {"safetensors", "bin"} <= kinds
+    for files, kind in (({"pytorch_model-00001-of-00002.bin": 1}, "bin"), ({"original/consolidated.00.pth": 1}, "pth"),
+                        ({"config.json": 1, "adapter_model.safetensors": 1}, "none"), ({}, "none")):
+        assert weight_kind(files) == weight_files(files, {})[0] == kind
+
+
+def test_later_shards_read_a_long_header_in_one_request(fake_hub, tmp_path):
+    """Kimi-K2's headers are 250-300 kB (60 of 61), past the 100 kB first read: the first shard read takes two
+    requests, and the later ones, sized on it, one each (one at a time here, so every later read knows the first)."""
+    from hfvram.sources import cache
+    from hfvram.sources import hub as hubmod
+    from hfvram.sources.cache import unframe_bytes
+    from hfvram.sources.hub import HubSource, limits
+
+    with limits():
+        repo = HubSource(cache=MetadataCache(tmp_path), max_workers=1).fetch("moonshotai/Kimi-K2-Instruct")
+    cache.flush()
+    lengths = [n for _, n in json.loads(unframe_bytes(next((tmp_path / "meta").rglob("*.json.gz")).read_bytes())
+                                        .partition(b"\n")[0])["headers"]]
+    assert len(repo.safetensors) == len(lengths) == 61 and hubmod.FIRST_READ < max(lengths) < hubmod.FIRST_READ_MAX
+    assert sum(n > hubmod.FIRST_READ for n in lengths) == 60  # and a 2.6 kB last shard
+    reads = fake_hub.requests(path=r"\.safetensors$")
+    assert 61 < len(reads) <= 61 + 2  # the first (and at most one more) needed a second read; each of the 60 did
+    assert fake_hub.count(path="^/api/models/") == 1
+    assert sum(t.nbytes for _, ts in repo.safetensors.values() for t in ts) > 1e12  # a trillion-parameter checkpoint
+
+
+def test_the_parameter_memo_gives_what_the_rules_give_tensor_by_tensor():
+    """analyse() memoises logical_params by name pattern, last name part, dtype and shape: on every fixture of up to
+    20k tensors (GPTQ, AWQ, FP8, NF4, MXFP4, NVFP4, EXL2 among them) its totals are the rule applied to each
+    tensor, and names that differ only in a digit of their last part (`mul1`, a side tensor) stay apart."""
+    from collections import Counter
+
+    from hfvram.introspect.weights import _DIGITS, analyse, classify, logical_params
+    from hfvram.stformat import Tensor
+
+    checked = 0
+    for meta in sorted(FIXTURES.glob("*/repo.json")):
+        repo = fixture_repo(meta.parent.name)
+        tensors = [t for _, ts in repo.safetensors.values() for t in ts]
+        if not tensors or len(tensors) > 20_000:
+            continue
+        names = {t.name for t in tensors}
+        bnb = {n.split(".quant_state.bitsandbytes__")[0] for n in names if ".quant_state.bitsandbytes__" in n}
+        shapes = {t.name: t.shape for t in tensors} if any(n.endswith(".q_weight") for n in names) else None
+        for bits in (None, 4):
+            expected = Counter()
+            for t in tensors:
+                expected[classify(t.name, 64)] += logical_params(t, names, bits, bnb, shapes)
+            got = analyse(tensors, 64, bits)
+            assert got.component_params == {k: v for k, v in expected.items() if k in got.component_params} \
+                and got.parameters == sum(expected.values()), meta.parent.name
+        checked += 1
+    assert checked > 100
+    side = [Tensor("m.layers.0.mlp.mul1", "F16", (8,), 16), Tensor("m.layers.0.mlp.mul2", "F16", (8,), 16)]
+    assert b"mul#" in side[0].name.encode().translate(_DIGITS)
+    assert analyse(side, 4, None).parameters == 8  # mul1 is a side tensor (EXL2), mul2 a weight

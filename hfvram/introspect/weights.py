@@ -157,10 +157,15 @@ def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | Non
     comp_params: Counter[str] = Counter()
     total_params = 0
     memo = classify.__defaults__[0]  # classify's pattern memo, looked up here without a call per tensor
+    # logical_params by (name pattern, last name part, dtype, shape): without bitsandbytes states or EXL2 tensors its
+    # rules read only those, except NVFP4's U8 rule (a neighbour's name), so U8 tensors always take the call. A
+    # giant's 90k-140k tensors have a few hundred such keys.
+    params_memo: dict | None = {} if not bnb and shapes is None else None
     for t in tensors:
         by_dtype[t.dtype] += t.nbytes
         name = t.name
-        comp = memo.get(name.encode("utf-8", "surrogatepass").translate(_DIGITS))
+        key = name.encode("utf-8", "surrogatepass").translate(_DIGITS)
+        comp = memo.get(key)
         if comp is None:
             comp = classify(name, num_layers)
         elif comp != "vision" and comp != "mtp" and num_layers is not None and name.startswith(_LAYERED):
@@ -169,7 +174,13 @@ def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | Non
             if idx is not None and idx >= num_layers:
                 comp = "mtp"
         comp_bytes[comp] += t.nbytes
-        p = logical_params(t, names, quant_bits, bnb, shapes)
+        if params_memo is not None and t.dtype != "U8":
+            pkey = (key, name.rpartition(".")[2], t.dtype, t.shape)
+            p = params_memo.get(pkey)
+            if p is None:
+                p = params_memo[pkey] = logical_params(t, names, quant_bits, bnb, shapes)
+        else:
+            p = logical_params(t, names, quant_bits, bnb, shapes)
         comp_params[comp] += p
         total_params += p
     facts.bytes = sum(by_dtype.values())

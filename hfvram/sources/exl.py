@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import NothingToRead, UsageError
 from ..repodata import TEXT_FILES, RepoData
-from .select import headers_to_read, weight_files
+from .select import headers_to_read, weight_kind
 
 _BPW = re.compile(r"(\d+(?:\.\d+)?)\s*bpw", re.IGNORECASE)
 
@@ -93,7 +93,7 @@ def open_variant(hub, ref, *, offline: bool = False, file: str | None = None) ->
                 return hub.fetch(ref.name, hit.name, offline=offline)
             raise UsageError(f"{ref.name} has no GGUF quant, folder or branch {selector!r}"
                              + (f" (branches: {', '.join(b.name for b in branches)})" if branches else ""))
-    if not ref.revision and not selector and not has_gguf and weight_files(repo.files, repo.texts)[0] == "none" \
+    if not ref.revision and not selector and not has_gguf and weight_kind(repo.files) == "none" \
             and _quantized_elsewhere(repo) and not offline:
         branches = list_branches(hub, ref.name)
         if branches:
@@ -127,7 +127,7 @@ def read_subfolder(hub, repo: RepoData, folder: str) -> RepoData:
 
     from .hub import current_budget
 
-    total = [0]  # header bytes read for this folder (HubSource caps a repo's headers)
+    total = [0, 0]  # header bytes read for this folder (HubSource caps a repo's headers), the longest header
 
     def run(job):
         kind, path = job
@@ -137,7 +137,7 @@ def read_subfolder(hub, repo: RepoData, folder: str) -> RepoData:
         if kind == "text":
             return kind, path, hub._retrying(budget, f"reading {repo.id}/{full}",
                                              lambda: hub._get_text(repo.id, repo.sha, full, size, budget))
-        meta, tensors = hub._retrying(budget, f"reading the header of {repo.id}/{full}",
+        meta, tensors, _ = hub._retrying(budget, f"reading the header of {repo.id}/{full}",
                                       lambda: hub._get_header(repo.id, repo.sha, full, size, budget, total))
         return kind, path, (meta, [t.__class__(t.name, t.dtype, t.shape, t.nbytes, path) for t in tensors])
 

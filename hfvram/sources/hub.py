@@ -84,6 +84,9 @@ INDEX_CAP = 64 << 20
 #   SAFETENSORS_MAX_HEADER_LENGTH), and all the headers of one repo at most REPO_HEADERS_CAP: Kimi-K2's 61 shards
 #   hold 17.7 MB of headers (the largest fixture); 128 MB is 7x that.
 FIRST_READ = 100_001
+# - a later shard's first read, sized on the repo's longest header so far (HubSource._get_header), at most this: a
+#   header past it takes a second read, as a first one past FIRST_READ does.
+FIRST_READ_MAX = 4 << 20
 REPO_HEADERS_CAP = 128 << 20
 # - an error answer: read for its message only.
 ERROR_BODY_CAP = 64 << 10
@@ -313,6 +316,7 @@ class HubSource:
         repo = self._read(repo_id, sha, files, budget)
         repo.revision = revision
         self.cache.put(repo, revision)
+        repo.raw_headers = {}  # the cache entry holds them now; the run goes on with the parsed tables
         return repo
 
     def list_models(self, search=None, author=None, sort=None, limit=None) -> list[str]:
@@ -362,7 +366,7 @@ class HubSource:
                 f"{', '.join(sorted(files)[:8]) or 'none'}{', ...' if len(files) > 8 else ''})"
             )
         repo = RepoData(id=repo_id, sha=sha, source="hub", files=dict(files))
-        header_bytes = [0]  # all headers of this repo so far (REPO_HEADERS_CAP)
+        header_bytes = [0, 0]  # all headers of this repo so far (REPO_HEADERS_CAP), the longest one
 
         def text(path: str) -> str:
             return self._retrying(budget, f"reading {repo_id}/{path}",
@@ -381,8 +385,9 @@ class HubSource:
             raise NetworkError(f"{repo_id}: lost the connection to {self.endpoint_url} ({exc})") from None
         for path, value in zip(texts_wanted, results):
             repo.texts[path] = value
-        for path, value in zip(headers_wanted, results[len(texts_wanted):]):
-            repo.safetensors[path] = value
+        for path, (meta, tensors, raw) in zip(headers_wanted, results[len(texts_wanted):]):
+            repo.safetensors[path] = (meta, tensors)
+            repo.raw_headers[path] = raw
         # With an index, only the shards it names are the model (drop e.g. a stray consolidated.safetensors).
         indexed = from_index(repo.texts.get("model.safetensors.index.json"))
         if indexed and all(f in repo.safetensors for f in indexed):
@@ -440,15 +445,21 @@ class HubSource:
                     repo_total: list[int]):
         """A safetensors header by ranged, capped reads: the first 100 kB, then the rest of the header if it is
         longer (as huggingface_hub's parse_safetensors_file_metadata does). A server that ignores Range and
-        answers with the whole file is read only as far as the header goes."""
+        answers with the whole file is read only as far as the header goes. Returns (metadata, tensors, the
+        header's bytes). `repo_total` is [header bytes of this repo so far, the longest header so far]: once a shard
+        of the repo has shown a header longer than the first read, the others' first reads take that length and a
+        quarter more (shards of one checkpoint have headers of about one size: Kimi-K2's 61 are 250-300 kB, so
+        they cost one request each instead of two)."""
         what = f"{repo_id}: {path}"
         url, headers = self._url(repo_id, sha, path), self._headers()
-        body = _ranged(url, headers, budget, what, 0, FIRST_READ)
+        first = max(FIRST_READ, min(8 + repo_total[1] * 5 // 4, FIRST_READ_MAX))
+        body = _ranged(url, headers, budget, what, 0, first)
         n = header_length(body[:8], what)
         if size is not None and 8 + n > size:
             raise MalformedInput(f"{what}: header claims {n:,} bytes but the file has {size:,}")
         with self._lock:
             repo_total[0] += n
+            repo_total[1] = max(repo_total[1], n)
             if repo_total[0] > REPO_HEADERS_CAP:
                 raise MalformedInput(f"{repo_id}: its safetensors headers add up to more than {REPO_HEADERS_CAP:,} "
                                      f"bytes, the most hfvram reads for one repo")
@@ -458,9 +469,10 @@ class HubSource:
             raw = _ranged(url, headers, budget, what, 8, 8 + n)
         if len(raw) < n:
             raise MalformedInput(f"{what}: the header was cut short ({len(raw):,} of {n:,} bytes)")
+        raw = bytes(raw[:n])
         data_size = None if size is None else size - 8 - n
         tensors, metadata = parse_header(raw, file=path, what=what, data_size=data_size)
-        return metadata, tensors
+        return metadata, tensors, raw
 
     # -- offline ----------------------------------------------------------------------------------------------
     def _offline(self, repo_id: str, revision: str, reason: str) -> RepoData:
