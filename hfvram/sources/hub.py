@@ -448,7 +448,7 @@ class HubSource:
         answers with the whole file is read only as far as the header goes. Returns (metadata, tensors, the
         header's bytes). `repo_total` is [header bytes of this repo so far, the longest header so far]: once a shard
         of the repo has shown a header longer than the first read, the others' first reads take that length and a
-        quarter more (shards of one checkpoint have headers of about one size: Kimi-K2's 61 are 250-300 kB, so
+        quarter more (shards of one checkpoint have headers of about one size: 60 of Kimi-K2's 61 are 250-300 kB, so
         they cost one request each instead of two)."""
         what = f"{repo_id}: {path}"
         url, headers = self._url(repo_id, sha, path), self._headers()
