@@ -455,7 +455,7 @@ def test_the_weight_kind_from_the_listing_is_the_kind_weight_files_answers():
 
 
 def test_later_shards_read_a_long_header_in_one_request(fake_hub, tmp_path):
-    """Kimi-K2's headers are 250-300 kB (60 of 61), past the 100 kB first read: the first shard read takes two
+    """Kimi-K2's headers are 293-296 kB (60 of 61), past the 100 kB first read: the first shard read takes two
     requests, and the later ones, sized on it, one each (one at a time here, so every later read knows the first)."""
     from hfvram.sources import cache
     from hfvram.sources import hub as hubmod

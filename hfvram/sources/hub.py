@@ -84,8 +84,10 @@ INDEX_CAP = 64 << 20
 #   SAFETENSORS_MAX_HEADER_LENGTH), and all the headers of one repo at most REPO_HEADERS_CAP: Kimi-K2's 61 shards
 #   hold 17.7 MB of headers (the largest fixture); 128 MB is 7x that.
 FIRST_READ = 100_001
-# - a later shard's first read, sized on the repo's longest header so far (HubSource._get_header), at most this: a
-#   header past it takes a second read, as a first one past FIRST_READ does.
+# - a later shard's first read, sized on the repo's longest header so far plus a quarter (HubSource._get_header), at
+#   most this: a header past it takes a second read, as a first one past FIRST_READ does. The quarter: Kimi-K2's 60
+#   long headers are 293-296 kB (fixtures/moonshotai--Kimi-K2-Instruct), DeepSeek-V3's 163 are 22-74 kB, all
+#   under 100 kB; 4 MiB is 14x Kimi-K2's longest, and bounds what one read may take past a header.
 FIRST_READ_MAX = 4 << 20
 REPO_HEADERS_CAP = 128 << 20
 # - an error answer: read for its message only.
@@ -448,7 +450,7 @@ class HubSource:
         answers with the whole file is read only as far as the header goes. Returns (metadata, tensors, the
         header's bytes). `repo_total` is [header bytes of this repo so far, the longest header so far]: once a shard
         of the repo has shown a header longer than the first read, the others' first reads take that length and a
-        quarter more (shards of one checkpoint have headers of about one size: 60 of Kimi-K2's 61 are 250-300 kB, so
+        quarter more (shards of one checkpoint have headers of about one size: 60 of Kimi-K2's 61 are 293-296 kB, so
         they cost one request each instead of two)."""
         what = f"{repo_id}: {path}"
         url, headers = self._url(repo_id, sha, path), self._headers()
