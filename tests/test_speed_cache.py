@@ -505,3 +505,39 @@ def test_the_parameter_memo_gives_what_the_rules_give_tensor_by_tensor():
     side = [Tensor("m.layers.0.mlp.mul1", "F16", (8,), 16), Tensor("m.layers.0.mlp.mul2", "F16", (8,), 16)]
     assert b"mul#" in side[0].name.encode().translate(_DIGITS)
     assert analyse(side, 4, None).parameters == 8  # mul1 is a side tensor (EXL2), mul2 a weight
+
+
+def test_a_read_waits_for_its_own_repos_write_only_and_a_failed_write_is_quiet(tmp_path, monkeypatch):
+    """Entries are written in threads: reading repo A's entry waits for A's write, not for B's still under way (a
+    scan reads and writes many at once); a write that fails for any reason leaves no entry and no traceback."""
+    import threading
+
+    from hfvram.sources import cache
+
+    store = MetadataCache(tmp_path)
+    a, b = fixture_repo("Qwen--Qwen2.5-0.5B-Instruct"), fixture_repo("meta-llama--Meta-Llama-3-8B")
+    a.sha, b.sha = "a" * 40, "b" * 40
+    release = threading.Event()
+    original = MetadataCache._atomic_write
+
+    def slow_for_b(path, data):
+        if "meta-llama" in str(path):
+            assert release.wait(10)
+        return original(path, data)
+
+    monkeypatch.setattr(MetadataCache, "_atomic_write", staticmethod(slow_for_b))
+    store.put(b, "main")
+    store.put(a, "main")
+    assert store.get(a.id, a.sha).texts == a.texts and store.resolve(a.id, "main") == a.sha
+    assert list(cache._writes.values()) == [b.id]  # B's write is still under way
+    release.set()
+    assert store.get(b.id, b.sha).texts == b.texts and not cache._writes
+
+    hooked = []
+    monkeypatch.setattr(threading, "excepthook", hooked.append)
+    monkeypatch.setattr(MetadataCache, "_atomic_write", staticmethod(lambda path, data: 1 / 0))
+    c = fixture_repo("tiiuae--falcon-7b-instruct")
+    c.sha = "c" * 40
+    store.put(c, "main")
+    cache.flush()
+    assert store.get(c.id, c.sha) is None and store.resolve(c.id, "main") is None and hooked == []

@@ -96,15 +96,10 @@ def unframe(blob: bytes, fmt: str = FORMAT):
     return json.loads(unframe_bytes(blob, fmt))
 
 
-def encode(data: RepoData) -> bytes:
-    """A meta entry: one line of JSON (the record, its texts and safetensors tables given as `[path, length]` lists),
-    then the texts' UTF-8 bytes and each safetensors header as read (or, for a table read some other way, as
-    `safetensors` would write it), one after another."""
-    return frame_bytes(b"".join(encode_parts(data)))
-
-
 def encode_parts(data: RepoData) -> list[bytes]:
-    """The payload of `encode`, in pieces (joined, hashed and compressed where the entry is written)."""
+    """A meta entry's payload, in pieces (joined, hashed and compressed where the entry is written): one line of JSON
+    (the record, its texts and safetensors tables given as `[path, length]` lists), then the texts' UTF-8 bytes and
+    each safetensors header as read (or, for a table read some other way, as `safetensors` would write it)."""
     doc = data.to_json(tables=False)
     parts = [text.encode("utf-8", "surrogatepass") for text in data.texts.values()]
     doc["texts"] = [[path, len(b)] for path, b in zip(data.texts, parts)]
@@ -209,15 +204,17 @@ def decode_facts(blob: bytes, repo_id: str, sha: str, key: str) -> dict:
     return data["facts"]
 
 
-# Meta entries being written (hfvram.sources.cache.MetadataCache.put): the writes of all caches of this process.
-_writes: set = set()
+# Meta entries being written (hfvram.sources.cache.MetadataCache.put), of all caches of this process: the writing
+# thread -> the repo id.
+_writes: dict = {}
 _writes_lock = threading.Lock()
 
 
-def flush() -> None:
-    """Wait for the meta entries being written (the command line does before it exits; so does the interpreter)."""
+def flush(repo_id: str | None = None) -> None:
+    """Wait for the meta entries being written, of `repo_id` or all (the command line waits for all before it exits;
+    so does the interpreter)."""
     with _writes_lock:
-        pending = list(_writes)
+        pending = [w for w, rid in _writes.items() if repo_id is None or rid == repo_id]
     for writer in pending:
         writer.join()
 
@@ -259,7 +256,7 @@ class MetadataCache:
     # -- reading ------------------------------------------------------------------------------------------------
     def get(self, repo_id: str, sha: str) -> RepoData | None:
         if _writes:
-            flush()  # an entry this process is writing is read once it is whole
+            flush(repo_id)  # an entry this process is writing is read once it is whole (other repos' go on)
         path = self._meta_path(repo_id, sha)
         repo = self._read(path, lambda blob: decode(blob, repo_id, sha, on_damage=lambda: self._drop(path)))
         if repo is not None:
@@ -294,7 +291,7 @@ class MetadataCache:
         if not self.enabled:
             return None
         if _writes:
-            flush()
+            flush(repo_id)  # its ref is written after its entry
         path = self._ref_path(repo_id, revision)
         if path is None:
             return None
@@ -328,19 +325,19 @@ class MetadataCache:
         writer = threading.Thread(target=self._write_meta, args=(meta, parts, repo.id, revision, repo.sha),
                                   name="hfvram-cache-write")
         with _writes_lock:  # started before a `flush` in another thread can see it (and join it)
-            _writes.add(writer)
+            _writes[writer] = repo.id
             writer.start()
 
     def _write_meta(self, path: Path, parts: list[bytes], repo_id: str, revision: str, sha: str) -> None:
         try:
             try:
                 self._atomic_write(path, frame_bytes(b"".join(parts)))
-            except OSError:
-                return  # a read-only or full cache directory must not fail the run
+            except Exception:  # noqa: BLE001 - a read-only or full cache directory (or no memory left for the
+                return  # entry) must not fail the run, nor print a thread's traceback
             self.put_ref(repo_id, revision, sha)  # after the entry: a ref always names an entry that is there
         finally:
             with _writes_lock:
-                _writes.discard(threading.current_thread())
+                _writes.pop(threading.current_thread(), None)
 
     def put_facts(self, repo_id: str, sha: str, key: str, doc: dict) -> None:
         if not self.enabled:
