@@ -159,7 +159,7 @@ def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | Non
     memo = classify.__defaults__[0]  # classify's pattern memo, looked up here without a call per tensor
     # logical_params by (name pattern, last name part, dtype, shape): without bitsandbytes states or EXL2 tensors its
     # rules read only those, except NVFP4's U8 rule (a neighbour's name), so U8 tensors always take the call. A
-    # giant's 90k-140k tensors have a few hundred such keys.
+    # giant's 90k-140k tensors have under a hundred such keys (95 in DeepSeek-V3, 91 in Kimi-K2: their fixtures).
     params_memo: dict | None = {} if not bnb and shapes is None else None
     for t in tensors:
         by_dtype[t.dtype] += t.nbytes
