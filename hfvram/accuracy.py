@@ -24,9 +24,10 @@ import math
 import re
 import statistics
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
+from .record import record
 from .gpus import GPU, GPUChoice, find
 from .units import GiB
 
@@ -85,7 +86,7 @@ def source_key(source: str | None) -> str:
     return text.split()[0][:80]
 
 
-@dataclass
+@record
 class Result:
     """One measured quantity of one case, against what hfvram estimates for it."""
 

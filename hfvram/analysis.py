@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
+from .record import record
 from .errors import UsageError
 from .options import Options, parse as parse_options
 # --kv-dtype names -> bytes per element ("auto" = the model's dtype: vLLM `cache_dtype="auto"`, transformers
@@ -21,7 +22,7 @@ DEFAULT_CONTEXT = 4096
 DEFAULT_BATCH = 1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Settings:
     """The run's settings that shape the KV cache (context, batch, cache dtype)."""
 
@@ -30,7 +31,7 @@ class Settings:
     kv_dtype: str = "auto"
 
 
-@dataclass
+@record
 class KVCache:
     """The KV cache at the run's settings, as every engine's estimate starts from it."""
 
@@ -69,7 +70,7 @@ def kv_cache(facts: ModelFacts, context: int, batch: int, kv_dtype: str = "auto"
                    state_bytes=int(state), by_kind=by_kind)
 
 
-@dataclass
+@record
 class Analysis:
     """What `analyze` answers: the model's facts, the settings, and one estimate per engine."""
 
@@ -282,7 +283,7 @@ def analyze_facts(facts: ModelFacts, options: Options, *, offline: bool = False,
 # -- several models in one repo: the quants of a GGUF repo, the bit-rate branches of an EXL2 repo -------------------
 
 
-@dataclass
+@record
 class ListingItem:
     """One model of a repo that holds several (a GGUF quant or an EXL2 branch), analysed."""
 
@@ -293,7 +294,7 @@ class ListingItem:
     error: str | None = None
 
 
-@dataclass
+@record
 class Listing:
     """What `hfvram REPO` prints for a repo holding several models: one analysis per quant file (GGUF) or per
     bit-rate branch (EXL2), each at the same settings. `to_dict()` is the `--json` document (kind "listing")."""

@@ -17,9 +17,10 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, field, fields
 from itertools import islice
 
+from .record import record
 from .errors import HfvramError, NetworkError, NotAvailableOffline, UsageError
 from .options import DEFAULT_JOBS
 from .report.rows import Writer, error_row, gpu_label, rows_for
@@ -38,7 +39,7 @@ MODELS_PER_PROCESS = 16
 ANSWERED = ("ok", "does-not-fit", "unsupported")  # statuses --resume may reuse; error rows are always retried
 
 
-@dataclass
+@record
 class Summary:
     """Counts of a scan: models, GPUs, rows, and how they ended."""
 
@@ -65,7 +66,7 @@ class Summary:
         return f"hfvram: {', '.join(parts)} in {self.seconds:.1f} s ({rate:.1f} models/s)"
 
 
-@dataclass
+@record
 class ResumeCounts:
     """What became of an earlier output's rows (`--resume FILE`), counted in rows."""
 
@@ -231,7 +232,7 @@ def row_keys(gpu_opts: list) -> list[dict]:
     return [{fw: settings_key(o, fw) for fw in (*frameworks_of(o), None)} for o in gpu_opts]
 
 
-@dataclass
+@record
 class Plan:
     """One model: per GPU, the rows reused from --resume, by framework (what is missing is analysed)."""
 

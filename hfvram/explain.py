@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
+from .record import record
 from . import logs
 from .errors import UsageError
 from .gpus import GPU, GPUChoice, find
@@ -30,7 +31,7 @@ ENGINE_FRAMEWORK = {"vllm": "vllm", "llamacpp": "llamacpp", "trtllm": "trtllm", 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
-@dataclass
+@record
 class Row:
     """One figure the log printed, beside ours."""
 
@@ -69,7 +70,7 @@ class Row:
                 "term": self.term, "why": self.why or None, "log_line": self.line_no}
 
 
-@dataclass
+@record
 class Explanation:
     """A parsed engine log set against hfvram's estimate for the same model and settings."""
 

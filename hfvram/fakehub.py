@@ -44,12 +44,13 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import field
 from email.utils import formatdate
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from .record import record
 from .repodata import RepoData, load_fixture
 
 # Files the Hub would store in git-LFS (so `lfs` in siblings, X-Linked-Etag/-Size on /resolve/).
@@ -90,7 +91,7 @@ def is_lfs(path: str, size: int) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class RequestRecord:
     """One request as the server saw it. `start`/`end` are `time.perf_counter()` values: `start` once the request
     headers were read, `end` just before the last byte of the response was written (so a client can never send a
@@ -154,7 +155,7 @@ def critical_path_length(records: Iterable[RequestRecord]) -> int:
 FAULT_KINDS = ("status", "drop", "trickle", "stall", "reset", "bad-range", "ignore-range", "redirect")
 
 
-@dataclass
+@record
 class _Fault:
     """A fault the fake Hub injects into the answers that match it."""
 
@@ -180,7 +181,7 @@ class _Fault:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class _File:
     """One servable file. kind: "bytes" (in memory), "disk" (a verbatim fixture file), "safetensors" (header +
     zeros), "gguf" (a stored gzip'd header + zeros), "zeros" (a large file known only by size)."""
@@ -410,7 +411,7 @@ class _Repo:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class _Response:
     """One answer of the fake Hub: status, headers, and a body or a file range to stream."""
 

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .record import record
 from .errors import UsageError
 from .units import median, parse_size
 
 CATALOG = Path(__file__).resolve().parent / "data" / "gpus.json"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GPU:
     """A catalogue GPU: marketed and usable memory, and what it can compute in."""
 
@@ -51,7 +51,7 @@ class GPU:
             return 0.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GPUChoice:
     """The GPUs a run sizes for: a catalogue card and how many of it."""
 

@@ -24,8 +24,9 @@ import platform
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
+from .record import record
 from .errors import UsageError
 from .gpus import GPU, GPUChoice, apple_working_set, match
 from .units import GiB, MiB, fmt_bytes
@@ -49,7 +50,7 @@ class NoGPUFound(UsageError):
     kind = "no-gpu"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Device:
     """One GPU as this machine reports it."""
 
@@ -83,7 +84,7 @@ class Device:
                 "gfx_arch": self.gfx_arch, "source": self.source}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HostRAM:
     """The machine's system memory (for offload verdicts), and where the figure came from."""
 
@@ -95,7 +96,7 @@ class HostRAM:
         return {"total_bytes": self.total_bytes, "available_bytes": self.available_bytes, "source": self.source}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Hardware:
     """What `--gpu auto` found on this machine: devices, system memory, and how they were found."""
 

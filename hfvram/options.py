@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 
+from .record import record
 from .errors import UsageError
 
 # `hfvram scan --jobs` by default: models analysed at once. A cold model is 2-3 round trips of ~50-300 ms on the real
@@ -87,7 +88,7 @@ KNOBS = {
 CLI_FLAGS = {k: "--" + k.replace("_", "-") for k in KNOBS}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Options:
     """Every run setting, parsed and checked (hfvram.options.parse)."""
 

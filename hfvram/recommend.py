@@ -16,8 +16,9 @@ must fit), and its command line is `hfvram check` with those settings, so runnin
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from .record import record
 from .errors import HfvramError
 from .estimate.fit import QUANT_OPTIONS
 from .options import KNOBS, parse as parse_options
@@ -27,7 +28,7 @@ SCHEMA = "hfvram-recommend/1"
 KNOB_KEYS = {"gpu_memory_utilization", "free_gpu_memory_fraction"}
 
 
-@dataclass
+@record
 class Row:
     """One recommendation: the best setting that fits for one model and engine."""
 

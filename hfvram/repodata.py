@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
+from .record import record
 from . import stformat
 from .errors import MalformedInput
 from .gcpause import pausing
@@ -42,7 +43,7 @@ TEXT_FILES = (
 )
 
 
-@dataclass
+@record
 class RepoData:
     """What a source read of a repo: listing, small text files, and the weight-file headers."""
 

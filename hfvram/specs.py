@@ -10,11 +10,12 @@ Sizes take the element size as a float so block-quantised caches (llama.cpp q8_0
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
+from .record import record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class LayerSpec:
     """A decoder layer that keeps no cache (encoder layers, MLP-only blocks)."""
 
@@ -46,7 +47,7 @@ class LayerSpec:
         return batch * (self.tokens_held(context) * self.per_token_bytes(kv_bytes) + state)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FullAttention(LayerSpec):
     """Every token of the sequence stays in the cache: K and V per KV head."""
 
@@ -70,7 +71,7 @@ class FullAttention(LayerSpec):
         return context
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SlidingWindow(FullAttention):
     """Only the last `window` tokens are attended to, so only they must be kept (Mistral v0.1, Gemma-2/3,
     gpt-oss, Phi-3-mini-4k)."""
@@ -82,7 +83,7 @@ class SlidingWindow(FullAttention):
         return min(context, self.window)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ChunkedLocal(FullAttention):
     """Attention within fixed chunks of `chunk` tokens (Llama-4 `attention_chunk_size`): at most one chunk is
     live per sequence."""
@@ -94,7 +95,7 @@ class ChunkedLocal(FullAttention):
         return min(context, self.chunk)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MLA(LayerSpec):
     """Multi-head latent attention (DeepSeek-V2/V3/R1, Kimi-K2): one compressed latent of `kv_lora_rank` plus the
     shared RoPE key of `qk_rope_head_dim` per token, no separate V (vLLM `MLAAttentionSpec`: head_size =
@@ -119,7 +120,7 @@ class MLA(LayerSpec):
         return context
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LinearAttention(LayerSpec):
     """Gated DeltaNet linear attention (Qwen3-Next): a fixed state per sequence, no per-token cache.
     State shapes from vLLM `layers/mamba/mamba_utils.py` (gated_delta_net_state_shape): conv state
@@ -144,7 +145,7 @@ class LinearAttention(LayerSpec):
         return sum(self.state_elements()) * state_bytes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Mamba(LayerSpec):
     """A Mamba (selective state space) layer: conv state plus SSM state, fixed per sequence.
     Mamba2 (Nemotron-H, Codestral-Mamba): conv (intermediate + 2*n_groups*d_state) x (kernel-1) and SSM

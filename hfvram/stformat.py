@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import dataclass
 from typing import Iterable
 
+from .record import record
 from .errors import MalformedInput
 from .gcpause import pausing
 
@@ -45,7 +45,7 @@ DTYPE_BITS: dict[str, int] = {
 MAX_HEADER_BYTES = 25_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Tensor:
     """One tensor as a checkpoint stores it."""
 

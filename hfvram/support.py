@@ -11,9 +11,11 @@ here, each with its source. `hfvram engines` prints the table.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from pathlib import Path
+
+from .record import record
 
 DATA = Path(__file__).resolve().parent / "data" / "engine_support.json"
 
@@ -59,7 +61,7 @@ _KIND_WORDS = {"mla": "multi-head latent attention (MLA)", "mamba": "Mamba state
                "linear_attention": "linear-attention (Gated DeltaNet)"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Verdict:
     """Whether an engine can load a model as asked: why not, and caveats."""
 
@@ -68,7 +70,7 @@ class Verdict:
     notes: tuple[str, ...] = ()  # caveats of a supported pairing
 
 
-@dataclass
+@record
 class _Check:
     """The reasons and notes one support check collects."""
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Callable, Iterator
 
+from ..record import record
 from ..gpus import GPUChoice
 from ..specs import MLA, FullAttention, LayerSpec, LinearAttention, Mamba
 from ..units import GiB, MiB, median  # noqa: F401 - estimators import GiB and MiB from here
@@ -38,7 +39,7 @@ _USED: contextvars.ContextVar[set | None] = contextvars.ContextVar("hfvram_fitte
 FITTED: dict[str, "Fitted"] = {}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Fitted:
     """A constant fitted on published logs: the median over sources of what each one shows."""
 
@@ -112,7 +113,7 @@ KV_BYTES = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Settings:
     """Everything a user can set. `None` means "this engine's default" (each estimator documents it)."""
 
@@ -196,7 +197,7 @@ class Settings:
                        else min(self.prompt_tokens, context))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Suggestion:
     """A change that makes the deployment fit, as words and as the settings to re-run with (`analyze` keywords)."""
 
@@ -207,7 +208,7 @@ class Suggestion:
         return {"text": self.text, "settings": dict(self.settings)}
 
 
-@dataclass
+@record
 class Estimate:
     """One engine's memory for one model at one setting, by component, and whether it fits."""
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..record import record
 from ..errors import UsageError
 
 # PEFT's default targets for Llama-family models when target_modules is None
@@ -24,7 +25,7 @@ ALL_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 TRT_MAX_LORA_RANK = 64
 
 
-@dataclass
+@record
 class LoRA:
     """LoRA adapters served beside the base model (their rank, targets and parameters)."""
 

@@ -46,9 +46,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Iterable, Mapping
 
+from ..record import record
 from ..introspect.config import text_section
 
 LLAMA_CPP_CURRENT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"  # llama-cpp-python 0.3.36 vendor/llama.cpp
@@ -339,7 +340,7 @@ _EXPERT_KIND = {"w1": "ffn_gate_exps", "w2": "ffn_down_exps", "w3": "ffn_up_exps
                 "up_proj": "ffn_up_exps", "down_proj": "ffn_down_exps"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GGUFTensor:
     """One tensor of the converted GGUF (before merging the pieces of stacked experts)."""
 
@@ -608,7 +609,7 @@ def use_more_bits(i_layer: int, n_layers: int) -> bool:
     return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 or (i_layer - n_layers // 8) % 3 == 2
 
 
-@dataclass
+@record
 class QuantState:
     """``quantize_state_impl`` plus the hparams the rules read (CURRENT llama-quant.cpp)."""
 
@@ -1029,7 +1030,7 @@ def _choose_type(qs: QuantState, ftype: str, version: str, name: str, shape: tup
 # Public: whole model
 # ---------------------------------------------------------------------------------------------------------------
 
-@dataclass
+@record
 class TensorSize:
     """One tensor as llama.cpp would store it: its GGML type and bytes."""
 
@@ -1040,7 +1041,7 @@ class TensorSize:
     nbytes: int
 
 
-@dataclass
+@record
 class GGUFWeights:
     """Tensor bytes of the GGUF, split the way llama.cpp places them.
 

@@ -31,9 +31,10 @@ to that tree.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Callable
 
+from ..record import record
 from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, SlidingWindow
 from ..units import GiB, MiB
 from .base import CUDA_CONTEXT_BYTES, Estimate, Settings, context_ceiling, engine_info, largest_fitting, \
@@ -73,7 +74,7 @@ def _is_quantized(t: str) -> bool:
 
 # -- profiles -----------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Profile:
     """How a front end runs llama.cpp: its own defaults where it sets them, llama.cpp's elsewhere."""
 
@@ -271,7 +272,7 @@ def converted(model: Model) -> Model:
     return out
 
 
-@dataclass
+@record
 class Layout:
     """Everything one configuration puts on the GPU (per device) and in host RAM, at one context."""
 

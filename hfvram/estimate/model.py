@@ -9,8 +9,9 @@ loaded only for speculative decoding).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..record import record
 from ..errors import UsageError
 from ..introspect import ModelFacts
 from ..specs import LayerSpec
@@ -42,7 +43,7 @@ QUANT_BYTES = {
 EXL2_HEAD_BPW = 6.34
 
 
-@dataclass
+@record
 class Model:
     """The model an engine loads: its facts, weights by component, and what they are."""
 

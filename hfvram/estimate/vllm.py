@@ -21,8 +21,8 @@ the release given with --vllm-version, 0.33 by default):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+from ..record import record
 from ..specs import ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, MLA, SlidingWindow
 from ..units import fmt_bytes
 from .base import (
@@ -208,7 +208,7 @@ def kv_dtype(model: Model, s: Settings) -> tuple[str, float]:
 
 # -- KV layout ----------------------------------------------------------------------------------------------------
 
-@dataclass
+@record
 class KVGroup:
     """vLLM's KV cache group: layers that share one page layout (one spec)."""
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..record import record
 from ..errors import MalformedInput, NothingToRead
 from ..repodata import RepoData
 from ..sources.select import from_index, weight_files
@@ -19,7 +20,7 @@ from .validate import MAX_WEIGHT_BYTES, check_config, check_facts, check_params,
 from .weights import SHARED_EXPERT, WeightFacts, analyse
 
 
-@dataclass
+@record
 class ModelFacts:
     """What the introspector works out of a repo: architecture, weights, quantisation, params."""
 

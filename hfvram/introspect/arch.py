@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..record import record
 from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, SlidingWindow
 from ..errors import MalformedInput
 from .config import View
@@ -27,7 +28,7 @@ DTYPES = {
 }
 
 
-@dataclass
+@record
 class MoE:
     """A mixture-of-experts layout: experts, how many each token uses, shared experts."""
 
@@ -37,7 +38,7 @@ class MoE:
     expert_intermediate_size: int | None = None  # one routed expert's MLP width (None: the dense intermediate_size)
 
 
-@dataclass
+@record
 class Architecture:
     """The model's shape: layers, widths, heads, and the per-layer cache specs."""
 

@@ -24,8 +24,9 @@ Weights are the tensors' exact bytes by their ggml type (`GGML_QUANT_SIZES`); pa
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..record import record
 from ..errors import MalformedInput, UsageError
 from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, SlidingWindow
 from .arch import Architecture, MoE
@@ -49,7 +50,7 @@ _RECURRENT_ARCHS = {"mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"}
 _GATED_DELTA_NET = {"qwen3next", "qwen35", "qwen35moe"}  # recurrent layers by interval / recurrent_layers
 
 
-@dataclass
+@record
 class GGUFTensorRow:
     """One tensor of a GGUF file as the introspector classifies it."""
 
@@ -60,7 +61,7 @@ class GGUFTensorRow:
     file: str
 
 
-@dataclass
+@record
 class GGUFFacts:
     """What the GGUF file(s) are, beyond the architecture: for the estimators and the JSON document."""
 

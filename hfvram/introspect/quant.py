@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..record import record
 from ..stformat import Tensor
 
 
-@dataclass
+@record
 class QuantFacts:
     """The checkpoint's quantisation: method, bits, group size, format."""
 

@@ -14,8 +14,8 @@ After the build, `check_facts` bounds what the facts add up to.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+from ..record import record
 from ..errors import MalformedInput
 
 # -- bounds ----------------------------------------------------------------------------------------------------------
@@ -57,7 +57,7 @@ MAX_WEIGHT_BYTES = 10 ** 15  # 1 PB: 100T parameters in fp32 is 0.4 PB
 MAX_KV_TOKEN_BYTES = 1 << 30
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Spec:
     """What a config key may hold: its kind and range."""
 

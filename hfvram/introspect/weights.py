@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..record import record
 from ..gcpause import pausing
 from ..lazyre import lazy
 from ..stformat import DTYPE_BITS, Tensor
@@ -52,7 +53,7 @@ _SIDE_SUFFIXES = ("qzeros", "scales", "g_idx", "absmax", "quant_map", "_absmax",
                   ".suh", ".svh", ".su", ".sv", ".mcg", ".mul1")
 
 
-@dataclass
+@record
 class WeightFacts:
     """The checkpoint's stored bytes: by dtype and component, and how exactly they are known."""
 

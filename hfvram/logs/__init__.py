@@ -17,8 +17,9 @@ the figure a case records is the one its excerpt printed (tests/test_logs.py che
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..record import record
 from ..errors import UsageError
 from .base import Figure, LogParser, OutOfMemory, ParsedLog, squash
 from .llamacpp import LlamaCppParser
@@ -56,7 +57,7 @@ def parse(text: str, engine: str | None = None) -> ParsedLog:
 
 # -- validation cases ---------------------------------------------------------------------------------------------
 
-@dataclass
+@record
 class CaseReading:
     """What a case's excerpt printed for the case's quantity."""
 

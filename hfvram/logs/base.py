@@ -16,8 +16,9 @@ divide by 1024 (vLLM V0 "Loading model weights took X GB", TensorRT-LLM `MemoryC
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..record import record
 from ..units import GiB, MiB
 
 KiB = 1 << 10
@@ -49,7 +50,7 @@ def to_bytes(value: str | float, unit: str) -> int:
     return int(round(v * UNIT_BYTES[unit.upper()]))
 
 
-@dataclass
+@record
 class Figure:
     """One memory figure the log printed."""
 
@@ -67,7 +68,7 @@ class Figure:
                 "detail": self.detail, "host": self.host, "line_no": self.line_no, "line": self.line}
 
 
-@dataclass
+@record
 class OutOfMemory:
     """The failure a log ended with, when it ran out of memory (or refused to start for lack of it)."""
 
@@ -92,7 +93,7 @@ class OutOfMemory:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-@dataclass
+@record
 class ParsedLog:
     """What an engine log says about memory: the engine, the model, and the figures it printed."""
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..record import record
 from ..units import fmt_bytes, fmt_count, fmt_tokens
 
 _KIND_NAMES = {
@@ -125,7 +126,7 @@ def band_cell(e: dict, units: str = "GiB") -> str:
     return f"+{(e['high_bytes'] - e['per_gpu_bytes']) / scale:.1f}/-{(e['per_gpu_bytes'] - e['low_bytes']) / scale:.1f}"
 
 
-@dataclass
+@record
 class Col:
     """One column of a terminal table: its header, cells and layout."""
 

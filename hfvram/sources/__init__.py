@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
+from ..record import record
 from ..errors import UsageError
 from ..repodata import RepoData
 
@@ -21,7 +21,7 @@ _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.\-]{0,95}/)?[A-Za-z0-9][\w.\-]{0,95}$
 _SELECTOR = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ModelRef:
     """A parsed MODEL argument: a Hub id or a local path, with revision and selector."""
 

@@ -13,8 +13,8 @@ What an EXL2 / EXL3 checkpoint holds is read like any safetensors checkpoint (hf
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from ..record import record
 from ..errors import NothingToRead, UsageError
 from ..repodata import TEXT_FILES, RepoData
 from .select import headers_to_read, weight_kind
@@ -22,7 +22,7 @@ from .select import headers_to_read, weight_kind
 _BPW = re.compile(r"(\d+(?:\.\d+)?)\s*bpw", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Branch:
     """A branch of a repo (an EXL2 bit-rate) and its commit."""
 

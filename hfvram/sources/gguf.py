@@ -28,9 +28,10 @@ from __future__ import annotations
 import os
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable, ContextManager, Iterator
 
+from ..record import record
 from ..errors import MalformedInput, NothingToRead, UsageError
 from ..units import MiB
 
@@ -76,7 +77,7 @@ def _gguf():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ArrayInfo:
     """A metadata array that was walked but not kept (tokenizer lists), or a long string value ("STRING_VALUE")."""
 
@@ -88,7 +89,7 @@ class ArrayInfo:
         return {"__array__": self.type, "count": self.count, "nbytes": self.nbytes}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TensorInfo:
     """One tensor info of a GGUF header: name, GGML type, shape, data offset."""
 
@@ -106,7 +107,7 @@ class TensorInfo:
         return n
 
 
-@dataclass
+@record
 class GGUFHeader:
     """A GGUF file's header: version, metadata, tensor infos."""
 
@@ -555,7 +556,7 @@ def read_local_header(path: str, display: str | None = None, template: GGUFHeade
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
+@record
 class QuantFiles:
     """One model in a GGUF repo: a single file, or the splits of one (in order)."""
 
@@ -573,7 +574,7 @@ class QuantFiles:
         return self.files[0]
 
 
-@dataclass
+@record
 class GGUFListing:
     """The GGUF models of a repo: its quants (each one or more split files) and projectors."""
 
