@@ -27,8 +27,8 @@ import sys
 from dataclasses import field
 from pathlib import Path
 
-from .record import record
 from .gpus import GPU, GPUChoice, find
+from .record import record
 from .units import GiB
 
 VALIDATION = Path(__file__).resolve().parent.parent / "validation"

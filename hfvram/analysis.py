@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import field, replace
 
-from .record import record
 from .errors import UsageError
 from .options import Options, parse as parse_options
+from .record import record
 # --kv-dtype names -> bytes per element ("auto" = the model's dtype: vLLM `cache_dtype="auto"`, transformers
 # DynamicCache in the model dtype). The table and its sources live with the estimators.
 from .estimate.base import KV_BYTES as KV_DTYPES

@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, field, fields
 from itertools import islice
 
-from .record import record
 from .errors import HfvramError, NetworkError, NotAvailableOffline, UsageError
 from .options import DEFAULT_JOBS
+from .record import record
 from .report.rows import Writer, error_row, gpu_label, rows_for
 
 # Rows are written in input order, so a slow model holds back the ones after it: up to this many models per job may

@@ -15,11 +15,11 @@ import re
 from dataclasses import field
 from pathlib import Path
 
-from .record import record
 from . import logs
 from .errors import UsageError
 from .gpus import GPU, GPUChoice, find
 from .logs.base import ParsedLog
+from .record import record
 from .units import GiB, MiB, fmt_bytes
 
 SCHEMA = "hfvram-explain/1"

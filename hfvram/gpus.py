@@ -10,8 +10,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from .record import record
 from .errors import UsageError
+from .record import record
 from .units import median, parse_size
 
 CATALOG = Path(__file__).resolve().parent / "data" / "gpus.json"

@@ -26,9 +26,9 @@ import shutil
 import subprocess
 from dataclasses import field, replace
 
-from .record import record
 from .errors import UsageError
 from .gpus import GPU, GPUChoice, apple_working_set, match
+from .record import record
 from .units import GiB, MiB, fmt_bytes
 
 # Where the amdgpu driver's files and the kernel's memory counters live (tests point these at a fake tree).

@@ -12,8 +12,8 @@ import math
 import re
 from dataclasses import field, fields
 
-from .record import record
 from .errors import UsageError
+from .record import record
 
 # `hfvram scan --jobs` by default: models analysed at once. A cold model is 2-3 round trips of ~50-300 ms on the real
 # Hub; issue 10 sets its scan target at 32. bench/bench.py at 50 ms per request on this project's 2-CPU machine, 500

@@ -18,10 +18,10 @@ from __future__ import annotations
 import shlex
 from dataclasses import field
 
-from .record import record
 from .errors import HfvramError
 from .estimate.fit import QUANT_OPTIONS
 from .options import KNOBS, parse as parse_options
+from .record import record
 
 SCHEMA = "hfvram-recommend/1"
 # Engine knobs a recommendation may set itself: the engine's own share of the GPU (fit.py's `_engine_knob`).

@@ -24,10 +24,10 @@ import json
 from dataclasses import field
 from pathlib import Path
 
-from .record import record
 from . import stformat
 from .errors import MalformedInput
 from .gcpause import pausing
+from .record import record
 from .stformat import Tensor
 
 # Small files worth reading when a repo has them; everything else is known by name and size only.

@@ -12,9 +12,9 @@ import math
 import struct
 from typing import Iterable
 
-from .record import record
 from .errors import MalformedInput
 from .gcpause import pausing
+from .record import record
 
 # Bits per element of each safetensors dtype.
 # Source: huggingface/safetensors safetensors/src/tensor.rs, `Dtype::bitsize()` (F4 = 4, F6_* = 6, C64 = 64).

@@ -541,3 +541,39 @@ def test_a_read_waits_for_its_own_repos_write_only_and_a_failed_write_is_quiet(t
     store.put(c, "main")
     cache.flush()
     assert store.get(c.id, c.sha) is None and store.resolve(c.id, "main") is None and hooked == []
+
+
+def test_the_gguf_conversion_memo_gives_what_the_rules_give_tensor_by_tensor(monkeypatch):
+    """gguf_weights converts a block tensor once per (name pattern, shape) and renames it for the other layers, and
+    weights_for converts a model once for all the types it is sized at: on every fixture of up to 20k tensors, at
+    three types, the result (every tensor, type, byte and note) equals the rules applied tensor by tensor."""
+    from hfvram.estimate import gguf
+
+    from hfvram.errors import HfvramError
+
+    def fresh(name):
+        try:
+            facts = introspect(fixture_repo(name))
+        except HfvramError:  # a GGUF or EXL2 repo, or one with nothing to introspect
+            return None
+        return facts if facts.tensors else None
+
+    names = [m.parent.name for m in sorted(FIXTURES.glob("*/repo.json"))]
+    fast = {}
+    for name in names:
+        facts = fresh(name)
+        if facts is None or len(facts.tensors) > 20_000:
+            continue
+        fast[name] = [gguf.weights_for(facts, t) for t in ("Q4_K_M", "Q8_0", "IQ2_XS")]
+        assert facts.__dict__["_gguf_conversion"] is not None  # one conversion, kept for the three types
+    assert len(fast) > 100
+
+    def one_by_one(hf, shape, memo, **rules):
+        return gguf.gguf_tensors(hf, shape, **rules)
+
+    monkeypatch.setattr(gguf, "_converted", one_by_one)
+    for name, got in fast.items():
+        facts = fresh(name)
+        want = [gguf.weights_for(facts, t) for t in ("Q4_K_M", "Q8_0", "IQ2_XS")]
+        for g, w in zip(got, want):
+            assert g == w, (name, g.ftype)

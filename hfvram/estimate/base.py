@@ -12,8 +12,8 @@ import contextvars
 from dataclasses import field, replace
 from typing import Callable, Iterator
 
-from ..record import record
 from ..gpus import GPUChoice
+from ..record import record
 from ..specs import MLA, FullAttention, LayerSpec, LinearAttention, Mamba
 from ..units import GiB, MiB, median  # noqa: F401 - estimators import GiB and MiB from here
 from .gguf import KV_CACHE_TYPES as GGML_KV_BYTES

@@ -12,8 +12,8 @@ import json
 import re
 from dataclasses import field
 
-from ..record import record
 from ..errors import UsageError
+from ..record import record
 
 # PEFT's default targets for Llama-family models when target_modules is None
 # (peft utils/constants.py TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING: ["q_proj", "v_proj"]).

@@ -49,8 +49,9 @@ import re
 from dataclasses import field
 from typing import Iterable, Mapping
 
-from ..record import record
 from ..introspect.config import text_section
+from ..lazyre import lazy
+from ..record import record
 
 LLAMA_CPP_CURRENT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"  # llama-cpp-python 0.3.36 vendor/llama.cpp
 LLAMA_CPP_B1513 = "6bb4908a17150b49373b5f977685b2e180a04f6f"  # llama-cpp-python 0.2.18 vendor/llama.cpp
@@ -283,7 +284,7 @@ _TOP = {
     "model.final_layernorm": "output_norm", "lm_head.ln": "output_norm", "model.norm_f": "output_norm",
 }
 
-_LAYER_RE = re.compile(r"^(?:model\.layers|layers|transformer\.h|h|gpt_neox\.layers|transformer\.blocks|"
+_LAYER_RE = lazy(r"^(?:model\.layers|layers|transformer\.h|h|gpt_neox\.layers|transformer\.blocks|"
                        r"model\.decoder\.layers|backbone\.layers)\.(\d+)\.(.+)$")
 
 # Block tensors: tensor_mapping.py TensorNameMap.block_mappings_cfg (the llama-hf, gpt2, falcon, phi3, qwen2moe,
@@ -334,7 +335,7 @@ _POST_ATTN_NORM_ARCHS = {"gemma2", "gemma3", "olmo2"}
 # (Mixtral block_sparse_moe.experts.{xid}.w1/w2/w3), conversion/qwen.py Qwen2MoeModel.modify_tensors and
 # conversion/deepseek.py DeepseekV2Model.modify_tensors (mlp.experts.{xid}.{gate,up,down}_proj), then mapped by
 # tensor_mapping.py FFN_{GATE,DOWN,UP}_EXP -> "blk.{bid}.ffn_{gate,down,up}_exps".
-_EXPERT_RE = re.compile(r"^(?:block_sparse_moe|mlp|feed_forward)\.experts\.(\d+)\."
+_EXPERT_RE = lazy(r"^(?:block_sparse_moe|mlp|feed_forward)\.experts\.(\d+)\."
                         r"(w1|w2|w3|gate_proj|up_proj|down_proj)$")
 _EXPERT_KIND = {"w1": "ffn_gate_exps", "w2": "ffn_down_exps", "w3": "ffn_up_exps", "gate_proj": "ffn_gate_exps",
                 "up_proj": "ffn_up_exps", "down_proj": "ffn_down_exps"}
@@ -503,7 +504,7 @@ def gguf_name(hf_name: str, arch: str | None = None) -> tuple[str, int | None] |
 # "Some tensor types are always in float32": FFN_GATE_INP, FFN_GATE_INP_SHEXP, POS_EMBD, TOKEN_TYPES, SSM_CONV1D,
 # SHORTCONV_CONV, TIME_MIX_FIRST/W1/W2/DECAY_W1/DECAY_W2/LERP_FUSED, POSNET_NORM1/2, V/A_ENC_EMBD_POS,
 # ALTUP_CORRECT/PREDICT_COEF, SSM_CONV1D_Q/K/V, INDEXER_PROJ.
-_CONVERT_F32 = re.compile(r"(^|\.)(ffn_gate_inp|ffn_gate_inp_shexp|position_embd|token_types|ssm_conv1d|"
+_CONVERT_F32 = lazy(r"(^|\.)(ffn_gate_inp|ffn_gate_inp_shexp|position_embd|token_types|ssm_conv1d|"
                           r"shortconv\.conv|time_mix_first|time_mix_w1|time_mix_w2|time_mix_decay_w1|"
                           r"time_mix_decay_w2|time_mix_lerp_fused|altup_correct_coef|altup_predict_coef|"
                           r"ssm_conv1d_q|ssm_conv1d_k|ssm_conv1d_v|indexer\.proj)\.weight$")
@@ -1114,34 +1115,25 @@ _TIED_SKIP_LM_HEAD = {"deepseek2", "glm5-next", "hunyuan_v1_moe", "hunyuan_v1_de
                       "hunyuan-dense", "pangu_embedded", "pangu-embedded"}
 
 
-def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_heads: int | None,
-                 n_experts: int = 0, tied: bool = False, *, arch: str | None = None, config: Mapping | None = None,
-                 version: str = "current", has_imatrix: bool | None = None, source_type: str = "F16",
-                 is_70b: bool | None = None, allow_requantize: bool = False) -> GGUFWeights:
-    """Exact GGUF weight bytes of an HF tensor table converted and quantized to ``ftype``.
+@record
+class Conversion:
+    """What convert_hf_to_gguf.py writes for a tensor table, before llama-quantize: the same for every target type,
+    so a model sized at several types (the quantisation suggestions) converts once."""
 
-    ``tensors``: objects with ``.name`` and ``.shape`` (``hfvram.stformat.Tensor``) or (name, shape) pairs.
-    ``tied``: the model ties lm_head to embed_tokens (an lm_head in the table is then not converted);
-    ``arch``: HF model_type or llama.cpp arch (selects the Falcon / 70B / gpt-oss / GPT-2 rules);
-    ``config``: the HF config (DeepSeek MLA dims); ``version``: "current" or "b1513"; ``source_type``: the
-    converter outtype llama-quantize reads (F16 or BF16 give the same sizes; F32 keeps unquantizable 2-D
-    tensors in F32).
-    """
-    if version not in VERSIONS:
-        raise ValueError(f"version must be one of {VERSIONS}, not {version!r}")
-    f = normalize_ftype(ftype, version)
+    merged: dict[str, list]  # GGUF name -> [layer, shape, type the converter writes regardless of --outtype]
+    names: list[str]  # in llama_model_loader::weights_map order (weight_name_comparer: layer, then name)
+    tied: bool  # no output.weight: llama.cpp reuses token_embd
+    notes: list[str] = field(default_factory=list)
+
+
+def convert(tensors, n_layers: int, tied: bool = False, *, arch: str | None = None, config: Mapping | None = None,
+            n_kv_heads: int = 0) -> Conversion:
+    """Step 1 of `gguf_weights`: the tensors convert_hf_to_gguf.py writes for an HF tensor table (see there).
+    ``n_kv_heads``: the HF KV heads, for DeepSeek's kv_b_proj split when there is no config."""
     arch = llama_arch(arch)
+    if config is None and arch == "deepseek2" and n_kv_heads:
+        config = {"num_key_value_heads": n_kv_heads}
     notes: list[str] = []
-    n_heads = int(n_heads or 0)
-    n_kv_heads = int(n_kv_heads or n_heads or 0)
-    hf_kv_heads = n_kv_heads
-    if arch == "deepseek2":
-        # conversion/deepseek.py DeepseekV2Model.set_gguf_parameters: "deepseek2 using MLA converts into MQA (ie:
-        # GQA with 1 group)" -> head_count_kv = 1 in the GGUF, so llama.cpp's n_gqa() is n_head.
-        n_kv_heads = 1
-    if config is None and arch == "deepseek2" and hf_kv_heads:
-        config = {"num_key_value_heads": hf_kv_heads}
-
     items = [(t.name, tuple(t.shape)) if hasattr(t, "name") else (t[0], tuple(t[1])) for t in tensors]
     items = _dequantized(items, notes)
     hidden = next((s[-1] for n, s in items if len(s) == 2 and
@@ -1151,14 +1143,17 @@ def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_h
     conv1d = arch == "gpt2" or any(n.endswith("attn.c_attn.weight") and len(s) == 2 and s[1] == 3 * s[0]
                                    for n, s in items)
 
-    # 1. convert_hf_to_gguf.py
     merged: dict[str, list] = {}  # name -> [layer, shape(list), src_type]
     order: list[str] = []
     unknown: list[str] = []
     dropped_layers = 0
     lm_head_dropped = False
+    # What the converter makes of a block tensor depends on its name apart from the layer number, and its shape:
+    # worked out once per (name pattern, shape) and renamed for the other layers. Every layer repeats the same
+    # tensors, so the rules run ~num_layers times less often (MiniMax-M2.7: 480k tensors -> 7.8k calls).
+    memo: dict[tuple, list] = {}
     for hf, shape in items:
-        outs = gguf_tensors(hf, shape, arch=arch, config=config, conv1d=conv1d, hidden=hidden)
+        outs = _converted(hf, shape, memo, arch=arch, config=config, conv1d=conv1d, hidden=hidden)
         for gt in outs:
             if gt.name == "output.weight" and tied and arch in _TIED_SKIP_LM_HEAD:
                 lm_head_dropped = True
@@ -1166,8 +1161,7 @@ def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_h
             if gt.layer is not None and gt.layer >= n_layers:
                 dropped_layers += 1  # MTP / nextn layers (DeepseekV2Model.modify_tensors skip_mtp)
                 continue
-            if not (gt.name.startswith("blk.") and gt.name.split(".", 2)[2] in _KNOWN_BLOCK_LEAVES) and \
-                    gt.name.split(".")[0] not in _KNOWN_TOP:
+            if not _known(gt.name):
                 unknown.append(hf)
             if gt.name in merged:
                 entry = merged[gt.name]
@@ -1189,17 +1183,50 @@ def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_h
         shown = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
         notes.append(f"{len(unknown)} tensors with no known GGUF mapping counted as-is ({shown})")
 
-    has_output = "output.weight" in merged
-    is_tied = not has_output
+    is_tied = "output.weight" not in merged
     if is_tied and not tied and "token_embd.weight" in merged:
         notes.append("no lm_head tensor: treated as tied to token_embd")
 
-    # 2. llama-quantize, in llama_model_loader::weights_map order (weight_name_comparer: layer, then name)
     def sort_key(n: str):
         lay = _layer_from_name(n)
         return (-1 if lay is None else lay, n)
 
-    names = sorted(order, key=sort_key)
+    return Conversion(merged=merged, names=sorted(order, key=sort_key), tied=is_tied, notes=notes)
+
+
+def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_heads: int | None,
+                 n_experts: int = 0, tied: bool = False, *, arch: str | None = None, config: Mapping | None = None,
+                 version: str = "current", has_imatrix: bool | None = None, source_type: str = "F16",
+                 is_70b: bool | None = None, allow_requantize: bool = False,
+                 conversion: Conversion | None = None) -> GGUFWeights:
+    """Exact GGUF weight bytes of an HF tensor table converted and quantized to ``ftype``.
+
+    ``tensors``: objects with ``.name`` and ``.shape`` (``hfvram.stformat.Tensor``) or (name, shape) pairs.
+    ``tied``: the model ties lm_head to embed_tokens (an lm_head in the table is then not converted);
+    ``arch``: HF model_type or llama.cpp arch (selects the Falcon / 70B / gpt-oss / GPT-2 rules);
+    ``config``: the HF config (DeepSeek MLA dims); ``version``: "current" or "b1513"; ``source_type``: the
+    converter outtype llama-quantize reads (F16 or BF16 give the same sizes; F32 keeps unquantizable 2-D
+    tensors in F32); ``conversion``: `convert()` of the same table, arch, config, layers and tying, done already.
+    """
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {VERSIONS}, not {version!r}")
+    f = normalize_ftype(ftype, version)
+    arch = llama_arch(arch)
+    n_heads = int(n_heads or 0)
+    hf_kv_heads = int(n_kv_heads or n_heads or 0)
+    n_kv_heads = hf_kv_heads
+    if arch == "deepseek2":
+        # conversion/deepseek.py DeepseekV2Model.set_gguf_parameters: "deepseek2 using MLA converts into MQA (ie:
+        # GQA with 1 group)" -> head_count_kv = 1 in the GGUF, so llama.cpp's n_gqa() is n_head.
+        n_kv_heads = 1
+
+    # 1. convert_hf_to_gguf.py
+    if conversion is None:
+        conversion = convert(tensors, n_layers, tied, arch=arch, config=config, n_kv_heads=hf_kv_heads)
+    merged, names, is_tied = conversion.merged, conversion.names, conversion.tied
+    notes = list(conversion.notes)
+
+    # 2. llama-quantize, in llama_model_loader::weights_map order
     qs = QuantState(
         arch=arch, n_layer=int(n_layers), n_head=n_heads, n_head_kv=n_kv_heads, n_expert=int(n_experts or 0),
         is_70b=is_llm_type_70b(arch, int(n_layers), n_heads, n_kv_heads) if is_70b is None else bool(is_70b),
@@ -1262,6 +1289,32 @@ def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_h
                        notes=notes)
 
 
+def _converted(hf: str, shape: tuple, memo: dict, **rules) -> list[GGUFTensor]:
+    """`gguf_tensors(hf, shape, **rules)`, from `memo` when a tensor of another layer with the same name pattern and
+    shape was converted already (the rules of one `gguf_weights` call must be the same for all, as they are)."""
+    m = _LAYER_RE.match(hf.replace("language_model.", ""))
+    if m is None:
+        return gguf_tensors(hf, shape, **rules)
+    bid = int(m.group(1))
+    key = (m.string[:m.start(1)], m.group(2), shape)
+    pieces = memo.get(key)
+    if pieces is None:
+        outs = gguf_tensors(hf, shape, **rules)
+        pre = f"blk.{bid}."
+        if not all(gt.layer == bid and gt.name.startswith(pre) for gt in outs):
+            return outs  # not a plain block tensor of this layer: not reused
+        memo[key] = [(gt.name[len(pre):], gt.shape, gt.src_type, gt.stack) for gt in outs]
+        return outs
+    pre = f"blk.{bid}."
+    return [GGUFTensor(pre + rest, bid, shp, src, stack) for rest, shp, src, stack in pieces]
+
+
+def _known(name: str) -> bool:
+    """A GGUF tensor name llama.cpp's tensor maps know (else the tensor is counted as-is, and noted)."""
+    return (name.startswith("blk.") and name.split(".", 2)[2] in _KNOWN_BLOCK_LEAVES) or \
+        name.split(".")[0] in _KNOWN_TOP
+
+
 _KNOWN_TOP = set(_TOP.values()) | {"rope_freqs"}
 _KNOWN_BLOCK_LEAVES = {v + s for v in set(_BLOCK.values()) | set(_EXPERT_KIND.values()) |
                        {"post_attention_norm", "attn_sinks", "attn_k_b", "attn_v_b", "attn_kv_b"}
@@ -1275,7 +1328,14 @@ def weights_for(facts, ftype: str, version: str = "current", **kw) -> GGUFWeight
         return None
     a = facts.arch
     moe = getattr(a, "moe", None)
-    return gguf_weights(tensors, ftype, n_layers=a.num_layers, n_kv_heads=a.num_kv_heads or a.num_attention_heads,
-                        n_heads=a.num_attention_heads, n_experts=moe.num_experts if moe else 0,
-                        tied=bool(a.tie_word_embeddings), arch=a.model_type,
-                        config=getattr(facts, "raw_config", None), version=version, **kw)
+    model = dict(n_layers=a.num_layers, tied=bool(a.tie_word_embeddings), arch=a.model_type,
+                 config=getattr(facts, "raw_config", None))
+    n_kv_heads = a.num_kv_heads or a.num_attention_heads
+    # One conversion per model, whatever types it is sized at (kept with the facts, as estimate.model keeps the
+    # sizes per type): converting is most of the work, ~1.3 s of MiniMax-M2.7's 480k tensors before.
+    conversion = facts.__dict__.get("_gguf_conversion")
+    if conversion is None:
+        conversion = facts.__dict__["_gguf_conversion"] = convert(tensors, n_kv_heads=int(n_kv_heads or 0), **model)
+    return gguf_weights(tensors, ftype, n_kv_heads=n_kv_heads, n_heads=a.num_attention_heads,
+                        n_experts=moe.num_experts if moe else 0, version=version, conversion=conversion, **model,
+                        **kw)

@@ -30,10 +30,10 @@ to that tree.
 
 from __future__ import annotations
 
-import re
 from dataclasses import field, replace
 from typing import Callable
 
+from ..lazyre import lazy
 from ..record import record
 from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, SlidingWindow
 from ..units import GiB, MiB
@@ -56,7 +56,7 @@ _FROM_KV_DTYPE = {"auto": "f16", "fp16": "f16", "bf16": "bf16", "fp32": "f32", "
                   "q8_0": "q8_0", "q4_0": "q4_0", "q8": "q8_0", "q4": "q4_0", "q6": "q8_0"}
 CACHE_TYPES = tuple(KV_CACHE_TYPES)  # common/arg.cpp kv_cache_types
 F32 = 4  # ggml compute tensors are f32
-_EXPS = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps")  # common/common.h LLM_FFN_EXPS_REGEX
+_EXPS = lazy(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps")  # common/common.h LLM_FFN_EXPS_REGEX
 
 
 def pad(n: int, to: int = N_CTX_PAD) -> int:

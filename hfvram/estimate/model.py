@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import field
 
-from ..record import record
 from ..errors import UsageError
 from ..introspect import ModelFacts
+from ..record import record
 from ..specs import LayerSpec
 
 COMPONENTS = ("dense", "experts", "embeddings", "lm_head", "vision", "mtp")

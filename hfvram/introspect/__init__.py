@@ -7,8 +7,8 @@ import math
 from collections import Counter
 from dataclasses import field
 
-from ..record import record
 from ..errors import MalformedInput, NothingToRead
+from ..record import record
 from ..repodata import RepoData
 from ..sources.select import from_index, weight_files
 from ..stformat import Tensor

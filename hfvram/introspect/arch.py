@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import field
 
+from ..errors import MalformedInput
+from ..lazyre import lazy
 from ..record import record
 from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, SlidingWindow
-from ..errors import MalformedInput
 from .config import View
 
 # model_types whose every layer is bidirectional encoder attention (no KV cache at inference).
@@ -425,7 +425,7 @@ def max_context(text: View, model_type: str | None) -> int | None:
     return derived
 
 
-_LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h|blocks|block|decoder\.layers)\.(\d+)\.")
+_LAYER_INDEX = lazy(r"(?:^|\.)(?:layers|h|blocks|block|decoder\.layers)\.(\d+)\.")
 
 
 def layer_index(name: str) -> int | None:

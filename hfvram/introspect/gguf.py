@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import field
 
-from ..record import record
 from ..errors import MalformedInput, UsageError
+from ..record import record
 from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, LinearAttention, Mamba, SlidingWindow
 from .arch import Architecture, MoE
 from .weights import WeightFacts

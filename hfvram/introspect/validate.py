@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 
-from ..record import record
 from ..errors import MalformedInput
+from ..record import record
 
 # -- bounds ----------------------------------------------------------------------------------------------------------
 # Layers: the deepest transformer trained is DeepNet's 1,000 layers (arXiv 2203.00555, "Scaling Transformers to 1,000

@@ -12,9 +12,9 @@ import math
 from collections import Counter
 from dataclasses import field
 
-from ..record import record
 from ..gcpause import pausing
 from ..lazyre import lazy
+from ..record import record
 from ..stformat import DTYPE_BITS, Tensor
 from .arch import layer_index
 

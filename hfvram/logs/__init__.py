@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import field
 
-from ..record import record
 from ..errors import UsageError
+from ..record import record
 from .base import Figure, LogParser, OutOfMemory, ParsedLog, squash
 from .llamacpp import LlamaCppParser
 from .sglang import SglangParser

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 
-from ..record import record
 from ..errors import UsageError
+from ..record import record
 from ..repodata import RepoData
 
 # Hub repo ids: "name" (legacy, e.g. gpt2) or "org/name"; letters, digits, "-", "_", "."; at most 96 chars

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 
-from ..record import record
 from ..errors import NothingToRead, UsageError
+from ..lazyre import lazy
+from ..record import record
 from ..repodata import TEXT_FILES, RepoData
 from .select import headers_to_read, weight_kind
 
-_BPW = re.compile(r"(\d+(?:\.\d+)?)\s*bpw", re.IGNORECASE)
+_BPW = lazy(r"(\d+(?:\.\d+)?)\s*bpw", re.IGNORECASE)
 
 
 @record(frozen=True)

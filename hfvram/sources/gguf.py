@@ -31,8 +31,8 @@ import struct
 from dataclasses import field
 from typing import Callable, ContextManager, Iterator
 
-from ..record import record
 from ..errors import MalformedInput, NothingToRead, UsageError
+from ..record import record
 from ..units import MiB
 
 # The most header bytes hfvram reads before refusing a file. Headers are almost all tokenizer: llama.cpp's own

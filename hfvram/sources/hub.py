@@ -33,6 +33,7 @@ from typing import Callable
 from urllib.parse import quote
 
 from .. import __version__
+from ..lazyre import lazy
 from ..errors import (
     GatedRepo,
     HfvramError,
@@ -645,7 +646,7 @@ def _read_capped(response, cap: int, budget: Budget, what: str, truncate: bool) 
     return bytes(buf)
 
 
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_CONTENT_RANGE = lazy(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 
 def _ranged(url: str, headers: dict, budget: Budget, what: str, start: int, stop: int) -> bytes:
