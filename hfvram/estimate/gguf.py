@@ -1152,26 +1152,26 @@ def convert(tensors, n_layers: int, tied: bool = False, *, arch: str | None = No
     # worked out once per (name pattern, shape) and renamed for the other layers. Every layer repeats the same
     # tensors, so the rules run ~num_layers times less often (MiniMax-M2.7: 480k tensors -> 7.8k calls).
     memo: dict[tuple, list] = {}
+    skip_lm_head = tied and arch in _TIED_SKIP_LM_HEAD
     for hf, shape in items:
-        outs = _converted(hf, shape, memo, arch=arch, config=config, conv1d=conv1d, hidden=hidden)
-        for gt in outs:
-            if gt.name == "output.weight" and tied and arch in _TIED_SKIP_LM_HEAD:
+        for name, layer, out_shape, src_type, stack, known in _converted(hf, shape, memo, arch=arch, config=config,
+                                                                         conv1d=conv1d, hidden=hidden):
+            if name == "output.weight" and skip_lm_head:
                 lm_head_dropped = True
                 continue
-            if gt.layer is not None and gt.layer >= n_layers:
+            if layer is not None and layer >= n_layers:
                 dropped_layers += 1  # MTP / nextn layers (DeepseekV2Model.modify_tensors skip_mtp)
                 continue
-            if not _known(gt.name):
+            if not known:
                 unknown.append(hf)
-            if gt.name in merged:
-                entry = merged[gt.name]
-                if gt.stack:
-                    entry[1][0] += gt.shape[0]
-                else:
-                    entry[1] = list(gt.shape)
+            entry = merged.get(name)
+            if entry is None:
+                merged[name] = [layer, list(out_shape), src_type]
+                order.append(name)
+            elif stack:
+                entry[1][0] += out_shape[0]
             else:
-                merged[gt.name] = [gt.layer, list(gt.shape), gt.src_type]
-                order.append(gt.name)
+                entry[1] = list(out_shape)
     if lm_head_dropped:
         notes.append("tied embeddings: the converter skips lm_head; llama.cpp reuses token_embd as the output")
     elif tied and "output.weight" in merged:
@@ -1289,24 +1289,24 @@ def gguf_weights(tensors, ftype: str, n_layers: int, n_kv_heads: int | None, n_h
                        notes=notes)
 
 
-def _converted(hf: str, shape: tuple, memo: dict, **rules) -> list[GGUFTensor]:
-    """`gguf_tensors(hf, shape, **rules)`, from `memo` when a tensor of another layer with the same name pattern and
-    shape was converted already (the rules of one `gguf_weights` call must be the same for all, as they are)."""
+def _converted(hf: str, shape: tuple, memo: dict, **rules) -> list[tuple]:
+    """`gguf_tensors(hf, shape, **rules)` as (name, layer, shape, src_type, stack, known) tuples (`_known`), from
+    `memo` when a tensor of another layer with the same name pattern and shape was converted already (the rules of
+    one conversion are the same for all its tensors)."""
     m = _LAYER_RE.match(hf.replace("language_model.", ""))
     if m is None:
-        return gguf_tensors(hf, shape, **rules)
+        return [(gt.name, gt.layer, gt.shape, gt.src_type, gt.stack, _known(gt.name))
+                for gt in gguf_tensors(hf, shape, **rules)]
     bid = int(m.group(1))
+    pre = f"blk.{bid}."
     key = (m.string[:m.start(1)], m.group(2), shape)
     pieces = memo.get(key)
     if pieces is None:
         outs = gguf_tensors(hf, shape, **rules)
-        pre = f"blk.{bid}."
-        if not all(gt.layer == bid and gt.name.startswith(pre) for gt in outs):
-            return outs  # not a plain block tensor of this layer: not reused
-        memo[key] = [(gt.name[len(pre):], gt.shape, gt.src_type, gt.stack) for gt in outs]
-        return outs
-    pre = f"blk.{bid}."
-    return [GGUFTensor(pre + rest, bid, shp, src, stack) for rest, shp, src, stack in pieces]
+        if not all(gt.layer == bid and gt.name.startswith(pre) for gt in outs):  # not a plain block tensor
+            return [(gt.name, gt.layer, gt.shape, gt.src_type, gt.stack, _known(gt.name)) for gt in outs]
+        memo[key] = pieces = [(gt.name[len(pre):], gt.shape, gt.src_type, gt.stack, _known(gt.name)) for gt in outs]
+    return [(pre + rest, bid, out_shape, src_type, stack, known) for rest, out_shape, src_type, stack, known in pieces]
 
 
 def _known(name: str) -> bool:
