@@ -308,7 +308,7 @@ def scan(models: list[str], settings: dict, writer: Writer, *, gpus=None, jobs: 
     keys = row_keys(gpu_opts)
     plans = plan(models, gpu_opts, previous, counts, keys)
 
-    hub = hub or HubSource()
+    hub = hub or HubSource(speculate=False)
     summary = Summary(gpus=len(gpu_opts), resume=counts)
     start = time.monotonic()
     todo = sum(p.todo for p in plans)

@@ -400,7 +400,7 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, processes, fmt, as_json,
                          f"cannot read back; use {', '.join(RESUMABLE)}")
     previous = read_rows(resume) if resume else None
     models = read_model_list(list(inputs)) if inputs else []
-    hub = HubSource()
+    hub = HubSource(speculate=False)  # throughput, not one model's latency (HubSource.speculate)
     if search or author:
         listed = hub.list_models(search=search, author=author, sort=sort or "downloads", limit=limit)
         models += [m for m in listed if m not in models]

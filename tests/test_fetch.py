@@ -116,9 +116,12 @@ def test_cold_sharded_repo_in_three_round_trips_then_warm_one_request_then_offli
     assert doc["weights"]["bytes"] == TINY_BYTES + 1500 * 32
     assert doc["weights"]["exact"] is True
     assert doc["model"] == {"id": "org/sharded", "revision": "b" * 40, "source": "hub", "requested_revision": "main"}
-    # model_info, then config + index + both headers in parallel, then the rest of the >100 kB header.
+    # model_info next to the guesses (config.json, kept; model.safetensors, a 404), then the index + both headers in
+    # parallel, then the rest of the >100 kB header.
     assert hub.sequential_round_trips() <= 3
-    assert hub.count() == 1 + 2 + 2 + 1
+    assert hub.count() == 1 + 2 + 1 + 2 + 1
+    assert [r.status for r in hub.requests("GET", "config.json")] == [206]  # read once, by branch (ranged)
+    assert [r.status for r in hub.requests("GET", r"/model\.safetensors$")] == [404]
 
     hub.reset()
     warm = as_json(["org/sharded"], cli)
@@ -132,14 +135,76 @@ def test_cold_sharded_repo_in_three_round_trips_then_warm_one_request_then_offli
     assert offline["weights"]["bytes"] == doc["weights"]["bytes"]
 
 
-def test_single_file_repo_two_round_trips_and_commit_sha_revision_needs_no_request(hub, cli):
+def test_single_file_repo_one_round_trip_and_commit_sha_revision_needs_no_request(hub, cli):
     doc = as_json(["org/tiny"], cli)
-    assert hub.sequential_round_trips() == 2
+    # the model info, config.json and the header's first 100 kB at once: the answers name the commit the info gives
+    assert hub.sequential_round_trips() == 1 and hub.count() == 3
+    assert {r.path for r in hub.requests("GET", "resolve")} == {"/org/tiny/resolve/main/config.json",
+                                                                "/org/tiny/resolve/main/model.safetensors"}
     assert doc["weights"]["bytes"] == TINY_BYTES
     assert doc["parameters"]["total"] == TINY_BYTES // 2
     hub.reset()
     pinned = as_json(["org/tiny@" + "a" * 40], cli)
     assert hub.count() == 0 and pinned["model"]["revision"] == "a" * 40
+
+
+def test_a_guess_that_fails_or_names_another_commit_is_read_again_by_commit(hub, cli):
+    # The guess of config.json fails (a 500, not retried); the file is read as usual, by commit, with no waiting.
+    hub.fail_next(1, 500, path=r"/resolve/main/config\.json$")
+    code, out, err = cli(["org/tiny", "--json"])
+    assert code == 0 and err == "" and json.loads(out)["weights"]["bytes"] == TINY_BYTES
+    assert [(r.path.split("/resolve/")[1], r.status) for r in hub.requests("GET", "config.json")] == \
+        [("main/config.json", 500), ("a" * 40 + "/config.json", 200)]
+    assert hub.sequential_round_trips() == 2
+
+
+def test_a_guess_redirected_to_the_cdn_keeps_the_commit_of_the_hubs_answer(fake_hub_factory, repos, tmp_path,
+                                                                           monkeypatch, cli):
+    # The real Hub answers /resolve/ of an LFS file with a 302 to its CDN, which sends no X-Repo-Commit: the
+    # commit is read from the Hub's redirect, so the guessed header is kept, not read again by commit.
+    monkeypatch.setenv("HFVRAM_CACHE", str(tmp_path / "cache"))
+    h = fake_hub_factory(repos, cdn=True)
+    doc = as_json(["org/tiny"], cli)
+    assert doc["weights"]["bytes"] == TINY_BYTES
+    header_reads = [r.path for r in h.requests("GET", "model.safetensors")]
+    # the Hub's redirect (by branch), then the CDN's answer; never a read by commit on the Hub
+    assert [p for p in header_reads if "/resolve/" in p] == ["/org/tiny/resolve/main/model.safetensors"]
+    assert len(header_reads) == 2 and header_reads[1].startswith("/cdn/")
+
+
+def test_guesses_are_kept_only_for_the_commit_the_model_info_gives():
+    """`_guessed`: a guess answered for another commit (the branch moved between the requests), one that failed
+    (None) and one still under way after the wait are dropped; the file is then read by commit."""
+    import threading
+    import time
+    from concurrent.futures import Future
+
+    from hfvram.sources.hub import _guessed
+
+    def done(value):
+        f = Future()
+        f.set_result(value)
+        return f
+
+    slow = Future()
+    threading.Timer(0.5, slow.set_result, [("a" * 40, "late")]).start()
+    start = time.monotonic()
+    got = _guessed({"config.json": done(("a" * 40, "{}")), "model.safetensors": done(("b" * 40, b"x")),
+                    "params.json": done(None), "late.json": slow}, "a" * 40, wait=0.05)
+    assert got == {"config.json": "{}"} and time.monotonic() - start < 0.4
+
+
+def test_no_guess_on_a_warm_run_nor_in_a_scan(hub, cli, tmp_path):
+    as_json(["org/tiny"], cli)
+    hub.reset()
+    as_json(["org/tiny"], cli)
+    assert hub.count() == 1  # the ref is kept: only the model info
+    models = tmp_path / "models.txt"
+    models.write_text("org/sharded\n")
+    hub.reset()
+    code, _, err = cli(["scan", str(models), "--format", "jsonl", "-o", str(tmp_path / "rows.jsonl"), "--quiet"])
+    assert code == 0, err
+    assert not any(r.path.endswith("/model.safetensors") for r in hub.requests())  # no guess, no 404
 
 
 def test_tag_revision(hub, cli):

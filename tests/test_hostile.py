@@ -181,7 +181,8 @@ def test_a_whole_file_answer_to_a_range_is_not_held_in_memory(hub, monkeypatch):
         tracemalloc.stop()
     assert result.facts.weights.exact and result.facts.weights.bytes == 15231233024
     ignored = [r for r in hub.requests(path=r"\.safetensors$") if r.fault == "ignore-range"]
-    assert len(ignored) == 4 and all(r.status == 200 for r in ignored)
+    shards = [r for r in ignored if "/resolve/main/" not in r.path]  # not the guess of a model.safetensors
+    assert len(shards) == 4 and all(r.status == 200 for r in shards)
     assert all(r.sent < 64 << 20 for r in ignored), [r.sent for r in ignored]  # the client hung up
     assert peak < 64 << 20, peak  # Python allocations during the whole run
 
@@ -205,8 +206,9 @@ def test_an_oversized_config_is_refused_without_being_read_whole(hub, cli):
     hub.set_file("org/crafted", "config.json", b"{" + b" " * (9 << 20) + b"}")
     code, out, err = cli(["org/crafted"])
     one_line_error(code, out, err, "above the 8,388,608 bytes hfvram reads")
-    # the listing said how large it is: never asked for
-    assert hub.count(path=r"config\.json") == 0
+    # the listing said how large it is: never asked for by commit; the first run's guess, made before the listing
+    # came, asked for its first MiB only
+    assert [r.range for r in hub.requests(path=r"config\.json")] == [f"bytes=0-{(1 << 20) - 1}"]
 
 
 def test_negative_dims_with_a_matching_negative_span_are_refused(hub, cli):
@@ -321,8 +323,10 @@ def test_a_redirect_to_another_host_does_not_carry_the_token(fake_hub_factory, r
     assert json.loads(out)["weights"]["bytes"] == TINY_BYTES
     first = [r for r in hub.requests() if r.fault == "redirect"]
     followed = [r for r in hub.requests() if r.fault is None and "/resolve/" in r.path or r.server == "cdn"]
-    assert len(first) == 2 and all(r.auth for r in first)
-    assert len(followed) == 2 and not any(r.auth for r in followed)
+    # config.json and the header, each asked for by branch (the first run's guesses) and, where the answer at the end
+    # of the redirect named no commit or refused the request without the token, again by commit
+    assert 2 <= len(first) <= 4 and all(r.auth for r in first)
+    assert len(followed) == len(first) and not any(r.auth for r in followed)
     assert all(r.host.startswith("localhost:") for r in followed) if to == "localhost" else \
         all(r.server == "cdn" for r in followed)
 

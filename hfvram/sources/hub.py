@@ -91,6 +91,17 @@ FIRST_READ = 100_001
 #   under 100 kB; 4 MiB is 14x Kimi-K2's longest, and bounds what one read may take past a header.
 FIRST_READ_MAX = 4 << 20
 REPO_HEADERS_CAP = 128 << 20
+# What a cold run reads next to the model info, by revision, before it knows the commit (HubSource._guesses): the
+# config and the weights of a single-file checkpoint, so that such a repo is read in one round trip instead of two.
+# A read is kept only if the Hub's answer names the commit the model info gives (X-Repo-Commit); the others, and the
+# guesses a repo does not have (a sharded checkpoint has no model.safetensors: one 404), are read or dropped as before.
+GUESSED = ("config.json", "model.safetensors")
+# The most of a guessed text file read: the configs of the 170+ bundled fixtures are 0.5-13 kB (Qwen3-235B-A22B-FP8's
+# is the largest); 1 MiB is 80x that. A longer one is read again once the listing gives its size.
+GUESS_TEXT_CAP = 1 << 20
+# Repos named for a format that keeps neither at the top (bartowski/*-GGUF, turboderp/*-exl2, ...): no guess, which
+# would be two 404s.
+_NOT_GUESSED = lazy(r"gguf|exl[23]", re.IGNORECASE)
 # - an error answer: read for its message only.
 ERROR_BODY_CAP = 64 << 10
 # A file size in the listing above this is not believed: the Hub's per-file maximum is 50 GB (docs/hub/
@@ -243,6 +254,31 @@ def _gather(futures: list[Future], budget: Budget, what: str) -> list:
     return out
 
 
+def _guessed(guesses: dict[str, Future], sha: str, wait: float) -> dict[str, object]:
+    """The guesses that resolved to `sha`. One still under way is waited for at most `wait` seconds in all (as long
+    as the model info took: about one round trip), then left to finish unused."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    out: dict[str, object] = {}
+    deadline = time.monotonic() + wait
+    for path, future in guesses.items():
+        try:
+            got = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            continue
+        if got is not None and got[0] == sha:
+            out[path] = got[1]
+    return out
+
+
+def _done(value) -> Future:
+    from concurrent.futures import Future
+
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
 # -- the source ------------------------------------------------------------------------------------------------------
 
 class HubSource:
@@ -255,6 +291,7 @@ class HubSource:
         retries: int = RETRIES,
         sleep: Callable[[float], None] = time.sleep,
         notice: Callable[[str], None] | None = _stderr_notice,
+        speculate: bool = True,
     ):
         self.token = token
         self.endpoint = endpoint
@@ -263,6 +300,9 @@ class HubSource:
         self.retries = retries
         self.sleep = sleep
         self.notice = notice  # where "waiting N s for ..." lines go (stderr by default; None: nowhere)
+        # Read GUESSED next to the model info on a first run (one round trip for a single-file repo). A scan turns it
+        # off: its many requests overlap anyway, and a guess that misses is a request more of CPU.
+        self.speculate = speculate
         self._api = None
         self._lock = threading.Lock()
         self._pool: _Pool | None = None
@@ -277,13 +317,15 @@ class HubSource:
                 or type(self.cache) is not MetadataCache:
             return None
         return {"token": self.token, "endpoint": self.endpoint, "cache_root": str(self.cache.root),
-                "cache_enabled": self.cache.enabled, "max_workers": self.max_workers, "retries": self.retries}
+                "cache_enabled": self.cache.enabled, "max_workers": self.max_workers, "retries": self.retries,
+                "speculate": self.speculate}
 
     @classmethod
     def from_replica(cls, replica: dict) -> "HubSource":
         return cls(token=replica["token"], endpoint=replica["endpoint"],
                    cache=MetadataCache(replica["cache_root"], enabled=replica["cache_enabled"]),
-                   max_workers=replica["max_workers"], retries=replica["retries"])
+                   max_workers=replica["max_workers"], retries=replica["retries"],
+                   speculate=replica.get("speculate", True))
 
     def fetch(self, repo_id: str, revision: str | None = None, offline: bool = False) -> RepoData:
         repo = self._fetch(repo_id, revision, offline)
@@ -304,10 +346,12 @@ class HubSource:
                 cached.revision = revision
                 return cached
         budget = current_budget()
+        started = time.monotonic()
+        info_future = self.pool.submit(self._retrying, budget, f"resolving {repo_id}@{revision}",
+                                       lambda: self._model_info(repo_id, revision, budget))
+        guesses = self._guesses(repo_id, revision, budget)
         try:
-            [info] = _gather([self.pool.submit(self._retrying, budget, f"resolving {repo_id}@{revision}",
-                                               lambda: self._model_info(repo_id, revision, budget))],
-                             budget, f"resolving {repo_id}@{revision} on {self.endpoint_url}")
+            [info] = _gather([info_future], budget, f"resolving {repo_id}@{revision} on {self.endpoint_url}")
         except _Unreachable as exc:
             return self._offline(repo_id, revision, f"cannot reach {self.endpoint_url} ({exc})")
         sha, files = _listing(info, repo_id, self.endpoint_url)
@@ -316,7 +360,8 @@ class HubSource:
             self.cache.put_ref(repo_id, revision, sha)
             cached.revision = revision
             return cached
-        repo = self._read(repo_id, sha, files, budget)
+        guessed = _guessed(guesses, sha, wait=time.monotonic() - started)
+        repo = self._read(repo_id, sha, files, budget, guessed)
         repo.revision = revision
         self.cache.put(repo, revision)
         repo.raw_headers = {}  # the cache entry holds them now; the run goes on with the parsed tables
@@ -359,7 +404,33 @@ class HubSource:
         return self._api
 
     # -- reading ----------------------------------------------------------------------------------------------
-    def _read(self, repo_id: str, sha: str, files: dict[str, int | None], budget: Budget) -> RepoData:
+    # -- a cold run's first round trip ----------------------------------------------------------------------------
+    def _guesses(self, repo_id: str, revision: str, budget: Budget) -> dict[str, Future]:
+        """Reads of GUESSED made next to the model info, by revision, when this looks like a first run for it (no
+        ref kept for it in the metadata cache; a warm run, which has one, makes only the model-info request)."""
+        if not self.speculate or _NOT_GUESSED.search(repo_id.split("/")[-1]) or \
+                (not SHA_RE.match(revision) and self.cache.resolve(repo_id, revision)):
+            return {}
+        return {path: self.pool.submit(self._guess, repo_id, revision, path, budget) for path in GUESSED}
+
+    def _guess(self, repo_id: str, revision: str, path: str, budget: Budget) -> tuple[str | None, object] | None:
+        """(the commit the Hub resolved `revision` to for this file, its text or its first bytes), or None when it
+        could not be read: a guess that fails costs nothing, the file is then read as usual if the listing has it
+        (the error, if there is one, comes from that read or from the model info)."""
+        # Ranged like a header's first read: the size is not known yet, so a file larger than the guess reads is
+        # not fetched whole (it is read, or refused, once the listing says how large it is).
+        stop = FIRST_READ if path.endswith(".safetensors") else GUESS_TEXT_CAP
+        try:
+            body, commit = _ranged(self._url(repo_id, revision, path), self._headers(), budget, f"{repo_id}: {path}",
+                                   0, stop)
+            if stop == FIRST_READ:
+                return commit, body
+            return (commit, body.decode("utf-8")) if len(body) < stop else None  # else: perhaps cut short
+        except Exception:  # noqa: BLE001 - see above
+            return None
+
+    def _read(self, repo_id: str, sha: str, files: dict[str, int | None], budget: Budget,
+              guessed: dict[str, object] | None = None) -> RepoData:
         texts_wanted = [f for f in TEXT_FILES if f in files]
         headers_wanted = headers_to_read(files)
         if not texts_wanted and not headers_wanted and not any(
@@ -375,12 +446,14 @@ class HubSource:
             return self._retrying(budget, f"reading {repo_id}/{path}",
                                   lambda: self._get_text(repo_id, sha, path, files.get(path), budget))
 
+        guessed = guessed or {}
+
         def header(path: str):
             return self._retrying(budget, f"reading the header of {repo_id}/{path}",
                                   lambda: self._get_header(repo_id, sha, path, files.get(path), budget,
-                                                           header_bytes))
+                                                           header_bytes, guessed.get(path)))
 
-        futures = [self.pool.submit(text, f) for f in texts_wanted]
+        futures = [_done(guessed[f]) if f in guessed else self.pool.submit(text, f) for f in texts_wanted]
         futures += [self.pool.submit(header, f) for f in headers_wanted]
         try:
             results = _gather(futures, budget, f"reading {repo_id} from {self.endpoint_url}")
@@ -422,7 +495,7 @@ class HubSource:
         if revision != "main":
             url += f"/revision/{quote(revision, safe='')}"
         what = f"the model info of {repo_id}@{revision}"
-        _, _, body = _get(url, self._headers(), budget, what, MODEL_INFO_CAP, params={"blobs": True})
+        _, _, body, _ = _get(url, self._headers(), budget, what, MODEL_INFO_CAP, params={"blobs": True})
         try:
             info = json.loads(body)
         except (ValueError, RecursionError):
@@ -434,29 +507,38 @@ class HubSource:
         return info
 
     def _get_text(self, repo_id: str, sha: str, path: str, size: int | None, budget: Budget) -> str:
+        return self._read_text(repo_id, sha, path, size, budget)[0]
+
+    def _read_text(self, repo_id: str, revision: str, path: str, size: int | None,
+                   budget: Budget) -> tuple[str, str | None]:
+        """(the text of a file at a revision, the commit the Hub resolved it to)."""
         cap = INDEX_CAP if path.endswith(".index.json") else TEXT_CAP
         what = f"{repo_id}: {path}"
         if size is not None and size > cap:
             raise MalformedInput(f"{what} is {size:,} bytes, above the {cap:,} bytes hfvram reads for it")
-        _, _, body = _get(self._url(repo_id, sha, path), self._headers(), budget, what, cap)
+        _, _, body, commit = _get(self._url(repo_id, revision, path), self._headers(), budget, what, cap)
         try:
-            return body.decode("utf-8")
+            return body.decode("utf-8"), commit
         except UnicodeDecodeError:
             raise MalformedInput(f"{what} is not UTF-8 text") from None
 
     def _get_header(self, repo_id: str, sha: str, path: str, size: int | None, budget: Budget,
-                    repo_total: list[int]):
+                    repo_total: list[int], first_read: bytes | None = None):
         """A safetensors header by ranged, capped reads: the first 100 kB, then the rest of the header if it is
         longer (as huggingface_hub's parse_safetensors_file_metadata does). A server that ignores Range and
         answers with the whole file is read only as far as the header goes. Returns (metadata, tensors, the
         header's bytes). `repo_total` is [header bytes of this repo so far, the longest header so far]: once a shard
         of the repo has shown a header longer than the first read, the others' first reads take that length and a
         quarter more (shards of one checkpoint have headers of about one size: 60 of Kimi-K2's 61 are 293-296 kB, so
-        they cost one request each instead of two)."""
+        they cost one request each instead of two). `first_read`: the first bytes of the file, read already (a guess
+        made before the commit was known, `_guess`)."""
         what = f"{repo_id}: {path}"
         url, headers = self._url(repo_id, sha, path), self._headers()
-        first = max(FIRST_READ, min(8 + repo_total[1] * 5 // 4, FIRST_READ_MAX))
-        body = _ranged(url, headers, budget, what, 0, first)
+        if first_read is not None:
+            body = first_read
+        else:
+            first = max(FIRST_READ, min(8 + repo_total[1] * 5 // 4, FIRST_READ_MAX))
+            body, _ = _ranged(url, headers, budget, what, 0, first)
         n = header_length(body[:8], what)
         if size is not None and 8 + n > size:
             raise MalformedInput(f"{what}: header claims {n:,} bytes but the file has {size:,}")
@@ -469,7 +551,7 @@ class HubSource:
         if 8 + n <= len(body):
             raw = body[8:8 + n]
         else:
-            raw = _ranged(url, headers, budget, what, 8, 8 + n)
+            raw, _ = _ranged(url, headers, budget, what, 8, 8 + n)
         if len(raw) < n:
             raise MalformedInput(f"{what}: the header was cut short ({len(raw):,} of {n:,} bytes)")
         raw = bytes(raw[:n])
@@ -607,7 +689,9 @@ def _hf_utils():
 
 def _get(url: str, headers: dict, budget: Budget, what: str, cap: int, *, params: dict | None = None,
          byte_range: tuple[int, int] | None = None, truncate: bool = False):
-    """GET through huggingface_hub's client, streaming: (status, headers, body). The body stops at `cap` bytes
+    """GET through huggingface_hub's client, streaming: (status, headers, body, commit). `commit` is the Hub's
+    X-Repo-Commit header, from the first answer that has one (a /resolve/ answer names the commit it resolved; the
+    Hub's redirect to its CDN carries it, the CDN's answer does not), None without one. The body stops at `cap` bytes
     (`truncate`) or is refused past it; the run's deadline is checked between chunks, so a server that trickles
     bytes cannot hold the run. Errors go through `hf_raise_for_status` with their body read up to 64 kB."""
     _, get_session, hf_raise_for_status = _hf_utils()
@@ -623,7 +707,9 @@ def _get(url: str, headers: dict, budget: Budget, what: str, cap: int, *, params
             hf_raise_for_status(type(response)(response.status_code, headers=kept, content=body,
                                                request=response.request))
             raise NetworkError(f"HTTP {response.status_code} reading {what}")  # hf_raise_for_status raised already
-        return response.status_code, response.headers, _read_capped(response, cap, budget, what, truncate)
+        commit = next((r.headers["X-Repo-Commit"] for r in (*response.history, response)
+                       if "X-Repo-Commit" in r.headers), None)
+        return response.status_code, response.headers, _read_capped(response, cap, budget, what, truncate), commit
 
 
 def _read_capped(response, cap: int, budget: Budget, what: str, truncate: bool) -> bytes:
@@ -649,19 +735,20 @@ def _read_capped(response, cap: int, budget: Budget, what: str, truncate: bool) 
 _CONTENT_RANGE = lazy(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 
-def _ranged(url: str, headers: dict, budget: Budget, what: str, start: int, stop: int) -> bytes:
-    """Bytes [start, stop) of a file: a 206 must say it holds them (Content-Range); a 200 (Range ignored) holds the
-    whole file, read only as far as `stop`."""
-    status, response_headers, body = _get(url, headers, budget, what, stop, byte_range=(start, stop), truncate=True)
+def _ranged(url: str, headers: dict, budget: Budget, what: str, start: int, stop: int) -> tuple[bytes, str | None]:
+    """(bytes [start, stop) of a file, the commit the answer names): a 206 must say it holds them (Content-Range); a
+    200 (Range ignored) holds the whole file, read only as far as `stop`."""
+    status, response_headers, body, commit = _get(url, headers, budget, what, stop, byte_range=(start, stop),
+                                                  truncate=True)
     if status == 206:
         m = _CONTENT_RANGE.match(response_headers.get("Content-Range") or "")
         if not m or int(m.group(1)) != start:
             raise MalformedInput(f"{what}: asked for bytes {start}-{stop - 1}, the server answered "
                                  f"{response_headers.get('Content-Range') or 'a partial answer without Content-Range'}")
-        return body[:stop - start]
+        return body[:stop - start], commit
     if status != 200:
         raise MalformedInput(f"{what}: unexpected HTTP {status} to a ranged read")
-    return body[start:stop]
+    return body[start:stop], commit
 
 
 # -- what the model info says -----------------------------------------------------------------------------------------
