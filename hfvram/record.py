@@ -5,10 +5,11 @@
 a class (3.6 ms for the 45 fields of `estimate.base.Settings`), measured on the 2-core machine `make bench` runs
 on; the ~40 classes a single-model run defines took 35 ms of its ~65 ms of hfvram imports, more than the run itself.
 `record` still makes a real dataclass (`fields`, `replace`, `asdict`, `is_dataclass` work as before), but shares one
-`__repr__`, `__eq__` and `__hash__` among all of them instead of compiling three per class, which took the import of
-those modules from a median of 78 to 60 ms there (see bench/bench.py). The shared ones give what the generated ones
-give: the same repr text, equality on the fields with `compare=True` of objects of the same class (NotImplemented
-otherwise), a hash of those fields for frozen records, and no hash for the others.
+`__repr__`, `__eq__` and `__hash__` among all of them instead of compiling three per class, which took the import
+of the modules a single-model run loads from a median of 79 to 63 ms there (20 runs interleaved with the tree
+before, 2026-12-03). The shared ones give what the generated ones give: the same repr text, equality on the fields
+with `compare=True` of objects of the same class (NotImplemented otherwise), a hash of those fields for frozen
+records, and no hash for the others.
 """
 
 from __future__ import annotations
