@@ -403,8 +403,7 @@ class HubSource:
                               library_version=__version__)
         return self._api
 
-    # -- reading ----------------------------------------------------------------------------------------------
-    # -- a cold run's first round trip ----------------------------------------------------------------------------
+    # -- a cold run's first round trip --------------------------------------------------------------------------
     def _guesses(self, repo_id: str, revision: str, budget: Budget) -> dict[str, Future]:
         """Reads of GUESSED made next to the model info, by revision, when this looks like a first run for it (no
         ref kept for it in the metadata cache; a warm run, which has one, makes only the model-info request)."""
@@ -429,6 +428,7 @@ class HubSource:
         except Exception:  # noqa: BLE001 - see above
             return None
 
+    # -- reading ----------------------------------------------------------------------------------------------
     def _read(self, repo_id: str, sha: str, files: dict[str, int | None], budget: Budget,
               guessed: dict[str, object] | None = None) -> RepoData:
         texts_wanted = [f for f in TEXT_FILES if f in files]
@@ -507,18 +507,13 @@ class HubSource:
         return info
 
     def _get_text(self, repo_id: str, sha: str, path: str, size: int | None, budget: Budget) -> str:
-        return self._read_text(repo_id, sha, path, size, budget)[0]
-
-    def _read_text(self, repo_id: str, revision: str, path: str, size: int | None,
-                   budget: Budget) -> tuple[str, str | None]:
-        """(the text of a file at a revision, the commit the Hub resolved it to)."""
         cap = INDEX_CAP if path.endswith(".index.json") else TEXT_CAP
         what = f"{repo_id}: {path}"
         if size is not None and size > cap:
             raise MalformedInput(f"{what} is {size:,} bytes, above the {cap:,} bytes hfvram reads for it")
-        _, _, body, commit = _get(self._url(repo_id, revision, path), self._headers(), budget, what, cap)
+        _, _, body, _ = _get(self._url(repo_id, sha, path), self._headers(), budget, what, cap)
         try:
-            return body.decode("utf-8"), commit
+            return body.decode("utf-8")
         except UnicodeDecodeError:
             raise MalformedInput(f"{what} is not UTF-8 text") from None
 
