@@ -565,7 +565,7 @@ def test_the_gguf_conversion_memo_gives_what_the_rules_give_tensor_by_tensor(mon
         if facts is None or len(facts.tensors) > 20_000:
             continue
         fast[name] = [gguf.weights_for(facts, t) for t in ("Q4_K_M", "Q8_0", "IQ2_XS")]
-        assert facts.__dict__["_gguf_conversion"] is not None  # one conversion, kept for the three types
+        assert facts.__dict__["_gguf"]["conversion"] is not None  # one conversion, kept for the three types
     assert len(fast) > 100
 
     def one_by_one(hf, shape, memo, **rules):

@@ -1295,8 +1295,7 @@ def _converted(hf: str, shape: tuple, memo: dict, **rules) -> list[tuple]:
     one conversion are the same for all its tensors)."""
     m = _LAYER_RE.match(hf.replace("language_model.", ""))
     if m is None:
-        return [(gt.name, gt.layer, gt.shape, gt.src_type, gt.stack, _known(gt.name))
-                for gt in gguf_tensors(hf, shape, **rules)]
+        return _rows(gguf_tensors(hf, shape, **rules))
     bid = int(m.group(1))
     pre = f"blk.{bid}."
     key = (m.string[:m.start(1)], m.group(2), shape)
@@ -1304,9 +1303,13 @@ def _converted(hf: str, shape: tuple, memo: dict, **rules) -> list[tuple]:
     if pieces is None:
         outs = gguf_tensors(hf, shape, **rules)
         if not all(gt.layer == bid and gt.name.startswith(pre) for gt in outs):  # not a plain block tensor
-            return [(gt.name, gt.layer, gt.shape, gt.src_type, gt.stack, _known(gt.name)) for gt in outs]
-        memo[key] = pieces = [(gt.name[len(pre):], gt.shape, gt.src_type, gt.stack, _known(gt.name)) for gt in outs]
+            return _rows(outs)
+        memo[key] = pieces = [(name[len(pre):], *rest) for name, _, *rest in _rows(outs)]
     return [(pre + rest, bid, out_shape, src_type, stack, known) for rest, out_shape, src_type, stack, known in pieces]
+
+
+def _rows(outs: list[GGUFTensor]) -> list[tuple]:
+    return [(gt.name, gt.layer, gt.shape, gt.src_type, gt.stack, _known(gt.name)) for gt in outs]
 
 
 def _known(name: str) -> bool:
@@ -1331,11 +1334,12 @@ def weights_for(facts, ftype: str, version: str = "current", **kw) -> GGUFWeight
     model = dict(n_layers=a.num_layers, tied=bool(a.tie_word_embeddings), arch=a.model_type,
                  config=getattr(facts, "raw_config", None))
     n_kv_heads = a.num_kv_heads or a.num_attention_heads
-    # One conversion per model, whatever types it is sized at (kept with the facts, as estimate.model keeps the
-    # sizes per type): converting is most of the work, ~1.3 s of MiniMax-M2.7's 480k tensors before.
-    conversion = facts.__dict__.get("_gguf_conversion")
+    # One conversion per model, whatever types it is sized at, kept with the facts next to the sizes per type that
+    # estimate.model keeps there: converting is most of the work, ~1.3 s of MiniMax-M2.7's 480k tensors before.
+    memo = facts.__dict__.setdefault("_gguf", {})
+    conversion = memo.get("conversion")
     if conversion is None:
-        conversion = facts.__dict__["_gguf_conversion"] = convert(tensors, n_kv_heads=int(n_kv_heads or 0), **model)
+        conversion = memo["conversion"] = convert(tensors, n_kv_heads=int(n_kv_heads or 0), **model)
     return gguf_weights(tensors, ftype, n_kv_heads=n_kv_heads, n_heads=a.num_attention_heads,
                         n_experts=moe.num_experts if moe else 0, version=version, conversion=conversion, **model,
                         **kw)
