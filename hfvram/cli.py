@@ -254,11 +254,18 @@ Examples:
 """
 
 
+refresh_option = click.option(
+    "--refresh", is_flag=True,
+    help="Ask the Hub which commit a branch or tag names now, even if it was asked less than 10 minutes ago "
+         "(HFVRAM_REVISION_MAX_AGE seconds; `check` always asks).")
+
+
 @cli.command("show", epilog=_SHOW_EXAMPLES)
 @click.argument("model")
 @estimate_options
 @click.option("--revision", default=None, help="Branch, tag or commit (same as MODEL@revision).")
 @click.option("--offline", is_flag=True, help="Make no network request: metadata cache, then bundled snapshot.")
+@refresh_option
 @click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(["table", "json", "html"]),
               help="table for a terminal; json: the JSON document (schema hfvram/2); html: a self-contained page "
                    "with charts (use -o report.html).")
@@ -270,7 +277,7 @@ Examples:
               help="GGUF repos: the file to size (or the first of its splits); same as MODEL:QUANT.")
 @click.option("--mmproj", default=None, is_flag=False, flag_value="auto", metavar="[FILE]",
               help="GGUF repos: add the vision projector (mmproj*.gguf; the f16 one, or FILE).")
-def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmproj, **opts):
+def show(model, revision, offline, refresh, fmt, as_json, output, units, gguf_file, mmproj, **opts):
     """Analyse one model (the default command: `hfvram MODEL` is `hfvram show MODEL`).
 
     A GGUF repo with several quants (or an EXL2 repo with one bit-rate per branch) and none chosen is listed: one
@@ -281,6 +288,10 @@ def show(model, revision, offline, fmt, as_json, output, units, gguf_file, mmpro
 
     fmt = "json" if as_json else fmt
     kwargs = checked(opts)
+    if refresh:
+        from .sources.hub import HubSource
+
+        kwargs["hub"] = HubSource(max_age=0)
     try:
         # html: the chart's contexts are projected below, from this analysis
         result = analyze(model, revision=revision, offline=offline, file=gguf_file, mmproj=mmproj, **kwargs,
@@ -363,10 +374,11 @@ Examples:
               help="Reuse the rows of this earlier jsonl, csv or json output that were answered with the same "
                    "settings; redo the rest (errors included). With -o FILE the file is rewritten in place.")
 @click.option("--offline", is_flag=True, help="No network: metadata cache, then the bundled snapshot.")
+@refresh_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]))
-def scan_cmd(inputs, search, author, sort, limit, jobs, processes, fmt, as_json, output, resume, offline, quiet, units,
-             gpu, **opts):
+def scan_cmd(inputs, search, author, sort, limit, jobs, processes, fmt, as_json, output, resume, offline, refresh,
+             quiet, units, gpu, **opts):
     """Analyse many models, on one or more GPUs: files (one model per line, `-` for stdin) and/or a Hub listing.
 
     One row per model, GPU and framework, in input order, with status ok, does-not-fit (with --gpu), unsupported or
@@ -400,7 +412,7 @@ def scan_cmd(inputs, search, author, sort, limit, jobs, processes, fmt, as_json,
                          f"cannot read back; use {', '.join(RESUMABLE)}")
     previous = read_rows(resume) if resume else None
     models = read_model_list(list(inputs)) if inputs else []
-    hub = HubSource(speculate=False)  # throughput, not one model's latency (HubSource.speculate)
+    hub = HubSource(speculate=False, max_age=0 if refresh else None)  # throughput, not latency (HubSource.speculate)
     if search or author:
         listed = hub.list_models(search=search, author=author, sort=sort or "downloads", limit=limit)
         models += [m for m in listed if m not in models]
@@ -615,7 +627,8 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendations as JSON.")
 @click.option("--units", default="GiB", show_default=True, type=click.Choice(["GiB", "GB"]))
 @click.option("--offline", is_flag=True, help="No network: metadata cache, then the bundled snapshot.")
-def recommend_cmd(models, lists, as_json, units, offline, **opts):
+@refresh_option
+def recommend_cmd(models, lists, as_json, units, offline, refresh, **opts):
     """For each MODEL and engine, the best setting that fits: the highest-precision weights at the requested
     context (as stored, else the engine's quantised formats in order of fidelity), or, with --quantize, the longest
     context with those weights. Each comes with the `hfvram check` command that reproduces it.
@@ -633,7 +646,12 @@ def recommend_cmd(models, lists, as_json, units, offline, **opts):
     if opts.get("gpu") is None and opts.get("gpu_mem") is None and opts.get("max_memory") is None:
         opts["gpu"] = "auto"
     settings = checked(opts)
-    rows = recommend(names, settings, offline=offline)
+    hub = None
+    if refresh:
+        from .sources.hub import HubSource
+
+        hub = HubSource(max_age=0)
+    rows = recommend(names, settings, offline=offline, hub=hub)
     if as_json:
         import json
 

@@ -16,6 +16,19 @@ if str(ROOT) not in sys.path:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Revision resolution: every test asks the Hub which commit a branch names on every run (HFVRAM_REVISION_MAX_AGE=0),
+# as `hfvram check` does, so that a test's request counts and its moves of a branch do not depend on how long ago
+# an earlier run of the same test resolved it. The default (a resolution reused for 10 minutes) is tested in
+# test_fetch.py (test_a_recent_resolution_answers_a_warm_run_without_a_request), which deletes the variable.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _revision_asked_every_run(monkeypatch):
+    monkeypatch.setenv("HFVRAM_REVISION_MAX_AGE", "0")
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Fake Hub (hfvram/fakehub.py)
 #
 #   hf_isolated       empty HF_HOME in tmp, no ambient token (env or token file), for anything using huggingface_hub

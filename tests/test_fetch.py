@@ -135,6 +135,46 @@ def test_cold_sharded_repo_in_three_round_trips_then_warm_one_request_then_offli
     assert offline["weights"]["bytes"] == doc["weights"]["bytes"]
 
 
+def test_a_recent_resolution_answers_a_warm_run_without_a_request(hub, cli, tmp_path, monkeypatch):
+    # The default (conftest sets HFVRAM_REVISION_MAX_AGE=0 for every other test): a branch resolved less than 600 s
+    # ago is not asked again, and the run says which commit it answered and when the Hub named it.
+    monkeypatch.delenv("HFVRAM_REVISION_MAX_AGE")
+    cold = as_json(["org/tiny"], cli)
+    assert cold["model"]["source"] == "hub"
+    hub.reset()
+    code, out, err = cli(["org/tiny", "--json"])
+    assert code == 0 and hub.count() == 0
+    warm = json.loads(out)
+    assert warm["model"] == {"id": "org/tiny", "revision": "a" * 40, "source": "cache", "requested_revision": "main"}
+    assert warm["weights"] == cold["weights"]
+    assert err.startswith("hfvram: main is commit aaaaaaaaaaaa as the Hub said ") and \
+        err.endswith(" s ago (asked again after 10 min; --refresh asks now)\n")
+    # --refresh and `check` (a gate) ask the Hub every time
+    as_json(["org/tiny", "--refresh"], cli)
+    assert [r.path for r in hub.requests("GET")] == ["/api/models/org/tiny"]  # the model info, nothing else
+    hub.reset()
+    code, _, err = cli(["check", "org/tiny", "-f", "llamacpp", "--max-memory", "8GiB"])
+    assert code == 0, err
+    assert hub.count() == 1
+    # a resolution older than the limit is asked again (one request), and is then young again
+    ref = tmp_path / "hfvram-cache" / "refs" / "org--tiny" / "main"
+    os.utime(ref, (ref.stat().st_atime, ref.stat().st_mtime - 601))
+    hub.reset()
+    as_json(["org/tiny"], cli)
+    assert hub.count() == 1
+    hub.reset()
+    as_json(["org/tiny"], cli)
+    assert hub.count() == 0
+    # HFVRAM_REVISION_MAX_AGE: seconds; 0 asks every time; anything else is one line, exit 2
+    monkeypatch.setenv("HFVRAM_REVISION_MAX_AGE", "0")
+    as_json(["org/tiny"], cli)
+    assert hub.count() == 1
+    monkeypatch.setenv("HFVRAM_REVISION_MAX_AGE", "ten minutes")
+    code, out, err = cli(["org/tiny"])
+    assert code == 2 and out == "" and err == ("hfvram: error: HFVRAM_REVISION_MAX_AGE must be a number of seconds (0: "
+                                               "always ask the Hub), not 'ten minutes'\n")
+
+
 def test_single_file_repo_one_round_trip_and_commit_sha_revision_needs_no_request(hub, cli):
     doc = as_json(["org/tiny"], cli)
     # the model info, config.json and the header's first 100 kB at once: the answers name the commit the info gives

@@ -215,7 +215,13 @@ def test_warm_and_offline_runs_import_no_transformers_and_answer_as_the_cold_run
     for rid in ("Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B"):  # single file; sharded with an index
         cold, state = child([rid, "--json"], env)
         assert state["transformers"] is False  # a listed model type: read without the class (test_config_types)
-        warm, state = child([rid, "--json"], env)
+        warm, state = child([rid, "--json"], env)  # within HFVRAM_REVISION_MAX_AGE: no request, and a note says so
+        assert state == {"code": 0, "transformers": False, "hf_api": False}
+        assert warm["model"]["source"] == "cache"
+        assert {**warm, "model": None, "notes": None} == {**cold, "model": None, "notes": None}
+        assert warm["notes"][1:] == cold["notes"] and warm["notes"][0].startswith(
+            f"main is commit {cold['model']['revision'][:12]} as the Hub said ")
+        warm, state = child([rid, "--json", "--refresh"], env)  # asks the Hub which commit main is
         assert state == {"code": 0, "transformers": False, "hf_api": False}
         assert warm["model"]["source"] == "cache"
         assert {**warm, "model": None} == {**cold, "model": None}

@@ -8,7 +8,8 @@ Layout under `$HFVRAM_CACHE` (default `$XDG_CACHE_HOME/hfvram`, else `~/.cache/h
                                                      weight totals, quantisation, notes): a warm run needs neither
                                                      transformers nor the tensor classification. <key> names the
                                                      code that derived it (hfvram.introspect.derived.key)
-A commit's content never changes, so an entry never expires; refs are rewritten on every online resolution.
+A commit's content never changes, so an entry never expires; refs are rewritten on every online resolution (their
+modification time is when: a ref younger than HubSource.max_age answers a warm run without asking the Hub).
 
 Nothing in a path comes from a server unchecked: the repo id must be a Hub repo id, the sha 40 hex digits, the
 revision is percent-encoded (dots included, so never `.` or `..`), and every path is checked to resolve under the
@@ -32,6 +33,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -288,6 +290,12 @@ class MetadataCache:
             self._drop(path)
 
     def resolve(self, repo_id: str, revision: str) -> str | None:
+        """The commit `revision` resolved to at the last online resolution, or None."""
+        found = self.resolved(repo_id, revision)
+        return found[0] if found else None
+
+    def resolved(self, repo_id: str, revision: str) -> tuple[str, float] | None:
+        """(that commit, seconds since that resolution: the ref's age, negative when the clock went back), or None."""
         if not self.enabled:
             return None
         if _writes:
@@ -296,13 +304,15 @@ class MetadataCache:
         if path is None:
             return None
         try:
-            sha = path.read_text(encoding="ascii", errors="replace").strip()
+            with open(path, "rb") as fh:
+                sha = fh.read(64).decode("ascii", errors="replace").strip()
+                mtime = os.fstat(fh.fileno()).st_mtime
         except OSError:
             return None
         if not _SHA.match(sha):
             self._drop(path)
             return None
-        return sha
+        return sha, time.time() - mtime
 
     def _drop(self, path: Path) -> None:
         self.dropped += 1

@@ -91,6 +91,12 @@ FIRST_READ = 100_001
 #   under 100 kB; 4 MiB is 14x Kimi-K2's longest, and bounds what one read may take past a header.
 FIRST_READ_MAX = 4 << 20
 REPO_HEADERS_CAP = 128 << 20
+# How long a branch or tag's resolution to a commit answers a warm run without asking the Hub again (HubSource.max_age,
+# seconds): PyPI serves its index pages with `Cache-Control: max-age=600` and uv honours it, with `--refresh` to ask
+# again (pip chose to revalidate every time instead: "twine upload && pip install" surprised its users; pypa/pip#5791).
+# hfvram takes uv's side for a person's repeated runs (the commit answered is named, and --refresh asks the Hub), and
+# pip's for `hfvram check`, a gate, which resolves every time. HFVRAM_REVISION_MAX_AGE sets it (0: always ask).
+REVISION_MAX_AGE_S = 600.0
 # What a cold run reads next to the model info, by revision, before it knows the commit (HubSource._guesses): the
 # config and the weights of a single-file checkpoint, so that such a repo is read in one round trip instead of two.
 # A read is kept only if the Hub's answer names the commit the model info gives (X-Repo-Commit); the others, and the
@@ -109,6 +115,20 @@ ERROR_BODY_CAP = 64 << 10
 MAX_FILE_SIZE = 1 << 40
 
 _BUDGET: contextvars.ContextVar["Budget | None"] = contextvars.ContextVar("hfvram_budget", default=None)
+
+
+def revision_max_age() -> float:
+    """REVISION_MAX_AGE_S, or HFVRAM_REVISION_MAX_AGE's seconds."""
+    text = os.environ.get("HFVRAM_REVISION_MAX_AGE", "").strip()
+    if not text:
+        return REVISION_MAX_AGE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise UsageError(f"HFVRAM_REVISION_MAX_AGE must be a number of seconds (0: always ask the Hub), not {text!r}")
+    return value
 
 
 def offline_env() -> bool:
@@ -271,6 +291,12 @@ def _guessed(guesses: dict[str, Future], sha: str, wait: float) -> dict[str, obj
     return out
 
 
+def _ago(seconds: float, ago: bool = True) -> str:
+    """42 s ago, 3 min ago (whole units, rounded down); without `ago`: 42 s, 10 min."""
+    text = f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
+    return f"{text} ago" if ago else text
+
+
 def _done(value) -> Future:
     from concurrent.futures import Future
 
@@ -292,6 +318,7 @@ class HubSource:
         sleep: Callable[[float], None] = time.sleep,
         notice: Callable[[str], None] | None = _stderr_notice,
         speculate: bool = True,
+        max_age: float | None = None,
     ):
         self.token = token
         self.endpoint = endpoint
@@ -303,6 +330,8 @@ class HubSource:
         # Read GUESSED next to the model info on a first run (one round trip for a single-file repo). A scan turns it
         # off: its many requests overlap anyway, and a guess that misses is a request more of CPU.
         self.speculate = speculate
+        # Seconds a branch or tag's last resolution answers without a request (REVISION_MAX_AGE_S; 0: always ask).
+        self.max_age = revision_max_age() if max_age is None else max_age
         self._api = None
         self._lock = threading.Lock()
         self._pool: _Pool | None = None
@@ -318,14 +347,14 @@ class HubSource:
             return None
         return {"token": self.token, "endpoint": self.endpoint, "cache_root": str(self.cache.root),
                 "cache_enabled": self.cache.enabled, "max_workers": self.max_workers, "retries": self.retries,
-                "speculate": self.speculate}
+                "speculate": self.speculate, "max_age": self.max_age}
 
     @classmethod
     def from_replica(cls, replica: dict) -> "HubSource":
         return cls(token=replica["token"], endpoint=replica["endpoint"],
                    cache=MetadataCache(replica["cache_root"], enabled=replica["cache_enabled"]),
                    max_workers=replica["max_workers"], retries=replica["retries"],
-                   speculate=replica.get("speculate", True))
+                   speculate=replica.get("speculate", True), max_age=replica.get("max_age"))
 
     def fetch(self, repo_id: str, revision: str | None = None, offline: bool = False) -> RepoData:
         repo = self._fetch(repo_id, revision, offline)
@@ -344,6 +373,10 @@ class HubSource:
             cached = self.cache.get(repo_id, revision)
             if cached is not None:
                 cached.revision = revision
+                return cached
+        else:
+            cached = self._recently_resolved(repo_id, revision)
+            if cached is not None:
                 return cached
         budget = current_budget()
         started = time.monotonic()
@@ -366,6 +399,19 @@ class HubSource:
         self.cache.put(repo, revision)
         repo.raw_headers = {}  # the cache entry holds them now; the run goes on with the parsed tables
         return repo
+
+    def _recently_resolved(self, repo_id: str, revision: str) -> RepoData | None:
+        """The cached entry of the commit `revision` resolved to less than max_age seconds ago, saying so."""
+        found = self.cache.resolved(repo_id, revision) if self.max_age > 0 else None
+        if found is None or not 0 <= found[1] < self.max_age:
+            return None
+        sha, age = found
+        cached = self.cache.get(repo_id, sha)
+        if cached is not None:
+            cached.revision = revision
+            cached.notes.append(f"{revision} is commit {sha[:12]} as the Hub said {_ago(age)} (asked again after "
+                                f"{_ago(self.max_age, ago=False)}; --refresh asks now)")
+        return cached
 
     def list_models(self, search=None, author=None, sort=None, limit=None) -> list[str]:
         """Repo ids of a Hub listing (`list_models`), with the same retries, deadline and one-line errors."""
