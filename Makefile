@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]' -c constraints.txt
+	$(BIN)/python -m hfvram.record >/dev/null  # the records' compiled methods, as pip compiles a wheel (hfvram/record.py)
 	touch $(STAMP)
 
 # The main job. Works with no Hub access: the model is answered from the bundled snapshot.

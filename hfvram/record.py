@@ -10,13 +10,28 @@ of the modules a single-model run loads from a median of 79 to 63 ms there (20 r
 before, 2026-12-03). The shared ones give what the generated ones give: the same repr text, equality on the fields
 with `compare=True` of objects of the same class (NotImplemented otherwise), a hash of those fields for frozen
 records, and no hash for the others.
+
+What `dataclass` still compiles (`__init__`, and a frozen record's `__setattr__` and `__delattr__`) is compiled once
+and kept, as Python keeps a module's bytecode: the code objects, keyed by their exact source text, in
+`hfvram/__pycache__/records.<cache tag>.<magic>.marshal` (the interpreter's bytecode version in the name), loaded on
+the first record of a run. `dataclass` builds the same text for the same class, so a kept code object is the one it
+would compile; a text not kept is compiled as before. The ~84 compiles of a single-model run took ~27 ms of its
+imports on the 2-core machine (`cProfile`: `exec` inside `dataclasses`); loading them takes ~1 ms. The file is written
+at exit by a run that compiled something new, unless Python is told not to write bytecode (PYTHONDONTWRITEBYTECODE,
+`-B`); `python -m hfvram.record` writes it for every record of the package (`make` does, as pip compiles a wheel's
+modules when it installs them). A file that does not load is ignored and written again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import marshal
+import os
+import sys
+import threading
 from operator import attrgetter
 from reprlib import recursive_repr
+from types import CodeType
 
 __all__ = ["record"]
 
@@ -31,7 +46,11 @@ def record(cls=None, /, *, frozen: bool = False, slots: bool = False):
 def _make(cls, frozen: bool, slots: bool):
     own = cls.__dict__
     keep_repr, keep_eq, keep_hash = "__repr__" in own, "__eq__" in own, "__hash__" in own
-    cls = dataclasses.dataclass(cls, repr=False, eq=False, frozen=frozen, slots=slots)
+    _making.on = True  # dataclass's compiles go through _kept_exec
+    try:
+        cls = dataclasses.dataclass(cls, repr=False, eq=False, frozen=frozen, slots=slots)
+    finally:
+        _making.on = False
     fields = dataclasses.fields(cls)
     compared = tuple(f.name for f in fields if f.compare)
     hashed = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
@@ -72,3 +91,112 @@ def _eq(self, other):
 
 def _hash(self) -> int:
     return hash(self.__record_hash_key__(self))
+
+
+# -- the compiled methods, kept between runs ---------------------------------------------------------------------------
+
+def _code_file() -> str:
+    try:
+        from importlib.util import MAGIC_NUMBER
+    except ImportError:  # pragma: no cover - every CPython has it
+        return ""
+    tag = sys.implementation.cache_tag or "python"
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
+                        f"records.{tag}.{MAGIC_NUMBER.hex()}.marshal")
+
+
+class _Kept:
+    """The code objects of this run: those loaded from the file, and whether any was compiled anew."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.codes: dict = {}
+        self.used: set = set()
+        self.compiled = 0
+        self.lock = threading.Lock()
+        if path:
+            try:
+                with open(path, "rb") as fh:
+                    codes = marshal.loads(fh.read())
+                if isinstance(codes, dict):
+                    self.codes = {k: v for k, v in codes.items() if type(k) is str and type(v) is CodeType}
+            except (OSError, EOFError, ValueError, TypeError):
+                pass  # none yet, or damaged: compiled again and written anew
+
+    def code(self, source: str):
+        with self.lock:
+            code = self.codes.get(source)
+            if code is None:
+                code = self.codes[source] = compile(source, "<string>", "exec", dont_inherit=True)
+                if not self.compiled and not sys.dont_write_bytecode:
+                    import atexit
+
+                    atexit.register(self.save)
+                self.compiled += 1
+            self.used.add(source)
+            return code
+
+    def save(self) -> bool:
+        """Write the file (atomically); False when it cannot be written. Keeps what was loaded too (other commands
+        define other records), unless that grew past MAX_KEPT: then only this run's."""
+        with self.lock:
+            codes = self.codes if len(self.codes) <= MAX_KEPT else {k: self.codes[k] for k in self.used}
+            data = marshal.dumps(codes)
+        if not self.path:
+            return False
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, self.path)
+            return True
+        except OSError:  # a read-only install: compiled every run, as before
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            return False
+
+
+# The package's records need ~90 code objects (all commands); 2,000 leaves room for the texts of several releases
+# of Python's dataclasses and of hfvram before the file is trimmed to one run's.
+MAX_KEPT = 2000
+_making = threading.local()
+_kept: _Kept | None = None
+
+
+def _kept_exec(source, globals=None, locals=None, /, **kwargs):
+    """`exec` as `dataclasses` calls it: a record's source text runs the kept code object compiled from it."""
+    global _kept
+    if type(source) is str and getattr(_making, "on", False):
+        if _kept is None:
+            _kept = _Kept(_code_file())
+        source = _kept.code(source)
+    return exec(source, globals, locals, **kwargs)
+
+
+dataclasses.exec = _kept_exec  # a name in dataclasses' globals shadows the builtin for its own calls
+
+
+def compile_all() -> str:
+    """Import every module of the package and write the file, whatever PYTHONDONTWRITEBYTECODE says: what
+    `python -m hfvram.record` does (after an install, as pip compiles a wheel's modules)."""
+    import importlib
+    import pkgutil
+
+    import hfvram
+
+    for mod in pkgutil.walk_packages(hfvram.__path__, "hfvram."):
+        if mod.name != "hfvram.__main__":
+            importlib.import_module(mod.name)
+    kept = _kept if _kept is not None else _Kept(_code_file())
+    if not kept.save():
+        raise SystemExit(f"hfvram.record: cannot write {kept.path}")
+    return kept.path
+
+
+if __name__ == "__main__":  # run as a script, this file is not the hfvram.record the package's records use
+    from hfvram import record as _record
+
+    print(f"{_record.compile_all()}: {len(_record._kept.codes)} compiled methods of records")

@@ -98,3 +98,50 @@ def test_every_record_in_hfvram_is_a_dataclass_with_shared_methods():
                 assert "__record_key__" in obj.__dict__, f"{obj.__qualname__} in {mod.__name__}: use @record"
                 seen += 1
     assert seen >= 60
+
+
+def test_compiled_methods_are_kept_and_reused_as_dataclass_compiles_them(tmp_path, monkeypatch):
+    """A record's `__init__`, `__setattr__` and `__delattr__` are compiled once, written to the file, and taken from it
+    by the next run (a fresh `_Kept` over the same file): the same code `dataclass` compiles, no compile."""
+    from hfvram import record as rec
+
+    path = str(tmp_path / "records.marshal")
+    body = {"__annotations__": {"x": "int", "y": "list", "z": "int"}, "y": field(default_factory=list), "z": 3,
+            "__post_init__": lambda self: object.__setattr__(self, "z", self.z * 2)}
+    first = rec._Kept(path)
+    monkeypatch.setattr(rec, "_kept", first)
+    made = record(frozen=True)(type("P", (), dict(body)))
+    assert first.compiled == 3 and len(first.codes) == 3  # __init__, then __setattr__ and __delattr__
+    assert first.save() and (tmp_path / "records.marshal").stat().st_size > 0
+
+    again = rec._Kept(path)
+    monkeypatch.setattr(rec, "_kept", again)
+    kept = record(frozen=True)(type("P", (), dict(body)))
+    plain = dataclasses.dataclass(frozen=True, repr=False, eq=False)(type("P", (), dict(body)))
+    assert again.compiled == 0 and again.used == set(first.codes)
+    for name in ("__init__", "__setattr__", "__delattr__"):
+        code, want = getattr(kept, name).__code__, getattr(plain, name).__code__
+        assert (code.co_code, code.co_consts, code.co_varnames) == (want.co_code, want.co_consts, want.co_varnames)
+    p = kept(1)
+    assert (p.x, p.y, p.z) == (1, [], 6) and p == kept(1) and repr(p) == repr(made(1)) == "P(x=1, y=[], z=6)"
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'x'"):
+        p.x = 2
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'x'"):
+        kept()
+
+    # a file that does not load is ignored (compiled again), and one that cannot be written fails softly
+    (tmp_path / "records.marshal").write_bytes(b"\x00not marshal")
+    damaged = rec._Kept(path)
+    assert damaged.codes == {}
+    monkeypatch.setattr(rec, "_kept", damaged)
+    record(frozen=True)(type("P", (), dict(body)))
+    assert damaged.compiled == 3
+    assert rec._Kept(str(tmp_path / "records.marshal" / "under-a-file")).save() is False
+
+
+def test_only_records_go_through_the_kept_code():
+    from hfvram import record as rec
+
+    before = (rec._kept.compiled, len(rec._kept.codes)) if rec._kept else (0, 0)
+    dataclasses.dataclass(type("Q", (), {"__annotations__": {"a": "int"}}))
+    assert ((rec._kept.compiled, len(rec._kept.codes)) if rec._kept else (0, 0)) == before
