@@ -584,3 +584,34 @@ def test_the_gguf_conversion_memo_gives_what_the_rules_give_tensor_by_tensor(mon
         want = [gguf.weights_for(facts, t) for t in ("Q4_K_M", "Q8_0", "IQ2_XS")]
         for g, w in zip(got, want):
             assert g == w, (name, g.ftype)
+
+
+def test_the_command_exits_hard_after_writing_everything(fake_hub, tmp_path):
+    """`hfvram` / `python -m hfvram` leave with os._exit once the answer is out (hfvram.cli.entry): the metadata
+    cache entries and the facts are whole by then (an offline run answers from them, facts included), the exit
+    codes are those of `main` (2 for an error, 1 for a check that fails), and a closed pipe is not an error."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HFVRAM"))}
+    env.update(HF_ENDPOINT=fake_hub.url, HFVRAM_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"),
+               PYTHONPATH=str(ROOT))
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "hfvram", *argv], env=env, capture_output=True, text=True,
+                              cwd=str(tmp_path), timeout=120)
+
+    cold = run("Qwen/Qwen3-8B", "--json")
+    assert cold.returncode == 0 and cold.stderr == "", cold.stderr
+    assert json.loads(cold.stdout)["model"]["source"] == "hub"
+    facts = list((tmp_path / "cache" / "facts").rglob("*.json.gz"))
+    meta = list((tmp_path / "cache" / "meta").rglob("*.json.gz"))
+    assert len(facts) == 1 and len(meta) == 1
+    offline = run("Qwen/Qwen3-8B", "--json", "--offline")
+    assert offline.returncode == 0 and "from the metadata cache" in offline.stderr
+    assert {**json.loads(offline.stdout), "model": None, "notes": None} == \
+        {**json.loads(cold.stdout), "model": None, "notes": None}
+    missing = run("org/does-not-exist", "--offline")
+    assert missing.returncode == 2 and missing.stdout == "" and missing.stderr.startswith("hfvram: error: ")
+    fails = run("check", "Qwen/Qwen3-8B", "--offline", "--gpu-mem", "4GiB", "-f", "vllm")
+    assert fails.returncode == 1 and "FAIL" in fails.stdout
+    piped = subprocess.run(f"{sys.executable} -m hfvram Qwen/Qwen3-8B --offline --json | head -c 10", shell=True,
+                           env=env, capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
+    assert piped.stdout == '{\n  "schem' and "Traceback" not in piped.stderr

@@ -406,11 +406,16 @@ class HubSource:
         if found is None or not 0 <= found[1] < self.max_age:
             return None
         sha, age = found
+        return self._cached(repo_id, sha, revision, f"{revision} is commit {sha[:12]} as the Hub said {_ago(age)} "
+                                                    f"(asked again after {_ago(self.max_age, ago=False)}; --refresh "
+                                                    f"asks now)")
+
+    def _cached(self, repo_id: str, sha: str, revision: str, note: str) -> RepoData | None:
+        """The metadata cache's entry of (repo, sha) as `revision`, with a note on where the answer comes from."""
         cached = self.cache.get(repo_id, sha)
         if cached is not None:
             cached.revision = revision
-            cached.notes.append(f"{revision} is commit {sha[:12]} as the Hub said {_ago(age)} (asked again after "
-                                f"{_ago(self.max_age, ago=False)}; --refresh asks now)")
+            cached.notes.append(note)
         return cached
 
     def list_models(self, search=None, author=None, sort=None, limit=None) -> list[str]:
@@ -604,11 +609,9 @@ class HubSource:
     def _offline(self, repo_id: str, revision: str, reason: str) -> RepoData:
         sha = revision if SHA_RE.match(revision) else self.cache.resolve(repo_id, revision)
         if sha:
-            cached = self.cache.get(repo_id, sha)
+            cached = self._cached(repo_id, sha, revision, f"{reason}: answering {repo_id}@{revision} from the "
+                                                          f"metadata cache (commit {sha[:12]})")
             if cached is not None:
-                cached.revision = revision
-                cached.notes.append(f"{reason}: answering {repo_id}@{revision} from the metadata cache "
-                                    f"(commit {sha[:12]})")
                 return cached
         bundled = snapshot.lookup(repo_id)
         if bundled is not None and revision in ("main", bundled.sha):
