@@ -10,7 +10,8 @@ measured in the same run, one floor run before each measured run, so load on the
 ratios (median wall / median floor) are what to compare across runs and machines. `--baseline PATH` measures
 another checkout of hfvram (PATH/hfvram) too, each of its runs next to ours, so before and after see the same load.
 Both trees are byte-compiled first, as pip does when it installs a wheel (with PYTHONDONTWRITEBYTECODE set, as on
-this project's machines, a source checkout would otherwise compile every module on every run).
+this project's machines, a source checkout would otherwise compile every module on every run), and their records'
+methods too (`python -m hfvram.record`, as `make` does after installing).
 
 Targets (issue 10, section 4): warm (cached) and `--offline` single-model runs at most 2x the floor; cold
 single-file and sharded safetensors models at most 0.6 s wall median; DeepSeek-V3 and Kimi-K2 cold at most 2 s; 500
@@ -71,6 +72,9 @@ class Tree:
     def compile(self) -> None:
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(self.path / "hfvram")], check=True,
                        stdout=subprocess.DEVNULL)
+        if "def compile_all" in (self.path / "hfvram" / "record.py").read_text():  # what `make` does after pip
+            subprocess.run([sys.executable, "-m", "hfvram.record"], check=True, stdout=subprocess.DEVNULL,
+                           env={**os.environ, "PYTHONPATH": str(self.path)}, cwd=tempfile.gettempdir())
 
     def cmd(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "hfvram", *args]
