@@ -1,7 +1,9 @@
 """Command line: thin. Parses options, calls the API, hands the result to a formatter.
 
-`hfvram MODEL [options]` is the main job; `hfvram gpus|scan|check|snapshot` are subcommands. Nothing heavy is
-imported at module level, so `hfvram --help` stays fast (no transformers, no torch, no Hub client).
+`hfvram MODEL [options]` (`show`) is the main job and lives here, with the options the subcommands share; the
+subcommands (`scan`, `check`, `recommend`, `explain`, `gpus`, `engines`, `snapshot`) are in hfvram/commands.py,
+imported when one of them is asked for. Nothing heavy is imported at module level, so `hfvram --help` stays fast (no
+transformers, no torch, no Hub client). `entry` is the console script: `main`, then a hard exit.
 """
 
 from __future__ import annotations
