@@ -305,8 +305,8 @@ Examples:
 
 refresh_option = click.option(
     "--refresh", is_flag=True,
-    help="Ask the Hub which commit a branch or tag names now, even if it was asked less than 10 minutes ago "
-         "(HFVRAM_REVISION_MAX_AGE seconds; `check` always asks).")
+    help="Ask the Hub which commit a branch or tag names now, even if it answered less than "
+         "HFVRAM_REVISION_MAX_AGE seconds ago (default 600; `check` always asks).")
 
 
 @cli.command("show", epilog=_SHOW_EXAMPLES)

@@ -159,8 +159,8 @@ class _Kept:
             return False
 
 
-# The package's records need ~90 code objects (all commands); 2,000 leaves room for the texts of several releases
-# of Python's dataclasses and of hfvram before the file is trimmed to one run's.
+# The package's records need ~120 code objects (119 written by `python -m hfvram.record`); 2,000 leaves room for
+# the texts of several releases of Python's dataclasses and of hfvram before the file is trimmed to one run's.
 MAX_KEPT = 2000
 _making = threading.local()
 _kept: _Kept | None = None

@@ -220,7 +220,7 @@ def test_warm_and_offline_runs_import_no_transformers_and_answer_as_the_cold_run
         assert warm["model"]["source"] == "cache"
         assert {**warm, "model": None, "notes": None} == {**cold, "model": None, "notes": None}
         assert warm["notes"][1:] == cold["notes"] and warm["notes"][0].startswith(
-            f"main is commit {cold['model']['revision'][:12]} as the Hub said ")
+            f"main is commit {cold['model']['revision'][:12]} as of ")
         warm, state = child([rid, "--json", "--refresh"], env)  # asks the Hub which commit main is
         assert state == {"code": 0, "transformers": False, "hf_api": False}
         assert warm["model"]["source"] == "cache"

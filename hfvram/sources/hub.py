@@ -291,10 +291,9 @@ def _guessed(guesses: dict[str, Future], sha: str, wait: float) -> dict[str, obj
     return out
 
 
-def _ago(seconds: float, ago: bool = True) -> str:
-    """42 s ago, 3 min ago (whole units, rounded down); without `ago`: 42 s, 10 min."""
-    text = f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
-    return f"{text} ago" if ago else text
+def _ago(seconds: float) -> str:
+    """42 s ago, 3 min ago (whole units, rounded down)."""
+    return f"{int(seconds)} s ago" if seconds < 120 else f"{int(seconds // 60)} min ago"
 
 
 def _done(value) -> Future:
@@ -406,9 +405,9 @@ class HubSource:
         if found is None or not 0 <= found[1] < self.max_age:
             return None
         sha, age = found
-        return self._cached(repo_id, sha, revision, f"{revision} is commit {sha[:12]} as the Hub said {_ago(age)} "
-                                                    f"(asked again after {_ago(self.max_age, ago=False)}; --refresh "
-                                                    f"asks now)")
+        # one stderr line within 80 columns for a branch name like main (how long it is kept: --help, README)
+        return self._cached(repo_id, sha, revision,
+                            f"{revision} is commit {sha[:12]} as of {_ago(age)} (--refresh asks the Hub again)")
 
     def _cached(self, repo_id: str, sha: str, revision: str, note: str) -> RepoData | None:
         """The metadata cache's entry of (repo, sha) as `revision`, with a note on where the answer comes from."""
