@@ -131,3 +131,35 @@ def test_a_cold_run_of_a_listed_type_imports_no_transformers(fake_hub, tmp_path,
     doc = json.loads(p.stdout)
     reader = "raw" if "Molmo" in rid else "transformers"
     assert doc["model"]["source"] == "hub" and doc["architecture"]["config_reader"] == reader
+
+
+def test_configs_read_on_many_threads_let_no_transformers_warning_through():
+    """Gemma-3's config sets `rope_scaling`, whose setter warns (FutureWarning, transformers 5.x
+    configuration_utils.py). `load` silences it; on a scan's 32 threads the silencing must not undo itself (the
+    filters are process-wide), as it did: the warning reached a `scan --quiet`'s stderr."""
+    import threading
+    import warnings
+
+    raw = json.loads(load_fixture(ROOT / "fixtures" / "google--gemma-3-4b-it")[0].texts["config.json"])
+    assert cfg.reader(raw) == "class" and "rope_scaling" in cfg.text_section(raw)
+    shown = []
+    original = warnings.showwarning
+    warnings.showwarning = lambda message, *a, **k: shown.append(str(message))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            cfg.load(dict(raw))  # transformers imported before the race
+
+            def read():
+                for _ in range(20):
+                    cfg.load(dict(raw))
+
+            threads = [threading.Thread(target=read) for _ in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            warnings.warn("a warning of our own still shows", UserWarning)
+    finally:
+        warnings.showwarning = original
+    assert shown == ["a warning of our own still shows"]

@@ -22,6 +22,11 @@ from typing import Any
 from ..errors import MalformedInput
 
 _TRANSFORMERS = None
+# `warnings.catch_warnings` swaps the process-wide filter list and puts it back on exit, so two threads inside it at
+# once can restore each other's filters: a scan reading configs on 32 threads let transformers' FutureWarnings
+# (`rope_scaling` is deprecated, configuration_utils.py) through to stderr. Every section of ours that silences
+# transformers' warnings holds this lock.
+_WARNINGS_LOCK = threading.RLock()
 
 
 def _config_mapping():
@@ -31,7 +36,7 @@ def _config_mapping():
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
         try:
-            with warnings.catch_warnings():
+            with _WARNINGS_LOCK, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
                 from transformers.utils import logging as hf_logging
@@ -220,7 +225,7 @@ def load(raw: dict) -> tuple[View, View, str]:
     mapping = _config_mapping()
     if mapping is not None and model_type in mapping:
         try:
-            with warnings.catch_warnings(), _quiet_transformers():
+            with _WARNINGS_LOCK, warnings.catch_warnings(), _quiet_transformers():
                 warnings.simplefilter("ignore")
                 config = mapping[model_type].from_dict(dict(raw))
                 text = _text_config(config, raw)
