@@ -477,6 +477,13 @@ def test_later_shards_read_a_long_header_in_one_request(fake_hub, tmp_path):
     assert sum(n > hubmod.FIRST_READ for n in lengths) == 60  # and a 2.6 kB last shard
     reads = fake_hub.requests(path=r"\.safetensors$")
     assert 61 < len(reads) <= 61 + 2  # the first (and at most one more) needed a second read; each of the 60 did
+    ranges: dict[str, list[str]] = {}
+    for r in reads:
+        ranges.setdefault(r.path, []).append(r.range)
+    twice = [rs for rs in ranges.values() if len(rs) == 2]
+    # a second read asks for the rest of the header only, not again for what the first one read
+    assert twice and all(rs[0] == f"bytes=0-{hubmod.FIRST_READ - 1}" and rs[1].startswith(f"bytes={hubmod.FIRST_READ}-")
+                         for rs in twice), twice
     assert fake_hub.count(path="^/api/models/") == 1
     assert sum(t.nbytes for _, ts in repo.safetensors.values() for t in ts) > 1e12  # a trillion-parameter checkpoint
 

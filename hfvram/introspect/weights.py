@@ -153,37 +153,66 @@ def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | Non
     names = {t.name for t in tensors}
     bnb = {n.split(".quant_state.bitsandbytes__")[0] for n in names if ".quant_state.bitsandbytes__" in n}
     shapes = {t.name: t.shape for t in tensors} if any(n.endswith(".q_weight") for n in names) else None
+    # Tensors by (name pattern, dtype, shape): names that differ only in layer/expert numbers share a pattern, so
+    # the rules run once per group. A giant's 90k-140k tensors fall into under a hundred groups (95 in DeepSeek-V3,
+    # 91 in Kimi-K2: their fixtures); this pass is the only work done per tensor for most of them.
+    groups: dict[tuple, list[Tensor]] = {}
+    for t in tensors:
+        k = (t.name.encode("utf-8", "surrogatepass").translate(_DIGITS), t.dtype, t.shape)
+        g = groups.get(k)
+        if g is None:
+            groups[k] = [t]
+        else:
+            g.append(t)
     by_dtype: Counter[str] = Counter()
     comp_bytes: Counter[str] = Counter()
     comp_params: Counter[str] = Counter()
-    total_params = 0
-    memo = classify.__defaults__[0]  # classify's pattern memo, looked up here without a call per tensor
-    # logical_params by (name pattern, last name part, dtype, shape): without bitsandbytes states or EXL2 tensors its
-    # rules read only those, except NVFP4's U8 rule (a neighbour's name), so U8 tensors always take the call. A
-    # giant's 90k-140k tensors have under a hundred such keys (95 in DeepSeek-V3, 91 in Kimi-K2: their fixtures).
-    params_memo: dict | None = {} if not bnb and shapes is None else None
-    for t in tensors:
-        by_dtype[t.dtype] += t.nbytes
-        name = t.name
-        key = name.encode("utf-8", "surrogatepass").translate(_DIGITS)
-        comp = memo.get(key)
-        if comp is None:
-            comp = classify(name, num_layers)
-        elif comp != "vision" and comp != "mtp" and num_layers is not None and name.startswith(_LAYERED):
-            m = _LAYER_AT.match(name)  # classify's MTP rule, inline
-            idx = int(m.group(1)) if m is not None else layer_index(name)
-            if idx is not None and idx >= num_layers:
-                comp = "mtp"
-        comp_bytes[comp] += t.nbytes
-        if params_memo is not None and t.dtype != "U8":
-            pkey = (key, name.rpartition(".")[2], t.dtype, t.shape)
-            p = params_memo.get(pkey)
-            if p is None:
-                p = params_memo[pkey] = logical_params(t, names, quant_bits, bnb, shapes)
+    # logical_params reads only a tensor's name pattern, last name part, dtype and shape, except with bitsandbytes
+    # states or EXL2 tensors (neighbours' names and shapes) and NVFP4's U8 rule (a neighbour's name): those take
+    # the call per tensor.
+    per_tensor_params = bool(bnb) or shapes is not None
+    for (key, dtype, _shape), ts in groups.items():
+        first = ts[0].name
+        comp = classify(first, None)  # the rules by name pattern; the MTP rule (a layer number) is per tensor
+        nbytes = [t.nbytes for t in ts]
+        by_dtype[dtype] += sum(nbytes)
+        # which of them sit in a layer past the last one: DeepSeek-V3/R1 keep the MTP block as layer
+        # num_hidden_layers (classify's rule)
+        past = None
+        if comp != "vision" and comp != "mtp" and num_layers is not None and first.startswith(_LAYERED):
+            m = _LAYER_AT.match(first)
+            if m is not None:
+                # one pattern: every name of the group has its layer number's digits where the first has them
+                s, e = m.span(1)
+                past = [int(t.name[s:e]) >= num_layers for t in ts]
+            else:
+                past = [(i := layer_index(t.name)) is not None and i >= num_layers for t in ts]
+            if not any(past):
+                past = None
+        if past is None:
+            comp_bytes[comp] += sum(nbytes)
         else:
-            p = logical_params(t, names, quant_bits, bnb, shapes)
-        comp_params[comp] += p
-        total_params += p
+            for n, is_mtp in zip(nbytes, past):
+                comp_bytes["mtp" if is_mtp else comp] += n
+        if per_tensor_params or dtype == "U8":
+            params = [logical_params(t, names, quant_bits, bnb, shapes) for t in ts]
+        elif b"#" not in key.rpartition(b".")[2]:
+            params = [logical_params(ts[0], names, quant_bits, bnb, shapes)] * len(ts)
+        else:  # the last name part has numbers (`w1`, `w2`, `mul1`): the rules may tell them apart
+            memo: dict[str, int] = {}
+            params = []
+            for t in ts:
+                last = t.name.rpartition(".")[2]
+                p = memo.get(last)
+                if p is None:
+                    p = memo[last] = logical_params(t, names, quant_bits, bnb, shapes)
+                params.append(p)
+        if past is None:
+            comp_params[comp] += sum(params)
+        else:
+            for p, is_mtp in zip(params, past):
+                comp_params["mtp" if is_mtp else comp] += p
+    total_params = sum(comp_params.values())
     facts.bytes = sum(by_dtype.values())
     facts.by_dtype = dict(sorted(by_dtype.items(), key=lambda kv: -kv[1]))
     facts.tensor_count = len(tensors)

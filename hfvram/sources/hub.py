@@ -580,10 +580,10 @@ class HubSource:
         what = f"{repo_id}: {path}"
         url, headers = self._url(repo_id, sha, path), self._headers()
         if first_read is not None:
-            body = first_read
+            body, asked = first_read, FIRST_READ  # (what `_guess` asks for)
         else:
-            first = max(FIRST_READ, min(8 + repo_total[1] * 5 // 4, FIRST_READ_MAX))
-            body, _ = _ranged(url, headers, budget, what, 0, first)
+            asked = max(FIRST_READ, min(8 + repo_total[1] * 5 // 4, FIRST_READ_MAX))
+            body, _ = _ranged(url, headers, budget, what, 0, asked)
         n = header_length(body[:8], what)
         if size is not None and 8 + n > size:
             raise MalformedInput(f"{what}: header claims {n:,} bytes but the file has {size:,}")
@@ -595,8 +595,11 @@ class HubSource:
                                      f"bytes, the most hfvram reads for one repo")
         if 8 + n <= len(body):
             raw = body[8:8 + n]
-        else:
-            raw, _ = _ranged(url, headers, budget, what, 8, 8 + n)
+        elif len(body) < asked:  # the file ends inside its header
+            raw = body[8:]
+        else:  # the rest of the header: a Kimi-K2 shard's 296 kB header is read as 100 kB, then 196 kB
+            rest, _ = _ranged(url, headers, budget, what, len(body), 8 + n)
+            raw = body[8:] + rest
         if len(raw) < n:
             raise MalformedInput(f"{what}: the header was cut short ({len(raw):,} of {n:,} bytes)")
         raw = bytes(raw[:n])
