@@ -449,3 +449,38 @@ def test_cli_gpu_table_and_json_estimates(cli):
     assert d["estimates"]["llamacpp"]["vs_transformers"] < 0 and d["estimates"]["exllamav2"]["vs_transformers"] < 0
     assert set(d["projections"]) == {"16384", "32768", "131072"}
     assert d["projections"]["131072"]["beyond_max_context"] is True
+
+
+def test_the_slack_search_answers_what_bisection_answers_in_fewer_trials():
+    """largest_with_slack finds the same largest context as bisecting `slack >= 0` for lines, staircases (pages of
+    16-256 tokens) and cliffs, in at most 5 trials for a line over [1, 131072] whose answer lies more than 512 tokens
+    from the ends (bisection: 19), and never more than about twice bisection's trials."""
+    import random
+
+    from hfvram.estimate.base import largest_fitting, largest_with_slack
+
+    rng = random.Random(7)
+    worst = 0
+    for case in range(3000):
+        low, high = rng.choice([(1, 131072), (1, 4096), (1, 1 << 20), (0, 61)])
+        cross = rng.randint(low - 2, high + 2)
+        kind = case % 3
+        page = rng.choice([1, 16, 32, 256])
+        cliff = rng.randint(low, high)
+
+        def slack(c, cross=cross, kind=kind, page=page, cliff=cliff):
+            if kind == 0:  # a line: bytes per token
+                return (cross - c) * 131072.0
+            if kind == 1:  # a staircase: the context padded to a page
+                padded = -(-c // page) * page
+                return (-(-cross // page) * page - padded) * 1000.0 + 0.5
+            return (cross - c) * 10.0 - (1e9 if c > cliff else 0)  # a cliff: something stops fitting at once
+
+        trials = []
+        counted = lambda c: trials.append(c) or slack(c)  # noqa: E731
+        got = largest_with_slack(counted, low, high)
+        assert got == largest_fitting(lambda c: slack(c) >= 0, low, high), (case, low, high, cross)
+        if kind == 0 and low + 512 < cross < high - 512:  # (closer: bisection, see _STEP_WIDTH)
+            assert len(trials) <= 5, (cross, trials)
+        worst = max(worst, len(trials))
+    assert worst <= 2 * math.ceil(math.log2(1 << 20)) + 2  # bisection: the two ends and log2(width)

@@ -104,9 +104,7 @@ def estimate_one(name: str, model: Model, settings: Settings, max_context: bool 
                 return at_context
             return module(name).estimate(model, settings.with_context(c)).per_gpu_bytes
 
-        fit_allocating(est, settings, model, need_at)
-        if not max_context:
-            est.max_context = None
+        fit_allocating(est, settings, model, need_at, search=max_context)
     if gpu is not None and max_context and est.max_context:
         est.max_context = _verified_max_context(name, model, settings, est.max_context)
     if gpu is not None and est.fits is not None:

@@ -30,6 +30,7 @@ to that tree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import field, replace
 from typing import Callable
 
@@ -38,7 +39,7 @@ from ..record import record
 from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, SlidingWindow
 from ..units import GiB, MiB
 from .base import CUDA_CONTEXT_BYTES, Estimate, Settings, context_ceiling, engine_info, largest_fitting, \
-    rider_bytes, state_per_gpu
+    largest_with_slack, rider_bytes, state_per_gpu
 from .gguf import KV_CACHE_TYPES  # cache element sizes of --cache-type-k/-v (ggml type traits)
 from .model import Model
 
@@ -526,9 +527,10 @@ def estimate(model: Model, s: Settings, prof: Profile = LLAMACPP) -> Estimate:
         differs from this estimate's layout is taken as KV cache."""
         return bands.high(prof.name, {**base, "kv_cache": base.get("kv_cache", 0) + need_ - at0}, s.tp)
 
-    def fits(lay_: Layout) -> bool:
-        gpu_ok = allowed is None or high(gpu_need(lay_)) + margin <= allowed
-        return gpu_ok and (ram is None or lay_.host_bytes <= ram)
+    def slack(lay_: Layout) -> float:
+        """Bytes to spare on the GPU (at the high end) and in host RAM, the smaller (>= 0: it fits)."""
+        gpu = math.inf if allowed is None else allowed - (high(gpu_need(lay_)) + margin)
+        return min(gpu, math.inf if ram is None else ram - lay_.host_bytes)
 
     need = gpu_need(lay)
     need_high = high(need)
@@ -548,7 +550,7 @@ def estimate(model: Model, s: Settings, prof: Profile = LLAMACPP) -> Estimate:
         est.fit_reason = (f"needs {_gib(lay.host_bytes)} of host RAM, {_gib(ram)} given (--ram): "
                           f"{_gib(lay.host_bytes - ram)} short")
     ceiling = context_ceiling(model, replace(s, context=context))
-    est.max_context = largest_fitting(lambda c: fits(at(c)), 1, ceiling)
+    est.max_context = largest_with_slack(lambda c: slack(at(c)), 1, ceiling)
     if prof.auto_layers and not gpu_ok and allowed is not None and s.gpu_layers is None and s.n_cpu_moe is None:
         placed = auto_placement(model, lambda gl, cm: at(context, gl, cm), gpu_need, allowed - margin)
         if placed is not None:

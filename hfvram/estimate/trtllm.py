@@ -29,7 +29,7 @@ from ..specs import MLA, FullAttention, LayerSpec, SlidingWindow
 from ..units import fmt_bytes
 from .base import (
     CUDA_CONTEXT_BYTES, GiB, KV_BYTES, Estimate, Settings, allowed_note, ceil_div, engine_info, fitted,
-    largest_fitting, per_token_per_gpu, spec_tokens, stage_layers, state_per_gpu,
+    largest_with_slack, per_token_per_gpu, spec_tokens, stage_layers, state_per_gpu,
 )
 from . import bands
 from .model import Model
@@ -157,9 +157,15 @@ def kv_per_sequence(model: Model, s: Settings, layers, context: int) -> float:
 
 def fits_pool(model: Model, s: Settings, layers, context: int, pool: float) -> bool:
     """Every window group's equal share of the pool must hold `batch` sequences (VSWA); one group: the whole pool."""
+    return pool_slack(model, s, layers, context, pool) >= 0
+
+
+def pool_slack(model: Model, s: Settings, layers, context: int, pool: float) -> float:
+    """The bytes the tightest window group's share of the pool has to spare (>= 0: `fits_pool`)."""
     groups = window_groups(model, s, layers)
     share = pool / max(1, len(groups))
-    return all(s.batch * group_bytes(model, s, members, context) <= share for members in groups.values())
+    return min((share - s.batch * group_bytes(model, s, members, context) for members in groups.values()),
+               default=math.inf)
 
 
 def comm_bytes(s: Settings) -> int:
@@ -321,7 +327,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
                               + (f" in {shares} equal shares, one per window size" if shares > 1 else
                                  f": {fmt_bytes(kv - pool)} short"))
     ceiling = max(s.context, model.max_position or s.context)
-    est.max_context = largest_fitting(lambda c: fits_pool(model, s, layers, c, pool_safe), 1, ceiling) \
+    est.max_context = largest_with_slack(lambda c: pool_slack(model, s, layers, c, pool_safe), 1, ceiling) \
         if pool_safe > 0 and within else None
     return est
 
