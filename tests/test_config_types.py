@@ -64,15 +64,33 @@ def test_every_listed_fixture_reads_the_same_both_ways():
     assert fast >= 120
 
 
-def test_an_unstated_class_default_is_read_through_transformers():
+def test_an_unstated_class_default_is_the_classs_default(monkeypatch):
+    """A config that leaves out a key the class has a default for takes the default the table holds, which is the
+    class's (read through transformers to compare); with another transformers release installed, whose default may
+    differ, it is read through the class."""
+    from hfvram.introspect import derived
+
     repo = load_fixture(ROOT / "fixtures" / "Qwen--Qwen3-8B")[0]
     raw = json.loads(repo.texts["config.json"])
     assert cfg.reads_without_transformers(raw)
     del raw["head_dim"]  # Qwen3Config's default is 128, not hidden_size / heads (4096 / 32 = 128 here too)
     raw["hidden_size"] = 5120
+    assert TABLE["types"]["qwen3"]["defaults"]["head_dim"] == 128
+    assert cfg.reads_without_transformers(raw)
+    top, text, reader = cfg.load(raw)
+    assert reader == "transformers" and top.obj is None and text.int("head_dim") == 128  # not 5120 / 32 = 160
+    assert "head_dim" not in raw  # the config itself is left as it was
+    cfg.FAST_PATH_OFF = True
+    try:
+        assert cfg.load(raw)[1].int("head_dim") == 128  # what the class says
+    finally:
+        cfg.FAST_PATH_OFF = False
+    monkeypatch.setattr(derived, "transformers_version", lambda: "4.0.0")
     assert not cfg.reads_without_transformers(raw)
     top, text, reader = cfg.load(raw)
-    assert reader == "transformers" and text.int("head_dim") == 128  # the class default, not 5120 / 32 = 160
+    assert reader == "transformers" and top.obj is not None and text.int("head_dim") == 128
+    raw["head_dim"] = 128
+    assert cfg.reads_without_transformers(raw)  # every key stated: any release reads it so
     raw.pop("model_type")
     assert not cfg.reads_without_transformers(raw)
     moe = json.loads(load_fixture(ROOT / "fixtures" / "Qwen--Qwen3-30B-A3B")[0].texts["config.json"])
@@ -81,6 +99,17 @@ def test_an_unstated_class_default_is_read_through_transformers():
     assert cfg.reads_without_transformers(moe)
     del moe["num_local_experts"]
     assert not cfg.reads_without_transformers(moe)
+
+
+def test_a_type_listed_without_defaults_reads_an_incomplete_config_through_the_class():
+    """Llama's fixtures that state every key read the same both ways; one that leaves keys out read differently with
+    the class defaults (tools/config_types.py), so the table holds no defaults for it."""
+    assert TABLE["types"]["llama"]["defaults"] == {} and TABLE["types"]["llama"]["required"]
+    raw = json.loads(load_fixture(ROOT / "fixtures" / "meta-llama--Meta-Llama-3-8B")[0].texts["config.json"])
+    assert cfg.reads_without_transformers(raw)
+    del raw["max_position_embeddings"]
+    assert not cfg.reads_without_transformers(raw)
+    assert cfg.load(raw)[0].int("max_position_embeddings") == 2048  # LlamaConfig's default
 
 
 def test_a_type_transformers_does_not_know_is_known_without_it(monkeypatch):

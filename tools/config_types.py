@@ -10,11 +10,14 @@ finds which, from the bundled fixtures (real Hub configs):
 - a model type is listed when every fixture of that type gives the same ModelFacts (architecture, per-layer specs,
   weights, parameters) read both ways;
 - for each listed type, `required` names the keys the introspector reads (on any fixture) whose value would
-  otherwise come from a default of the transformers class (a non-None default of its `__init__` parameter):
-  a config that leaves one of them out (under every name the class's attribute_map gives it) is read through
-  transformers, as before, since only the class knows its default (Qwen3Config's head_dim 128, LlamaConfig's
-  max_position_embeddings 2048). `text_required` does the same
-  for a composite's text sub-config (`sub_configs["text_config"]`).
+  otherwise come from a default of the transformers class (a non-None default of its `__init__` parameter), and
+  `defaults` those defaults (Qwen3Config's head_dim 128, LlamaConfig's max_position_embeddings 2048): a config that
+  leaves one of them out (under every name the class's attribute_map gives it) takes the default, with the release
+  of transformers the table was written with installed; with another release, or a default JSON cannot hold, it is
+  read through transformers. `text_required` and `text_defaults` do the same for a composite's text sub-config
+  (`sub_configs["text_config"]`);
+- fixtures that leave keys out are read with those defaults: a type whose fixtures then differ from the class is
+  listed without defaults (its fixtures that state every key still read the same both ways), or not at all.
 
 tests/test_config_types.py re-checks every fixture both ways, so the list cannot drift from the code.
 """
@@ -96,6 +99,21 @@ def class_defaults(cls) -> set[str]:
     return out
 
 
+def json_defaults(cls, keys: set[str]) -> dict:
+    """The `__init__` default of each of `keys` that JSON holds as it is (numbers, strings, booleans, lists and maps
+    of them): what `from_dict` would set for a config that leaves the key out."""
+    params = inspect.signature(cls.__init__).parameters
+    out = {}
+    for k in sorted(keys):
+        value = params[k].default
+        try:
+            if json.loads(json.dumps(value)) == value and type(json.loads(json.dumps(value))) is type(value):
+                out[k] = value
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
 def canonical(cls, keys: set[str]) -> list[list[str]]:
     """Each key with the names from_dict takes for it (the class's attribute_map, both ways): DeepseekV3Config's
     num_mtp_layers is stated as num_nextn_predict_layers, Qwen3MoeConfig's num_local_experts as num_experts. A key is
@@ -118,31 +136,73 @@ def main() -> int:
         mt = raw.get("model_type")
         if not isinstance(mt, str) or mt not in CONFIG_MAPPING:
             continue
-        entry = types.setdefault(mt, {"runs": [], "accessed": set()})
+        entry = types.setdefault(mt, {"repos": [], "slow": {}, "accessed": set()})
         try:
-            slow, fast, accessed = read_both(repo)
-            same = slow.arch.config_reader == "transformers" and comparable(slow) == comparable(fast)
+            slow, _, accessed = read_both(repo)
         except Exception as exc:  # noqa: BLE001 - unreadable one way or the other
-            accessed, same = set(), f"{type(exc).__name__}: {exc}"
+            slow, accessed = exc, set()
         entry["accessed"] |= accessed
-        entry["runs"].append((repo.id, raw, same))
+        entry["repos"].append(repo)
+        entry["slow"][repo.id] = slow
     # every key the introspector reads on any fixture (not only this type's: a branch this type's fixtures never
     # took, say Qwen3's sliding window when use_sliding_window is true, reads keys of its own)
     accessed = set().union(*(entry["accessed"] for entry in types.values()))
-    listed = {}
+    candidates = {}
     for mt, entry in sorted(types.items()):
         cls = CONFIG_MAPPING[mt]
-        required = canonical(cls, accessed & class_defaults(cls))
+        keys = accessed & class_defaults(cls)
         text_cls = (getattr(cls, "sub_configs", None) or {}).get("text_config")
-        text_required = canonical(text_cls, accessed & class_defaults(text_cls)) if inspect.isclass(text_cls) else []
-        # a fixture that leaves out a required key is read through transformers anyway: it does not count
-        fast_read = [(rid, same) for rid, raw, same in entry["runs"] if cfg.states_all(raw, required, text_required)]
-        differ = [rid for rid, same in fast_read if same is not True]
-        if not fast_read or differ:
-            why = f"its fixtures differ read raw: {', '.join(differ)}" if differ else "no fixture states its keys"
+        text_keys = accessed & class_defaults(text_cls) if inspect.isclass(text_cls) else set()
+        candidates[mt] = {"required": canonical(cls, keys), "text_required": canonical(text_cls, text_keys)
+                          if text_keys else [], "defaults": json_defaults(cls, keys),
+                          "text_defaults": json_defaults(text_cls, text_keys) if text_keys else {}}
+    # Each fixture read again without transformers, the table as it would be written: a key it leaves out takes the
+    # class default the table holds; the facts must be the class's.
+    table = {"transformers_version": transformers.__version__, "types": candidates}
+    listed = {}
+    for mt, entry in sorted(types.items()):
+        differ, fixtures, unread, defaulted = [], [], 0, []
+        for repo in entry["repos"]:
+            saved_types, saved = cfg._TYPES, cfg._TRANSFORMERS
+            cfg._TYPES, cfg._TRANSFORMERS = table, False
+            try:
+                raw = json.loads(repo.texts["config.json"])
+                if not cfg.reads_without_transformers(raw):
+                    unread += 1  # a default JSON cannot hold: read through transformers anyway, it does not count
+                    continue
+                from hfvram.introspect import _derive
+
+                fast = _derive(repo)
+            except Exception as exc:  # noqa: BLE001
+                fast = exc
+            finally:
+                cfg._TYPES, cfg._TRANSFORMERS = saved_types, saved
+            slow = entry["slow"][repo.id]
+            same = not (isinstance(fast, Exception) or isinstance(slow, Exception) or
+                        slow.arch.config_reader != "transformers" or comparable(slow) != comparable(fast))
+            c = candidates[mt]
+            if cfg.states_all(raw, c["required"], c["text_required"]):
+                fixtures.append(repo.id)
+                if not same:
+                    differ.append(repo.id)
+            else:
+                defaulted.append((repo.id, same))
+        if not fixtures and defaulted and all(same for _, same in defaulted):
+            fixtures = [rid for rid, _ in defaulted]
+            defaulted = []
+        if not fixtures or differ:
+            why = f"its fixtures differ read raw: {', '.join(differ)}" if differ else \
+                f"its fixtures differ read raw with the class defaults: {', '.join(r for r, s in defaulted if not s)}"
             print(f"{mt}: read through transformers ({why})")
             continue
-        listed[mt] = {"fixtures": [rid for rid, _ in fast_read], "required": required, "text_required": text_required}
+        entry_out = {"fixtures": fixtures, **candidates[mt]}
+        if any(not same for _, same in defaulted):
+            # stated, it reads as the class reads it; with the class's defaults it did not: no defaults then
+            print(f"{mt}: listed, its defaults not ({', '.join(r for r, s in defaulted if not s)} differ with them)")
+            entry_out["defaults"], entry_out["text_defaults"] = {}, {}
+        else:
+            entry_out["fixtures"] += [rid for rid, _ in defaulted]
+        listed[mt] = entry_out
     OUT.write_text(json.dumps({
         "generated_by": "python tools/config_types.py",
         "transformers_version": transformers.__version__,

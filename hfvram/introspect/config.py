@@ -124,9 +124,10 @@ class View:
 TEXT_CONFIG_KEYS = ("text_config", "language_config", "llm_config", "text_model", "decoder")
 
 
-# Model types whose raw reading gives the facts their transformers class gives, with the keys a config must state
-# for that to hold (hfvram/data/config_types.json, written by tools/config_types.py from the bundled fixtures and
-# re-checked by tests/test_config_types.py). Such a config is read without importing transformers (~1.6 s).
+# Model types whose raw reading gives the facts their transformers class gives, with the keys whose value would
+# otherwise be a class default, and those defaults (hfvram/data/config_types.json, written by tools/config_types.py
+# from the bundled fixtures and the installed transformers, re-checked by tests/test_config_types.py). Such a config
+# is read without importing transformers (~1.6 s).
 FAST_PATH_OFF = False  # the tool and the tests switch it off to read through transformers and compare
 _TYPES: dict | None = None
 
@@ -187,10 +188,44 @@ def _mapping_source() -> str | None:
 
 def reads_without_transformers(raw: dict) -> bool:
     """Whether `raw` is read as its transformers class would read it without importing the class: its model type
-    is listed and it states every key whose value would otherwise be a class default."""
+    is listed, and every key whose value would otherwise be a class default is stated or has that default in the
+    table (which holds only for the transformers release the table was written with)."""
+    return _listed_reading(raw) is not None
+
+
+def _listed_reading(raw: dict) -> tuple[dict, dict] | None:
+    """(the config, its text section), each with the class defaults of the keys it leaves out, for a config of a
+    listed model type; None when it is not one, or leaves out a key whose default the table cannot give."""
     model_type = raw.get("model_type")
     entry = _config_types().get(model_type) if isinstance(model_type, str) and not FAST_PATH_OFF else None
-    return entry is not None and states_all(raw, entry["required"], entry["text_required"])
+    if entry is None:
+        return None
+    if states_all(raw, entry["required"], entry["text_required"]):
+        return raw, text_section(raw)
+    from .derived import transformers_version
+
+    if _table().get("transformers_version") != transformers_version():
+        return None  # another release's class may default otherwise: only it can say
+    top = with_defaults(raw, entry["required"], entry.get("defaults", {}))
+    text = with_defaults(text_section(top), entry["text_required"], entry.get("text_defaults", {})) \
+        if top is not None else None
+    return None if text is None else (top, text)
+
+
+def with_defaults(raw: dict, required: list[list[str]], defaults: dict) -> dict | None:
+    """`raw` with the default of each required key it leaves out (under every one of its names), or None when one
+    has no default in `defaults` (a value JSON cannot hold, or none in the class)."""
+    out = raw
+    for names in required:
+        if any(k in raw for k in names):
+            continue
+        name = next((k for k in names if k in defaults), None)
+        if name is None:
+            return None
+        if out is raw:
+            out = dict(raw)
+        out[name] = defaults[name]
+    return out
 
 
 def states_all(raw: dict, required: list[list[str]], text_required: list[list[str]]) -> bool:
@@ -219,7 +254,8 @@ def load(raw: dict) -> tuple[View, View, str]:
     model_type = raw.get("model_type")
     how = reader(raw)
     if how == "listed":
-        return View(None, raw), View(None, text_section(raw)), "transformers"
+        top, text = _listed_reading(raw)
+        return View(None, top), View(None, text), "transformers"
     if how == "raw":
         return View(None, raw), View(None, text_section(raw)), "raw"
     mapping = _config_mapping()
