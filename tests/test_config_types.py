@@ -192,3 +192,18 @@ def test_configs_read_on_many_threads_let_no_transformers_warning_through():
     finally:
         warnings.showwarning = original
     assert shown == ["a warning of our own still shows"]
+
+
+def test_reading_a_config_through_its_class_leaves_the_json_as_it_was():
+    """The facts keep the config as the repo gives it: transformers' Qwen3.5 class sets vision_config's model_type
+    to "qwen3_5_vision" in the dict it is given, which was the config's own sub-dict."""
+    import copy
+
+    raw = json.loads(load_fixture(ROOT / "fixtures" / "Qwen--Qwen3.5-9B")[0].texts["config.json"])
+    before = copy.deepcopy(raw)
+    cfg.FAST_PATH_OFF = True
+    try:
+        top, _, reader = cfg.load(raw)
+    finally:
+        cfg.FAST_PATH_OFF = False
+    assert top.obj is not None and raw == before and raw["vision_config"]["model_type"] == "qwen3_5"

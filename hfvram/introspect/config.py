@@ -10,6 +10,7 @@ Meta's original format (`params.json`, no config.json) is mapped onto the same n
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -88,11 +89,13 @@ def parse_json(text: str, what: str) -> dict:
 
 class View:
     """Attribute lookup over a transformers config object (defaults and attribute maps) with the raw JSON dict
-    as fallback."""
+    as fallback; without the object, `defaults` stands for the class's defaults of the keys the JSON leaves out
+    (hfvram/data/config_types.json). `raw` is the JSON as given."""
 
-    def __init__(self, obj: Any, raw: dict):
+    def __init__(self, obj: Any, raw: dict, defaults: dict | None = None):
         self.obj = obj
         self.raw = raw
+        self.defaults = defaults or {}
 
     def get(self, *names: str, default: Any = None) -> Any:
         for name in names:
@@ -104,6 +107,8 @@ class View:
                     value = None
             if value is None:
                 value = self.raw.get(name)
+            if value is None:
+                value = self.defaults.get(name)
             if value is not None:
                 return value
         return default
@@ -194,36 +199,37 @@ def reads_without_transformers(raw: dict) -> bool:
 
 
 def _listed_reading(raw: dict) -> tuple[dict, dict] | None:
-    """(the config, its text section), each with the class defaults of the keys it leaves out, for a config of a
-    listed model type; None when it is not one, or leaves out a key whose default the table cannot give."""
+    """(class defaults of the keys the config leaves out, the same for its text section) for a config of a listed
+    model type; None when it is not one, or leaves out a key whose default the table cannot give."""
     model_type = raw.get("model_type")
     entry = _config_types().get(model_type) if isinstance(model_type, str) and not FAST_PATH_OFF else None
     if entry is None:
         return None
     if states_all(raw, entry["required"], entry["text_required"]):
-        return raw, text_section(raw)
+        return {}, {}
     from .derived import transformers_version
 
     if _table().get("transformers_version") != transformers_version():
         return None  # another release's class may default otherwise: only it can say
-    top = with_defaults(raw, entry["required"], entry.get("defaults", {}))
-    text = with_defaults(text_section(top), entry["text_required"], entry.get("text_defaults", {})) \
-        if top is not None else None
+    top = unstated_defaults(raw, entry["required"], entry.get("defaults", {}))
+    if top is None:
+        return None
+    # a flat config's text section is the config itself: its defaults are the class's
+    text = unstated_defaults(text_section(raw), entry["text_required"], entry.get("text_defaults", {})) \
+        if text_section(raw) is not raw else top
     return None if text is None else (top, text)
 
 
-def with_defaults(raw: dict, required: list[list[str]], defaults: dict) -> dict | None:
-    """`raw` with the default of each required key it leaves out (under every one of its names), or None when one
-    has no default in `defaults` (a value JSON cannot hold, or none in the class)."""
-    out = raw
+def unstated_defaults(raw: dict, required: list[list[str]], defaults: dict) -> dict | None:
+    """The default of each required key `raw` leaves out (under every one of its names), or None when one has no
+    default in `defaults` (a value JSON cannot hold, or none in the class)."""
+    out = {}
     for names in required:
         if any(k in raw for k in names):
             continue
         name = next((k for k in names if k in defaults), None)
         if name is None:
             return None
-        if out is raw:
-            out = dict(raw)
         out[name] = defaults[name]
     return out
 
@@ -255,7 +261,7 @@ def load(raw: dict) -> tuple[View, View, str]:
     how = reader(raw)
     if how == "listed":
         top, text = _listed_reading(raw)
-        return View(None, top), View(None, text), "transformers"
+        return View(None, raw, top), View(None, text_section(raw), text), "transformers"
     if how == "raw":
         return View(None, raw), View(None, text_section(raw)), "raw"
     mapping = _config_mapping()
@@ -263,7 +269,9 @@ def load(raw: dict) -> tuple[View, View, str]:
         try:
             with _WARNINGS_LOCK, warnings.catch_warnings(), _quiet_transformers():
                 warnings.simplefilter("ignore")
-                config = mapping[model_type].from_dict(dict(raw))
+                # a deep copy: the class sets keys in the sub-config dicts it is given (Qwen3.5's vision_config
+                # model_type "qwen3_5" became "qwen3_5_vision" in the config the facts keep)
+                config = mapping[model_type].from_dict(copy.deepcopy(raw))
                 text = _text_config(config, raw)
             top = View(config, raw)
             return top, View(text, text_section(raw) if text is not config else raw), "transformers"
