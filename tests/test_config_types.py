@@ -42,11 +42,13 @@ def listed_fixtures():
 def test_the_table_names_the_common_model_types():
     types = TABLE["types"]
     common = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "phi3", "gpt_oss", "deepseek_v2",
-              "deepseek_v3"}
+              "deepseek_v3", "gemma", "gemma2", "gpt2", "bert", "mamba"}
     assert common <= set(types)
-    # types whose raw reading differs from their class are not listed (Gemma-2's derived layer_types, Falcon's
-    # attribute defaults, LLaVA's text-config defaults)
-    assert not {"gemma2", "falcon", "llava", "bloom"} & set(types)
+    # types whose raw reading differs from their class are not listed (Falcon's attribute defaults, LLaVA's
+    # text-config defaults, Gemma-3's text config that leaves its sizes to the class)
+    assert not {"falcon", "llava", "bloom", "gemma3"} & set(types)
+    # Gemma-2 configs give no layer_types: the class alternates sliding and full layers, and so does the raw reading
+    assert "layer_types" not in json.loads((ROOT / "fixtures" / "google--gemma-2-9b-it" / "config.json").read_text())
     assert ["head_dim"] in types["qwen3"]["required"] and ["max_position_embeddings"] in types["llama"]["required"]
     # a key the class's attribute_map renames counts under either name (Qwen3-MoE configs say num_experts)
     assert ["num_experts", "num_local_experts"] in types["qwen3_moe"]["required"]

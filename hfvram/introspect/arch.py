@@ -274,6 +274,9 @@ def _kinds(names, where: str, notes: list[str]) -> list[str]:
     return out
 
 
+_CLASS_PERIOD = {"gemma2": 2, "gemma3": 6, "gemma3_text": 6}
+
+
 def _layer_kinds(text: View, model_type, n: int, notes: list[str] | None = None) -> list[str]:
     notes = [] if notes is None else notes
     if n <= 0:
@@ -306,8 +309,10 @@ def _layer_kinds(text: View, model_type, n: int, notes: list[str] | None = None)
     if interval and text.has("linear_num_value_heads"):
         return ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n)]
 
-    # Gemma-2/3, Cohere2 style patterns when layer_types is absent.
-    swp = text.int("sliding_window_pattern", "sliding_window_period")
+    # Gemma-2/3, Cohere2 style patterns when layer_types is absent; a config that gives no period has its class's:
+    # transformers' Gemma2Config alternates (`(i + 1) % 2`, configuration_gemma2.py __post_init__), Gemma3TextConfig
+    # takes sliding_window_pattern 6 (configuration_gemma3.py).
+    swp = text.int("sliding_window_pattern", "sliding_window_period") or _CLASS_PERIOD.get(model_type)
     if swp and text.has("sliding_window"):
         return ["full_attention" if (i + 1) % swp == 0 else "sliding_attention" for i in range(n)]
 
