@@ -42,11 +42,11 @@ def listed_fixtures():
 def test_the_table_names_the_common_model_types():
     types = TABLE["types"]
     common = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "phi3", "gpt_oss", "deepseek_v2",
-              "deepseek_v3", "gemma", "gemma2", "gpt2", "bert", "mamba"}
+              "deepseek_v3", "gemma", "gemma2", "gemma3", "gpt2", "bert", "mamba", "falcon", "llama4", "bloom", "lfm2"}
     assert common <= set(types)
-    # types whose raw reading differs from their class are not listed (Falcon's attribute defaults, LLaVA's
-    # text-config defaults, Gemma-3's text config that leaves its sizes to the class)
-    assert not {"falcon", "llava", "bloom", "gemma3"} & set(types)
+    # types whose raw reading differs from their class are not listed (LLaVA's, Fuyu's and Qwen2-Audio's text
+    # configs that leave their sizes to the class's sub-config defaults)
+    assert not {"llava", "fuyu", "qwen2_audio"} & set(types)
     # Gemma-2 configs give no layer_types: the class alternates sliding and full layers, and so does the raw reading
     assert "layer_types" not in json.loads((ROOT / "fixtures" / "google--gemma-2-9b-it" / "config.json").read_text())
     assert ["head_dim"] in types["qwen3"]["required"] and ["max_position_embeddings"] in types["llama"]["required"]
@@ -103,15 +103,25 @@ def test_an_unstated_class_default_is_the_classs_default(monkeypatch):
     assert not cfg.reads_without_transformers(moe)
 
 
-def test_a_type_listed_without_defaults_reads_an_incomplete_config_through_the_class():
-    """Llama's fixtures that state every key read the same both ways; one that leaves keys out read differently with
-    the class defaults (tools/config_types.py), so the table holds no defaults for it."""
-    assert TABLE["types"]["llama"]["defaults"] == {} and TABLE["types"]["llama"]["required"]
+def test_a_type_listed_without_defaults_reads_an_incomplete_config_through_the_class(monkeypatch):
+    """tools/config_types.py lists a type without its defaults when a fixture that leaves keys out reads otherwise
+    with them: such a config is then read through the class. With them (Llama's, today), it is not, and reads the
+    same: LlamaConfig's max_position_embeddings 2048."""
+    import copy
+
     raw = json.loads(load_fixture(ROOT / "fixtures" / "meta-llama--Meta-Llama-3-8B")[0].texts["config.json"])
     assert cfg.reads_without_transformers(raw)
     del raw["max_position_embeddings"]
+    assert cfg.reads_without_transformers(raw)
+    assert TABLE["types"]["llama"]["defaults"]["max_position_embeddings"] == 2048
+    top, _, _ = cfg.load(raw)
+    assert top.obj is None and top.int("max_position_embeddings") == 2048
+    table = copy.deepcopy(cfg._table())
+    table["types"]["llama"]["defaults"] = {}
+    monkeypatch.setattr(cfg, "_TYPES", table)
     assert not cfg.reads_without_transformers(raw)
-    assert cfg.load(raw)[0].int("max_position_embeddings") == 2048  # LlamaConfig's default
+    top, _, _ = cfg.load(raw)
+    assert top.obj is not None and top.int("max_position_embeddings") == 2048  # LlamaConfig's default
 
 
 def test_a_type_transformers_does_not_know_is_known_without_it(monkeypatch):
@@ -165,17 +175,18 @@ def test_a_cold_run_of_a_listed_type_imports_no_transformers(fake_hub, tmp_path,
 
 
 def test_configs_read_on_many_threads_let_no_transformers_warning_through():
-    """Gemma-3's config sets `rope_scaling`, whose setter warns (FutureWarning, transformers 5.x
+    """Gemma-3's config, read through its class, sets `rope_scaling`, whose setter warns (FutureWarning, transformers 5.x
     configuration_utils.py). `load` silences it; on a scan's 32 threads the silencing must not undo itself (the
     filters are process-wide), as it did: the warning reached a `scan --quiet`'s stderr."""
     import threading
     import warnings
 
     raw = json.loads(load_fixture(ROOT / "fixtures" / "google--gemma-3-4b-it")[0].texts["config.json"])
-    assert cfg.reader(raw) == "class" and "rope_scaling" in cfg.text_section(raw)
+    assert "rope_scaling" in cfg.text_section(raw)
     shown = []
     original = warnings.showwarning
     warnings.showwarning = lambda message, *a, **k: shown.append(str(message))
+    cfg.FAST_PATH_OFF = True  # through the class (Gemma-3 is read without it otherwise)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
@@ -193,6 +204,7 @@ def test_configs_read_on_many_threads_let_no_transformers_warning_through():
             warnings.warn("a warning of our own still shows", UserWarning)
     finally:
         warnings.showwarning = original
+        cfg.FAST_PATH_OFF = False
     assert shown == ["a warning of our own still shows"]
 
 
@@ -209,3 +221,12 @@ def test_reading_a_config_through_its_class_leaves_the_json_as_it_was():
     finally:
         cfg.FAST_PATH_OFF = False
     assert top.obj is not None and raw == before and raw["vision_config"]["model_type"] == "qwen3_5"
+
+
+def test_a_class_default_stands_behind_every_name_the_config_may_use():
+    """BLOOM's config names its width `n_embed` (BloomConfig takes it for hidden_size): the class's hidden_size
+    default (64) must not win over it. A default is used only once the config states none of the names."""
+    view = cfg.View(None, {"n_embed": 14336}, {"hidden_size": 64})
+    assert view.int("hidden_size", "n_embed") == 14336
+    assert view.int("hidden_size") == 64 and cfg.View(None, {}, {"hidden_size": 64}).int("hidden_size", "d") == 64
+    assert view.raw == {"n_embed": 14336}

@@ -56,7 +56,8 @@ def comparable(facts) -> dict:
 
 
 def read_both(repo):
-    """Facts through transformers (the fast path off) and through the raw reading, with the keys it read."""
+    """Facts through transformers (the fast path off) and through the raw reading (or what it raised), with the keys
+    it read."""
     from hfvram.introspect import _derive
 
     cfg.FAST_PATH_OFF = True
@@ -76,6 +77,8 @@ def read_both(repo):
     cfg.View.get = recording
     try:
         fast = _derive(repo)
+    except Exception as exc:  # noqa: BLE001 - a config the raw reading cannot take without the class's defaults
+        fast = exc  # (Gemma-3's text_config leaves its sizes to Gemma3TextConfig): the keys it read still count
     finally:
         cfg.View.get = original
         cfg._TRANSFORMERS = saved

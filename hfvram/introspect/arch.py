@@ -82,7 +82,7 @@ def build(top: View, text: View, reader: str) -> Architecture:
     top_type = top.get("model_type")
     notes: list[str] = []
 
-    hidden = text.int("hidden_size", "d_model", "n_embd", "dim", "model_dim")
+    hidden = text.int("hidden_size", "d_model", "n_embd", "dim", "model_dim", "n_embed")  # n_embed: BLOOM's
     heads = text.int("num_attention_heads", "n_head", "n_heads", "num_heads", "encoder_attention_heads")
     kv_heads = _kv_heads(text, heads)
     head_dim = text.int("head_dim", "attention_head_dim", "head_size", "kv_channels")
@@ -122,7 +122,9 @@ def build(top: View, text: View, reader: str) -> Architecture:
         num_kv_heads=_representative_kv_heads(layers, kv_heads),
         head_dim=head_dim,
         vocab_size=text.int("vocab_size", "padded_vocab_size", "n_vocab") or top.int("vocab_size"),
-        intermediate_size=text.int("intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", "decoder_ffn_dim"),
+        intermediate_size=text.int("intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", "decoder_ffn_dim")
+        # FalconConfig.__post_init__ (transformers 5.x configuration_falcon.py): ffn_hidden_size = 4 x hidden_size
+        or (4 * hidden if model_type == "falcon" and hidden else None),
         max_context=max_context(text, model_type),
         sliding_window=sliding if any(l.kind == "sliding_attention" for l in layers) else None,
         dtype=dtype_name(top.get("dtype", "torch_dtype") or text.get("dtype", "torch_dtype")),
@@ -302,6 +304,25 @@ def _layer_kinds(text: View, model_type, n: int, notes: list[str] | None = None)
     layer_types = text.get("layer_types")
     if isinstance(layer_types, list) and layer_types:
         kinds = _kinds([str(t) for t in layer_types[:n]], "layer_types", notes)
+        return kinds + [kinds[-1]] * max(0, n - len(kinds))
+
+    # Classes that derive layer_types when the config gives none (transformers 5.x, their __post_init__):
+    # - LFM2 (configuration_lfm2.py): full attention at full_attn_idxs (default: every layer), short convolutions
+    #   (no per-token cache) elsewhere;
+    # - Llama-4 (configuration_llama4.py Llama4TextConfig): no_rope_layers[i] 1 is a RoPE layer, chunked when
+    #   attention_chunk_size is set, 0 a NoPE layer with full attention; by default every no_rope_layer_interval-th
+    #   (4) layer is NoPE.
+    idxs = text.get("full_attn_idxs")
+    if model_type == "lfm2" and (idxs is None or isinstance(idxs, list)):
+        full = set(range(n)) if idxs is None else {i for i in idxs if isinstance(i, int)}
+        return ["full_attention" if i in full else "none" for i in range(n)]
+    if model_type in ("llama4", "llama4_text"):
+        flags = text.get("no_rope_layers")
+        if not isinstance(flags, list) or not flags:
+            interval = text.int("no_rope_layer_interval") or 4
+            flags = [int((i + 1) % interval != 0) for i in range(n)]
+        chunked = text.get("attention_chunk_size") is not None
+        kinds = ["chunked_attention" if f and chunked else "full_attention" for f in flags[:n]]
         return kinds + [kinds[-1]] * max(0, n - len(kinds))
 
     # Qwen3-Next without layer_types: every `full_attention_interval`-th layer is full attention.

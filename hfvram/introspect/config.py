@@ -107,8 +107,10 @@ class View:
                     value = None
             if value is None:
                 value = self.raw.get(name)
-            if value is None:
-                value = self.defaults.get(name)
+            if value is not None:
+                return value
+        for name in names:  # a class default only once the config states none of the names
+            value = self.defaults.get(name)
             if value is not None:
                 return value
         return default
