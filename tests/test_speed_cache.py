@@ -460,30 +460,41 @@ def test_the_weight_kind_from_the_listing_is_the_kind_weight_files_answers():
         assert weight_kind(files) == weight_files(files, {})[0] == kind
 
 
-def test_later_shards_read_a_long_header_in_one_request(fake_hub, tmp_path):
-    """Kimi-K2's headers are 293-296 kB (60 of 61), past the 100 kB first read: the first shard read takes two
-    requests, and the later ones, sized on it, one each (one at a time here, so every later read knows the first)."""
-    from hfvram.sources import cache
+def test_long_headers_are_read_in_as_few_requests_as_their_sizes_allow(fake_hub, tmp_path):
+    """A header longer than the first 100 kB read takes a second request for the rest only (a single-file GPTQ
+    checkpoint's 132 kB). Once one shard's header has shown that length, the later shards' first reads are sized on
+    it (MiniMax-M2.7: 47 shards without an index, one at a time here, so every later read knows the first). With an
+    index, the first reads are sized on its bytes per shard: Kimi-K2's 61 headers of 293-296 kB (60 of 61) take one
+    request each, all at once."""
     from hfvram.sources import hub as hubmod
-    from hfvram.sources.cache import unframe_bytes
     from hfvram.sources.hub import HubSource, limits
 
-    with limits():
-        repo = HubSource(cache=MetadataCache(tmp_path), max_workers=1).fetch("moonshotai/Kimi-K2-Instruct")
-    cache.flush()
-    lengths = [n for _, n in json.loads(unframe_bytes(next((tmp_path / "meta").rglob("*.json.gz")).read_bytes())
-                                        .partition(b"\n")[0])["headers"]]
-    assert len(repo.safetensors) == len(lengths) == 61 and hubmod.FIRST_READ < max(lengths) < hubmod.FIRST_READ_MAX
-    assert sum(n > hubmod.FIRST_READ for n in lengths) == 60  # and a 2.6 kB last shard
-    reads = fake_hub.requests(path=r"\.safetensors$")
-    assert 61 < len(reads) <= 61 + 2  # the first (and at most one more) needed a second read; each of the 60 did
-    ranges: dict[str, list[str]] = {}
-    for r in reads:
-        ranges.setdefault(r.path, []).append(r.range)
-    twice = [rs for rs in ranges.values() if len(rs) == 2]
-    # a second read asks for the rest of the header only, not again for what the first one read
-    assert twice and all(rs[0] == f"bytes=0-{hubmod.FIRST_READ - 1}" and rs[1].startswith(f"bytes={hubmod.FIRST_READ}-")
-                         for rs in twice), twice
+    def reads(rid, **kw):
+        fake_hub.reset()
+        with limits():
+            repo = HubSource(cache=MetadataCache(tmp_path / rid.replace("/", "--")), **kw).fetch(rid)
+        ranges: dict[str, list[str]] = {}
+        for r in fake_hub.requests(path=r"\.safetensors$"):
+            if r.status == 404:
+                continue  # the single-file guess made next to the model info
+            ranges.setdefault(r.path.rsplit("/", 1)[1], []).append(r.range)
+        return repo, ranges
+
+    repo, ranges = reads("Qwen/Qwen2.5-3B-Instruct-GPTQ-Int4")
+    n = len(fixture_repo("Qwen--Qwen2.5-3B-Instruct-GPTQ-Int4").header_bytes("model.safetensors")) - 8
+    assert n > hubmod.FIRST_READ and list(ranges.values()) == [
+        [f"bytes=0-{hubmod.FIRST_READ - 1}", f"bytes={hubmod.FIRST_READ}-{8 + n - 1}"]]  # the rest, not again
+
+    repo, ranges = reads("MiniMaxAI/MiniMax-M2.7", max_workers=1)
+    assert "model.safetensors.index.json" not in repo.files and len(ranges) == 47
+    twice = [f for f, rs in ranges.items() if len(rs) == 2]
+    assert 1 <= len(twice) <= 3 and sum(map(len, ranges.values())) == 47 + len(twice)
+
+    repo, ranges = reads("moonshotai/Kimi-K2-Instruct")
+    kimi = fixture_repo("moonshotai--Kimi-K2-Instruct")
+    lengths = [len(kimi.header_bytes(f)) - 8 for f in repo.safetensors]
+    assert len(lengths) == 61 and sum(n > hubmod.FIRST_READ for n in lengths) == 60 and max(lengths) < 300_000
+    assert len(ranges) == 61 and all(len(rs) == 1 for rs in ranges.values())  # one request a shard
     assert fake_hub.count(path="^/api/models/") == 1
     assert sum(t.nbytes for _, ts in repo.safetensors.values() for t in ts) > 1e12  # a trillion-parameter checkpoint
 

@@ -497,11 +497,18 @@ class HubSource:
                                   lambda: self._get_text(repo_id, sha, path, files.get(path), budget))
 
         guessed = guessed or {}
+        # A shard's header takes about as many bytes per tensor as the index's weight_map, a little more (its dtype,
+        # shape and offsets against the shard's name): over the fixtures' sharded repos whose headers pass the first
+        # 100 kB, the longest header is 1.35-1.47x the index's bytes per shard for the Qwen3 MoEs and Kimi-K2 (2.3-2.4x
+        # for Gemma-4's unevenly filled shards). Their first reads are sized on it: Kimi-K2's 61 shards of 293-296
+        # kB (an index of 12.5 MB) take one request each, all at once, where each took a second.
+        index_size = files.get("model.safetensors.index.json")
+        per_shard = 3 * index_size // (2 * len(headers_wanted)) if index_size and len(headers_wanted) > 1 else 0
 
         def header(path: str):
             return self._retrying(budget, f"reading the header of {repo_id}/{path}",
                                   lambda: self._get_header(repo_id, sha, path, files.get(path), budget,
-                                                           header_bytes, guessed.get(path)))
+                                                           header_bytes, guessed.get(path), per_shard))
 
         futures = [_done(guessed[f]) if f in guessed else self.pool.submit(text, f) for f in texts_wanted]
         futures += [self.pool.submit(header, f) for f in headers_wanted]
@@ -568,7 +575,7 @@ class HubSource:
             raise MalformedInput(f"{what} is not UTF-8 text") from None
 
     def _get_header(self, repo_id: str, sha: str, path: str, size: int | None, budget: Budget,
-                    repo_total: list[int], first_read: bytes | None = None):
+                    repo_total: list[int], first_read: bytes | None = None, expected: int = 0):
         """A safetensors header by ranged, capped reads: the first 100 kB, then the rest of the header if it is
         longer (as huggingface_hub's parse_safetensors_file_metadata does). A server that ignores Range and
         answers with the whole file is read only as far as the header goes. Returns (metadata, tensors, the
@@ -576,13 +583,14 @@ class HubSource:
         of the repo has shown a header longer than the first read, the others' first reads take that length and a
         quarter more (shards of one checkpoint have headers of about one size: 60 of Kimi-K2's 61 are 293-296 kB, so
         they cost one request each instead of two). `first_read`: the first bytes of the file, read already (a guess
-        made before the commit was known, `_guess`)."""
+        made before the commit was known, `_guess`); `expected`: the header's likely length, from the index's size
+        (`_read`), read at once when it passes the first 100 kB."""
         what = f"{repo_id}: {path}"
         url, headers = self._url(repo_id, sha, path), self._headers()
         if first_read is not None:
             body, asked = first_read, FIRST_READ  # (what `_guess` asks for)
         else:
-            asked = max(FIRST_READ, min(8 + repo_total[1] * 5 // 4, FIRST_READ_MAX))
+            asked = max(FIRST_READ, min(8 + max(expected, repo_total[1] * 5 // 4), FIRST_READ_MAX))
             body, _ = _ranged(url, headers, budget, what, 0, asked)
         n = header_length(body[:8], what)
         if size is not None and 8 + n > size:
