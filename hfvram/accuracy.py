@@ -391,6 +391,8 @@ def case_kwargs(case: dict) -> dict:
         kw["prompt_tokens"] = _int(s.get("prompt_tokens"))
         if s.get("flash_attn"):
             kw["attn_implementation"] = "flash_attention_2"
+        elif s.get("attn_implementation") in ("eager", "sdpa", "flash_attention_2"):
+            kw["attn_implementation"] = s["attn_implementation"]  # our own measurements say which they ran
         version = _version(case.get("framework_version"))
         if version and case["framework"] == "transformers":
             kw["transformers_version"] = version

@@ -277,8 +277,9 @@ def rows_for(run: dict, result: dict, info: dict, args, dry: bool) -> list[dict]
         elif measured is None:
             why = "NVML gave no figure for this process" if quantity == "total_used_bytes" else "not measured"
         out.append({
+            # the attention implementation in the id when it is not the default sdpa (ids stay unique in one file)
             "id": f"own-hf-{slug}-{run['dtype']}-b{run['batch']}-p{run['prompt']}-n{args.new_tokens}-"
-                  f"{quantity.replace('_bytes', '')}",
+                  f"{'' if args.attn == 'sdpa' else args.attn + '-'}{quantity.replace('_bytes', '')}",
             "model": run["model"], "base_model": run["model"], "framework": "transformers",
             "framework_version": version, "settings": settings,
             "defaults_assumed": [f"attn_implementation={args.attn} (set by the script)",
