@@ -162,19 +162,19 @@ def main() -> int:
     # Each fixture read again without transformers, the table as it would be written: a key it leaves out takes the
     # class default the table holds; the facts must be the class's.
     table = {"transformers_version": transformers.__version__, "types": candidates}
+    from hfvram.introspect import _derive
+
     listed = {}
     for mt, entry in sorted(types.items()):
-        differ, fixtures, unread, defaulted = [], [], 0, []
+        c = candidates[mt]
+        stated, differ, defaulted, bad_defaults = [], [], [], []  # fixture ids
         for repo in entry["repos"]:
+            raw = json.loads(repo.texts["config.json"])
             saved_types, saved = cfg._TYPES, cfg._TRANSFORMERS
             cfg._TYPES, cfg._TRANSFORMERS = table, False
             try:
-                raw = json.loads(repo.texts["config.json"])
                 if not cfg.reads_without_transformers(raw):
-                    unread += 1  # a default JSON cannot hold: read through transformers anyway, it does not count
-                    continue
-                from hfvram.introspect import _derive
-
+                    continue  # a default JSON cannot hold: read through transformers anyway, it does not count
                 fast = _derive(repo)
             except Exception as exc:  # noqa: BLE001
                 fast = exc
@@ -183,29 +183,25 @@ def main() -> int:
             slow = entry["slow"][repo.id]
             same = not (isinstance(fast, Exception) or isinstance(slow, Exception) or
                         slow.arch.config_reader != "transformers" or comparable(slow) != comparable(fast))
-            c = candidates[mt]
             if cfg.states_all(raw, c["required"], c["text_required"]):
-                fixtures.append(repo.id)
+                stated.append(repo.id)
                 if not same:
                     differ.append(repo.id)
             else:
-                defaulted.append((repo.id, same))
-        if not fixtures and defaulted and all(same for _, same in defaulted):
-            fixtures = [rid for rid, _ in defaulted]
-            defaulted = []
-        if not fixtures or differ:
+                defaulted.append(repo.id)
+                if not same:
+                    bad_defaults.append(repo.id)
+        if differ or not stated + defaulted or (bad_defaults and not stated):
             why = f"its fixtures differ read raw: {', '.join(differ)}" if differ else \
-                f"its fixtures differ read raw with the class defaults: {', '.join(r for r, s in defaulted if not s)}"
+                f"its fixtures differ read raw with the class defaults: {', '.join(bad_defaults)}"
             print(f"{mt}: read through transformers ({why})")
             continue
-        entry_out = {"fixtures": fixtures, **candidates[mt]}
-        if any(not same for _, same in defaulted):
+        if bad_defaults:
             # stated, it reads as the class reads it; with the class's defaults it did not: no defaults then
-            print(f"{mt}: listed, its defaults not ({', '.join(r for r, s in defaulted if not s)} differ with them)")
-            entry_out["defaults"], entry_out["text_defaults"] = {}, {}
+            print(f"{mt}: listed, its defaults not ({', '.join(bad_defaults)} differ with them)")
+            listed[mt] = {**c, "fixtures": stated, "defaults": {}, "text_defaults": {}}
         else:
-            entry_out["fixtures"] += [rid for rid, _ in defaulted]
-        listed[mt] = entry_out
+            listed[mt] = {**c, "fixtures": stated + defaulted}
     OUT.write_text(json.dumps({
         "generated_by": "python tools/config_types.py",
         "transformers_version": transformers.__version__,

@@ -217,8 +217,8 @@ def _listed_reading(raw: dict) -> tuple[dict, dict] | None:
     if top is None:
         return None
     # a flat config's text section is the config itself: its defaults are the class's
-    text = unstated_defaults(text_section(raw), entry["text_required"], entry.get("text_defaults", {})) \
-        if text_section(raw) is not raw else top
+    section = text_section(raw)
+    text = top if section is raw else unstated_defaults(section, entry["text_required"], entry.get("text_defaults", {}))
     return None if text is None else (top, text)
 
 

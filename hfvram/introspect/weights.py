@@ -189,11 +189,6 @@ def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | Non
                 past = [(i := layer_index(t.name)) is not None and i >= num_layers for t in ts]
             if not any(past):
                 past = None
-        if past is None:
-            comp_bytes[comp] += sum(nbytes)
-        else:
-            for n, is_mtp in zip(nbytes, past):
-                comp_bytes["mtp" if is_mtp else comp] += n
         if per_tensor_params or dtype == "U8":
             params = [logical_params(t, names, quant_bits, bnb, shapes) for t in ts]
         elif b"#" not in key.rpartition(b".")[2]:
@@ -207,11 +202,12 @@ def analyse(tensors: list[Tensor], num_layers: int | None, quant_bits: int | Non
                 if p is None:
                     p = memo[last] = logical_params(t, names, quant_bits, bnb, shapes)
                 params.append(p)
-        if past is None:
-            comp_params[comp] += sum(params)
-        else:
-            for p, is_mtp in zip(params, past):
-                comp_params["mtp" if is_mtp else comp] += p
+        for counter, values in ((comp_bytes, nbytes), (comp_params, params)):
+            if past is None:
+                counter[comp] += sum(values)
+            else:
+                for v, is_mtp in zip(values, past):
+                    counter["mtp" if is_mtp else comp] += v
     total_params = sum(comp_params.values())
     facts.bytes = sum(by_dtype.values())
     facts.by_dtype = dict(sorted(by_dtype.items(), key=lambda kv: -kv[1]))
