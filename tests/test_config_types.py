@@ -44,9 +44,11 @@ def test_the_table_names_the_common_model_types():
     common = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "phi3", "gpt_oss", "deepseek_v2",
               "deepseek_v3", "gemma", "gemma2", "gemma3", "gpt2", "bert", "mamba", "falcon", "llama4", "bloom", "lfm2"}
     assert common <= set(types)
-    # types whose raw reading differs from their class are not listed (LLaVA's, Fuyu's and Qwen2-Audio's text
-    # configs that leave their sizes to the class's sub-config defaults)
-    assert not {"llava", "fuyu", "qwen2_audio"} & set(types)
+    # composites whose class builds the text sub-config by its model type read it with that type's defaults
+    assert {t: types[t]["text_type"] for t in ("fuyu", "qwen2_audio", "mistral3")} == \
+        {"fuyu": "persimmon", "qwen2_audio": "qwen2", "mistral3": "mistral"}
+    # the original LLaVA repos' flat JSON is not what LlavaConfig reads (read raw instead: see below)
+    assert "llava" not in types and "llava" in TABLE["flat_ignored_types"]
     # Gemma-2 configs give no layer_types: the class alternates sliding and full layers, and so does the raw reading
     assert "layer_types" not in json.loads((ROOT / "fixtures" / "google--gemma-2-9b-it" / "config.json").read_text())
     assert ["head_dim"] in types["qwen3"]["required"] and ["max_position_embeddings"] in types["llama"]["required"]
@@ -103,6 +105,49 @@ def test_an_unstated_class_default_is_the_classs_default(monkeypatch):
     assert not cfg.reads_without_transformers(moe)
 
 
+def test_a_composites_text_section_takes_the_defaults_of_the_class_its_model_type_names():
+    """Qwen2AudioConfig builds text_config as the class its model_type names (Qwen2Config), from the dict alone:
+    Qwen2-Audio-7B's text_config states no layer count, width or heads, and Qwen2Config's defaults (32 layers,
+    4096 wide, 32 heads, 32 KV heads) are the model's. Read without transformers, the same defaults come from the
+    table's text_types; a text section of a type the table has no defaults for is read through the class."""
+    raw = json.loads((ROOT / "fixtures" / "Qwen--Qwen2-Audio-7B" / "config.json").read_text())
+    assert "num_hidden_layers" not in raw["text_config"] and cfg.reader(raw) == "listed"
+    _, text, how = cfg.load(raw)
+    assert how == "transformers" and text.obj is None
+    assert (text.int("num_hidden_layers"), text.int("hidden_size"), text.int("num_key_value_heads"),
+            text.int("intermediate_size"), text.int("vocab_size")) == (32, 4096, 32, 11008, 156032)
+    cfg.FAST_PATH_OFF = True
+    try:
+        _, slow, _ = cfg.load(raw)
+    finally:
+        cfg.FAST_PATH_OFF = False
+    assert slow.obj is not None and (slow.int("num_hidden_layers"), slow.int("num_key_value_heads")) == (32, 32)
+    raw["text_config"]["model_type"] = "persimmon_like_but_not_listed"
+    assert not cfg.reads_without_transformers(raw)
+
+
+def test_a_flat_llava_json_is_read_as_it_states_without_transformers():
+    """liuhaotian/llava-v1.5-7b keeps the Llama keys at the top level; LlavaConfig builds its text config from
+    LlamaConfig's defaults instead (max_position_embeddings 2048 where the JSON says 4096: the class path used to
+    give 2048, its layer and width checks passing because 4096 and 32 are LlamaConfig's defaults too). The JSON's
+    own values are read, with or without transformers, and without importing it."""
+    raw = json.loads((ROOT / "fixtures" / "liuhaotian--llava-v1.5-7b" / "config.json").read_text())
+    assert cfg.reader(raw) == "raw"
+    assert cfg.load(raw)[1].int("max_position_embeddings") == 4096
+    cfg.FAST_PATH_OFF = True
+    try:
+        assert cfg.reader(raw) == "class"
+        top, text, how = cfg.load(raw)
+    finally:
+        cfg.FAST_PATH_OFF = False
+    assert how == "raw" and text.int("max_position_embeddings") == 4096
+    repo = load_fixture(ROOT / "fixtures" / "liuhaotian--llava-v1.5-7b")[0]
+    assert facts_of(repo, False) == facts_of(repo, True)
+    assert facts_of(repo, False)["arch"]["max_context"] == 4096
+    nested = {**raw, "text_config": {"model_type": "llama", "num_hidden_layers": 32}}
+    assert cfg.reader(nested) == "class"  # a LLaVA JSON with its own text_config: the class reads it
+
+
 def test_a_type_listed_without_defaults_reads_an_incomplete_config_through_the_class(monkeypatch):
     """tools/config_types.py lists a type without its defaults when a fixture that leaves keys out reads otherwise
     with them: such a config is then read through the class. With them (Llama's, today), it is not, and reads the
@@ -157,7 +202,9 @@ def test_the_mapping_source_names_every_type_the_installed_release_has():
 
 
 @pytest.mark.parametrize("rid", ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B",  # single file; sharded
-                                 "reubk/Molmo_7B_D_0924_NF4"])  # a remote-code type, read as raw JSON
+                                 "reubk/Molmo_7B_D_0924_NF4",  # a remote-code type, read as raw JSON
+                                 "Qwen/Qwen2-Audio-7B", "adept/fuyu-8b",  # text sections with their class's defaults
+                                 "liuhaotian/llava-v1.5-7b"])  # a flat JSON its class would ignore: read raw
 def test_a_cold_run_of_a_listed_type_imports_no_transformers(fake_hub, tmp_path, rid):
     child = ("import json, sys\nfrom hfvram.cli import main\ncode = 0\ntry:\n    main(sys.argv[1:])\n"
              "except SystemExit as exc:\n    code = exc.code\n"
@@ -170,7 +217,7 @@ def test_a_cold_run_of_a_listed_type_imports_no_transformers(fake_hub, tmp_path,
     state = json.loads(p.stderr.strip().splitlines()[-1])
     assert state == {"code": 0, "transformers": False}, p.stderr
     doc = json.loads(p.stdout)
-    reader = "raw" if "Molmo" in rid else "transformers"
+    reader = "raw" if "Molmo" in rid or "llava" in rid else "transformers"
     assert doc["model"]["source"] == "hub" and doc["architecture"]["config_reader"] == reader
 
 

@@ -112,7 +112,10 @@ def test_a_damaged_or_foreign_entry_is_dropped_and_the_facts_derived_again(damag
 def test_the_key_names_the_code_and_the_transformers_release_where_its_class_reads_the_config(monkeypatch):
     base = derived.key()
     listed = fixture_repo("Qwen--Qwen2.5-0.5B-Instruct")  # a listed type: read without the class
-    classed = fixture_repo("Qwen--Qwen2-Audio-7B")  # read through Qwen2AudioConfig: its release counts
+    classed = fixture_repo("Qwen--Qwen2-Audio-7B")
+    raw = json.loads(classed.texts["config.json"])
+    raw["text_config"]["model_type"] = "qwen2_moe"  # a text section the table has no defaults for
+    classed.texts["config.json"] = json.dumps(raw)  # read through Qwen2AudioConfig then: its release counts
     assert derived.store_key(listed) == base
     assert derived.store_key(classed) != base
     classed_key = derived.store_key(classed)

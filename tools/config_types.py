@@ -129,6 +129,46 @@ def canonical(cls, keys: set[str]) -> list[list[str]]:
     return [list(g) for g in sorted(groups)]
 
 
+def by_type_text(cls) -> str | None:
+    """The model type a composite class builds its text sub-config as when the JSON names none, for a class that
+    picks the sub-config's class by model type (transformers' `SubConfigSpec(config_class=AutoConfig,
+    model_type=...)`), else None."""
+    from transformers import PretrainedConfig
+
+    spec = (getattr(cls, "sub_configs_defaults", None) or {}).get("text_config")
+    config_class = getattr(spec, "config_class", None)
+    if spec is None or (inspect.isclass(config_class) and issubclass(config_class, PretrainedConfig)):
+        return None
+    return getattr(spec, "model_type", None)
+
+
+# A flat JSON of a small language model, sizes no class has as defaults.
+_PROBE = {"num_hidden_layers": 3, "hidden_size": 96, "intermediate_size": 200, "num_attention_heads": 4,
+          "num_key_value_heads": 2, "vocab_size": 1000, "max_position_embeddings": 777}
+
+
+def flat_ignored_types(mapping) -> list[str]:
+    """Composite model types (a text_config sub-config) whose class, given a flat JSON (the language model's keys at
+    the top level, no text_config), keeps none of its sizes in the text config it builds."""
+    import warnings
+
+    out = []
+    for mt in sorted(mapping.keys()):
+        try:
+            cls = mapping[mt]
+            if "text_config" not in (getattr(cls, "sub_configs", None) or {}):
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                config = cls.from_dict({"model_type": mt, **_PROBE})
+                text = config.get_text_config(decoder=True)
+        except Exception:  # noqa: BLE001 - a class that cannot take the probe is not listed
+            continue
+        if text is not config and all(getattr(text, k, None) != v for k, v in _PROBE.items()):
+            out.append(mt)
+    return out
+
+
 def main() -> int:
     import transformers
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -151,17 +191,35 @@ def main() -> int:
     # took, say Qwen3's sliding window when use_sliding_window is true, reads keys of its own)
     accessed = set().union(*(entry["accessed"] for entry in types.values()))
     candidates = {}
+    text_types = {}
     for mt, entry in sorted(types.items()):
         cls = CONFIG_MAPPING[mt]
         keys = accessed & class_defaults(cls)
         text_cls = (getattr(cls, "sub_configs", None) or {}).get("text_config")
-        text_keys = accessed & class_defaults(text_cls) if inspect.isclass(text_cls) else set()
+        text_type = by_type_text(cls)
+        text_keys = accessed & class_defaults(text_cls) if inspect.isclass(text_cls) and text_type is None else set()
         candidates[mt] = {"required": canonical(cls, keys), "text_required": canonical(text_cls, text_keys)
                           if text_keys else [], "defaults": json_defaults(cls, keys),
                           "text_defaults": json_defaults(text_cls, text_keys) if text_keys else {}}
+        if text_type is not None:
+            # the text section's class is the one its model_type names (the spec's type when it names none)
+            candidates[mt]["text_type"] = text_type
+            for repo in entry["repos"]:
+                raw = json.loads(repo.texts["config.json"])
+                section = cfg.text_section(raw)
+                if section is raw:
+                    continue  # a flat JSON: no text section of its own
+                named = section.get("model_type") or text_type
+                if named in CONFIG_MAPPING and named not in text_types:
+                    sub_cls = CONFIG_MAPPING[named]
+                    sub_keys = accessed & class_defaults(sub_cls)
+                    text_types[named] = {"required": canonical(sub_cls, sub_keys),
+                                         "defaults": json_defaults(sub_cls, sub_keys)}
     # Each fixture read again without transformers, the table as it would be written: a key it leaves out takes the
     # class default the table holds; the facts must be the class's.
-    table = {"transformers_version": transformers.__version__, "types": candidates}
+    flat_ignored = flat_ignored_types(CONFIG_MAPPING)
+    table = {"transformers_version": transformers.__version__, "types": candidates, "text_types": text_types,
+             "flat_ignored_types": flat_ignored}
     from hfvram.introspect import _derive
 
     listed = {}
@@ -202,10 +260,18 @@ def main() -> int:
             listed[mt] = {**c, "fixtures": stated, "defaults": {}, "text_defaults": {}}
         else:
             listed[mt] = {**c, "fixtures": stated + defaulted}
+    used = {t for e in listed.values() for t in [e.get("text_type")] if t} | \
+        {cfg.text_section(json.loads(r.texts["config.json"])).get("model_type") for mt in listed
+         for r in types[mt]["repos"]}
     OUT.write_text(json.dumps({
         "generated_by": "python tools/config_types.py",
         "transformers_version": transformers.__version__,
         "types": listed,
+        # the classes of composites' text sections built by model type (see `text_type` in `types`)
+        "text_types": {t: v for t, v in text_types.items() if t in used},
+        # composite types whose class builds its text config from its own defaults when the JSON is flat (no
+        # text_config): such a JSON is read raw (hfvram.introspect.config._flat_config_ignored)
+        "flat_ignored_types": flat_ignored,
         # every model type this transformers release knows: with that release installed, a config of another type
         # (remote code: Kimi-K2, Molmo) is read as raw JSON without importing transformers to find out
         "known_types": sorted(CONFIG_MAPPING.keys()),

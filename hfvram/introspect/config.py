@@ -207,7 +207,12 @@ def _listed_reading(raw: dict) -> tuple[dict, dict] | None:
     entry = _config_types().get(model_type) if isinstance(model_type, str) and not FAST_PATH_OFF else None
     if entry is None:
         return None
-    if states_all(raw, entry["required"], entry["text_required"]):
+    section = text_section(raw)
+    text_entry = _text_entry(entry, section, raw)
+    if text_entry is None:
+        return None
+    text_required, text_defaults = text_entry
+    if states_all(raw, entry["required"], text_required):
         return {}, {}
     from .derived import transformers_version
 
@@ -217,9 +222,43 @@ def _listed_reading(raw: dict) -> tuple[dict, dict] | None:
     if top is None:
         return None
     # a flat config's text section is the config itself: its defaults are the class's
-    section = text_section(raw)
-    text = top if section is raw else unstated_defaults(section, entry["text_required"], entry.get("text_defaults", {}))
+    text = top if section is raw else unstated_defaults(section, text_required, text_defaults)
     return None if text is None else (top, text)
+
+
+def _text_entry(entry: dict, section: dict, raw: dict) -> tuple[list[list[str]], dict] | None:
+    """(text_required, text_defaults) for the text section of a config of a listed type. A composite whose class
+    builds its text sub-config by model type (transformers' `SubConfigSpec(config_class=AutoConfig,
+    model_type=...)`: LLaVA, Fuyu, Qwen2-Audio, Mistral-3) gives it the defaults of the class the section names
+    (else the spec's default type), from the table's `text_types`; None when the table has none for it (read
+    through the class then)."""
+    text_type = entry.get("text_type")
+    if text_type is None or section is raw:
+        return entry["text_required"], entry.get("text_defaults", {})
+    named = section.get("model_type") or text_type
+    sub = _table().get("text_types", {}).get(named) if isinstance(named, str) else None
+    if sub is None:
+        return None
+    return sub["required"], sub["defaults"]
+
+
+def _flat_config_ignored(raw: dict) -> bool:
+    """Whether `raw` is a flat JSON (no text sub-config) of a composite type whose class, in the transformers release
+    the table was written with, builds its text config from the sub-config's defaults and not from the JSON's own
+    keys (LlavaConfig: the original LLaVA repos, model_type "llava" with the Llama keys at the top level). Read
+    through the class, such a config gives the class's defaults where they differ from the JSON (`_text_config`
+    then falls back to the raw reading) and the JSON's own values where they agree: the raw reading gives the
+    JSON's values either way, without importing transformers."""
+    from .derived import transformers_version
+
+    model_type = raw.get("model_type")
+    table = _table()
+    if FAST_PATH_OFF or not isinstance(model_type, str) or \
+            not table.get("flat_ignored_types") or model_type not in table["flat_ignored_types"]:
+        return False
+    if any(isinstance(raw.get(k), dict) for k in TEXT_CONFIG_KEYS):
+        return False
+    return table.get("transformers_version") == transformers_version()
 
 
 def unstated_defaults(raw: dict, required: list[list[str]], defaults: dict) -> dict | None:
@@ -239,7 +278,7 @@ def unstated_defaults(raw: dict, required: list[list[str]], defaults: dict) -> d
 def states_all(raw: dict, required: list[list[str]], text_required: list[list[str]]) -> bool:
     """Whether the config states every required key (each under one of its names), and its text section every
     text_required one."""
-    text = text_section(raw)
+    text = text_section(raw) if text_required else raw
     return (all(any(k in raw for k in names) for names in required)
             and all(any(k in text for k in names) for names in text_required))
 
@@ -251,7 +290,8 @@ def reader(raw: dict) -> str:
     model_type = raw.get("model_type")
     if model_type and reads_without_transformers(raw):
         return "listed"
-    if not model_type or (isinstance(model_type, str) and unknown_to_transformers(model_type)):
+    if not model_type or (isinstance(model_type, str) and unknown_to_transformers(model_type)) or \
+            _flat_config_ignored(raw):
         return "raw"
     return "class"
 
@@ -306,10 +346,17 @@ def _text_config(config: Any, raw: dict) -> Any:
     # level) answers with the class defaults of an empty text_config; transformers maps some legacy flat configs
     # itself (Qwen2.5-VL). Trust it only when it kept the JSON's own sizes.
     if not any(isinstance(raw.get(k), dict) for k in TEXT_CONFIG_KEYS):
-        for key in ("num_hidden_layers", "hidden_size"):
+        for key in _FLAT_SIZE_KEYS:
             if key in raw and getattr(text, key, raw[key]) != raw[key]:
                 raise ValueError("flat JSON for a composite config")
     return text
+
+
+# What a flat composite config states of its language model's size: liuhaotian/llava-v1.5-7b's Llama keys equal
+# LlamaConfig's defaults in layers and width (a check on those alone trusted the class) but not in
+# max_position_embeddings (4096 stated, the class's 2048).
+_FLAT_SIZE_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
+                   "num_key_value_heads", "max_position_embeddings", "vocab_size", "head_dim")
 
 
 def from_params_json(params: dict) -> dict:
