@@ -198,7 +198,7 @@ def test_the_mapping_source_names_every_type_the_installed_release_has():
     known = list(CONFIG_MAPPING.keys())
     assert len(known) > 500
     assert [t for t in known if f'"{t}"' not in source and f"'{t}'" not in source] == []
-    assert "kimi_k2" not in CONFIG_MAPPING and f'"kimi_k2"' not in source
+    assert "kimi_k2" not in CONFIG_MAPPING and '"kimi_k2"' not in source
 
 
 @pytest.mark.parametrize("rid", ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-8B",  # single file; sharded

@@ -229,7 +229,7 @@ def _listed_reading(raw: dict) -> tuple[dict, dict] | None:
 def _text_entry(entry: dict, section: dict, raw: dict) -> tuple[list[list[str]], dict] | None:
     """(text_required, text_defaults) for the text section of a config of a listed type. A composite whose class
     builds its text sub-config by model type (transformers' `SubConfigSpec(config_class=AutoConfig,
-    model_type=...)`: LLaVA, Fuyu, Qwen2-Audio, Mistral-3) gives it the defaults of the class the section names
+    model_type=...)`: Fuyu, Qwen2-Audio, Mistral-3) gives it the defaults of the class the section names
     (else the spec's default type), from the table's `text_types`; None when the table has none for it (read
     through the class then)."""
     text_type = entry.get("text_type")
