@@ -252,7 +252,11 @@ def main() -> int:
         if differ or not stated + defaulted or (bad_defaults and not stated):
             why = f"its fixtures differ read raw: {', '.join(differ)}" if differ else \
                 f"its fixtures differ read raw with the class defaults: {', '.join(bad_defaults)}"
-            print(f"{mt}: read through transformers ({why})")
+            if mt in flat_ignored and all(cfg.is_flat(json.loads(r.texts["config.json"])) for r in entry["repos"]):
+                why = "its fixtures are flat JSON its class ignores: read raw, as flat_ignored_types says"
+                print(f"{mt}: not listed ({why})")
+            else:
+                print(f"{mt}: read through transformers ({why})")
             continue
         if bad_defaults:
             # stated, it reads as the class reads it; with the class's defaults it did not: no defaults then
@@ -260,7 +264,7 @@ def main() -> int:
             listed[mt] = {**c, "fixtures": stated, "defaults": {}, "text_defaults": {}}
         else:
             listed[mt] = {**c, "fixtures": stated + defaulted}
-    used = {t for e in listed.values() for t in [e.get("text_type")] if t} | \
+    used = {e["text_type"] for e in listed.values() if "text_type" in e} | \
         {cfg.text_section(json.loads(r.texts["config.json"])).get("model_type") for mt in listed
          for r in types[mt]["repos"]}
     OUT.write_text(json.dumps({

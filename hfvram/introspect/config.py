@@ -256,9 +256,7 @@ def _flat_config_ignored(raw: dict) -> bool:
     if FAST_PATH_OFF or not isinstance(model_type, str) or \
             not table.get("flat_ignored_types") or model_type not in table["flat_ignored_types"]:
         return False
-    if any(isinstance(raw.get(k), dict) for k in TEXT_CONFIG_KEYS):
-        return False
-    return table.get("transformers_version") == transformers_version()
+    return is_flat(raw) and table.get("transformers_version") == transformers_version()
 
 
 def unstated_defaults(raw: dict, required: list[list[str]], defaults: dict) -> dict | None:
@@ -278,7 +276,7 @@ def unstated_defaults(raw: dict, required: list[list[str]], defaults: dict) -> d
 def states_all(raw: dict, required: list[list[str]], text_required: list[list[str]]) -> bool:
     """Whether the config states every required key (each under one of its names), and its text section every
     text_required one."""
-    text = text_section(raw) if text_required else raw
+    text = text_section(raw)
     return (all(any(k in raw for k in names) for names in required)
             and all(any(k in text for k in names) for names in text_required))
 
@@ -322,6 +320,11 @@ def load(raw: dict) -> tuple[View, View, str]:
     return View(None, raw), View(None, text_section(raw)), "raw"
 
 
+def is_flat(raw: dict) -> bool:
+    """Whether `raw` has no text sub-config of its own (a composite's text section at the top level)."""
+    return not any(isinstance(raw.get(k), dict) for k in TEXT_CONFIG_KEYS)
+
+
 def text_section(raw: dict) -> dict:
     """The language model's part of a raw config: a composite's text sub-config (with the top-level dtype and
     quantisation it leaves out), else the config itself."""
@@ -345,7 +348,7 @@ def _text_config(config: Any, raw: dict) -> Any:
     # A multimodal class given a flat JSON (original LLaVA repos: model_type "llava" with the Llama keys at the top
     # level) answers with the class defaults of an empty text_config; transformers maps some legacy flat configs
     # itself (Qwen2.5-VL). Trust it only when it kept the JSON's own sizes.
-    if not any(isinstance(raw.get(k), dict) for k in TEXT_CONFIG_KEYS):
+    if is_flat(raw):
         for key in _FLAT_SIZE_KEYS:
             if key in raw and getattr(text, key, raw[key]) != raw[key]:
                 raise ValueError("flat JSON for a composite config")
