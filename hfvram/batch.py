@@ -318,6 +318,12 @@ def scan(models: list[str], settings: dict, writer: Writer, *, gpus=None, jobs: 
         processes = auto_processes(todo, jobs)
     replica = hub.replica() if processes > 1 else None
     if replica is not None:
+        # The source's bound on requests in flight is the scan's, shared by the processes, not one per process: two
+        # processes with 64 each kept twice the connections, and each request's turn through httpcore's pool grows
+        # with them (bench/bench.py's 500-repo scan, 32 jobs, 2 processes, the fake Hub at 50 ms a request, 3 runs
+        # interleaved: 17.5-18.2 s of CPU with 64 a process, 16.4-18.1 s with 32; one client thread-pool alone, a
+        # 100 kB ranged read costs 1.73 ms of CPU with 64 in flight, 1.55 ms with 32, 1.30 ms with 8).
+        replica = {**replica, "max_workers": max(1, replica["max_workers"] // processes)}
         from .workers import in_order
 
         # the workers keep torch out as this process does (hfvram.cli._block_torch), or each would import it

@@ -142,3 +142,33 @@ def test_scan_across_processes_writes_the_rows_one_process_writes(fake_hub, tmp_
     in_rows = [r["model"] for r in rows]
     assert [m for i, m in enumerate(in_rows) if i == 0 or in_rows[i - 1] != m] == ids  # input order, each once
     assert requests_two == len(ids)  # one model-info request per model, from whichever process had it
+
+
+def test_a_scan_over_processes_keeps_one_bound_on_requests_in_flight(fake_hub, tmp_path, monkeypatch):
+    # The source's max_workers bounds the requests in flight for the whole scan: two processes share it (each
+    # worker's source gets half) rather than each taking it whole (twice the connections, which cost CPU per request).
+    import io
+
+    from hfvram.batch import scan
+    from hfvram.report.rows import Writer
+    from hfvram.sources.hub import HubSource
+
+    monkeypatch.setenv("HFVRAM_CACHE", str(tmp_path / "cache"))
+    fake_hub.set_tokens(["hf_good"])
+    monkeypatch.setenv("HF_TOKEN", "hf_good")
+    fake_hub.delay_s = 0.05  # long enough that requests overlap
+    ids = ["meta-llama/Meta-Llama-3-8B", "Qwen/Qwen3-8B", "meta-llama/Llama-2-7b-hf", "mistralai/Mistral-7B-v0.1",
+           "Qwen/Qwen2.5-7B-Instruct", "google/gemma-2-9b-it"]
+    out = io.StringIO()
+    summary = scan(ids, {"frameworks": ["vllm"]}, Writer("jsonl", out), hub=HubSource(max_workers=4, speculate=False),
+                   jobs=8, processes=2)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["model"] for r in rows] == ids and all(r["status"] != "error" for r in rows), rows
+    assert summary.analysed == len(ids)
+    events = sorted([(r.start, 1) for r in fake_hub.log] + [(r.end, -1) for r in fake_hub.log])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    # each process's shards alone would fill 4 (Llama-3-8B has 4, Qwen3-8B 5): with 4 a process, 8 were in flight
+    assert peak <= 4, peak
