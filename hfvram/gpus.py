@@ -17,6 +17,13 @@ from .units import median, parse_size
 CATALOG = Path(__file__).resolve().parent / "data" / "gpus.json"
 
 
+# "Maximum number of resident threads per SM" by compute capability: the CUDA C++ Programming Guide's table of
+# technical specifications per compute capability (see GPUS.md, "SM counts", for the quote). Only the NVIDIA
+# capabilities of the catalogue's cards.
+RESIDENT_THREADS_PER_SM = {"6.0": 2048, "6.1": 2048, "7.0": 2048, "7.5": 1024, "8.0": 2048, "8.6": 1536, "8.9": 1536,
+                           "9.0": 2048, "10.0": 2048, "10.3": 2048, "12.0": 1536}
+
+
 @record(frozen=True)
 class GPU:
     """A catalogue GPU: marketed and usable memory, and what it can compute in."""
@@ -34,6 +41,15 @@ class GPU:
     # NVLink through NVSwitch, so NCCL can use NVLink SHARP) or "pcie" (no NVLink, or only an optional bridge).
     # None: not recorded; see `link`.
     interconnect: str | None = None
+    sms: int | None = None  # streaming multiprocessors (gpus.json "sms", sourced per card); None: not recorded
+
+    @property
+    def resident_threads(self) -> int | None:
+        """The most threads the GPU holds at once, SMs x resident threads per SM of its compute capability (what
+        the CUDA context reserves local memory for: hfvram.estimate.base.cuda_context_bytes); None when either is
+        not known."""
+        per_sm = RESIDENT_THREADS_PER_SM.get(self.compute_capability or "")
+        return self.sms * per_sm if self.sms and per_sm else None
 
     @property
     def link(self) -> str:
@@ -107,7 +123,7 @@ def catalog() -> list[GPU]:
             name=e["name"], memory_bytes=e["memory_bytes"], usable_bytes=usable if usable else derived,
             fp8=bool(e.get("fp8")), bf16=bool(e.get("bf16")), compute_capability=e.get("compute_capability"),
             klass=e.get("class", "datacenter"), usable_derived=not usable, vendor=e.get("vendor"),
-            interconnect=e.get("interconnect"),
+            interconnect=e.get("interconnect"), sms=e.get("sms"),
         ))
     return gpus
 
