@@ -19,7 +19,9 @@ from ..units import GiB, MiB, median  # noqa: F401 - estimators import GiB and M
 from .gguf import KV_CACHE_TYPES as GGML_KV_BYTES
 
 # CUDA context of a process on recent drivers with lazy module loading (CUDA >= 11.7): "~300-400 MiB"
-# (ptrblck in pytorch/pytorch#107667 and #109888; #20532 reports 300-400 MB). We take the top of that range.
+# (ptrblck in pytorch/pytorch#107667 and #109888; #20532 reports 300-400 MB). We take the top of that range. What
+# the estimators count when the GPU's size is not known (no --gpu, or a card without an SM count): with one,
+# `cuda_context_bytes` models it from the card.
 CUDA_CONTEXT_BYTES = 400 * MiB
 
 # ExLlamaV2's quantised caches (exllamav2/cache.py ExLlamaV2Cache_Q8/_Q6/_Q4): bytes per element with one fp16 scale
@@ -89,6 +91,41 @@ def fitted(name: str, observations, prior: "float | str | None" = None, unit: st
     const = Fitted(name, tuple((str(s), float(v)) for s, v in observations), prior, unit, note)
     FITTED[name] = const
     return const
+
+
+# -- the CUDA context, by GPU -------------------------------------------------------------------------------------
+# A context reserves local memory for every thread the GPU can hold: "the local memory allocation is context wide
+# and is calculated as MAX_THREADS_PER_SM x SMs x LOCAL_MEM_PER_THREAD" (NVIDIA staff, forums.developer.nvidia.com
+# /t/local-memory-management/289339/9), so it grows with the card, not with the model. Bare contexts published for
+# CUDA 12+ with lazy loading (nothing but the context; validation/NOTES-cuda-context.md), each divided by the card's
+# SMs x resident threads per SM (hfvram.gpus.GPU.resident_threads): RTX 4060 Ti 107 MiB and RTX PRO 6000 Blackwell
+# 555 MiB (ggml-org/llama.cpp#23604: 2,148 and 2,015 bytes a thread), RTX 3090 256 MiB (torch 2.7.1, invoke-ai/
+# InvokeAI#9413: 2,131), RTX 6000 Ada 426 MiB (torch 2.10, unslothai/unsloth-zoo#1053: 2,048), B200 612 MiB (torch,
+# unslothai/unsloth#8669: 2,117). Five cards from 107 to 612 MiB within 7% of one figure a thread (~2 KiB: the
+# default 1 KiB stack alone does not fit them).
+CONTEXT_BYTES_PER_THREAD = fitted(
+    "cuda.context.bytes_per_resident_thread",
+    [("ggml-org/llama.cpp#23604", 107 * MiB / (34 * 1536)), ("ggml-org/llama.cpp#23604", 555 * MiB / (188 * 1536)),
+     ("invoke-ai/InvokeAI#9413", 256 * MiB / (82 * 1536)), ("unslothai/unsloth-zoo#1053", 426 * MiB / (142 * 1536)),
+     ("unslothai/unsloth#8669", 612 * MiB / (148 * 2048))],
+    unit="bytes per resident thread", note="bare contexts on five cards (validation/NOTES-cuda-context.md)")
+# Kernel images a torch process loads on top (lazy loading loads each kernel when first used): our H200 runs of
+# transformers' generate() (validation/cases-own-transformers-nvidia-h200.jsonl, torch 2.11, CUDA 13.0) hold 678-788
+# MiB outside torch's allocator (NVML's per-process total - peak reserved), median 714 MiB; less the H200's bare
+# context above (132 SMs x 2048 x 2,100 B = 541 MiB), 173 MiB. One source, one GPU: a hypothesis, checked on
+# ExLlamaV2's totals (torch too) on RTX 3090 and A100 in `make accuracy`. Without it (held out), no kernel term.
+TORCH_KERNEL_BYTES = fitted("cuda.context.torch_kernels", [("hfvram", 181_106_770)], prior=0,
+                            note="H200, torch 2.11: outside the allocator less the bare context")
+
+
+def cuda_context_bytes(s: "Settings", torch: bool = False) -> int:
+    """What a process holds on the GPU outside its allocators: the context (local memory for every resident thread,
+    CONTEXT_BYTES_PER_THREAD) and, for an engine built on torch (`torch`), the kernels it loads (TORCH_KERNEL_BYTES).
+    CUDA_CONTEXT_BYTES when the GPU is not named or its SM count is not recorded."""
+    threads = s.gpu.gpu.resident_threads if s.gpu is not None else None
+    if not threads:
+        return CUDA_CONTEXT_BYTES
+    return int(threads * CONTEXT_BYTES_PER_THREAD() + (TORCH_KERNEL_BYTES() if torch else 0))
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..specs import FullAttention
-from .base import CUDA_CONTEXT_BYTES, EXL2_KV_BYTES, MiB, Estimate, Settings, engine_info, fit_allocating, rider_bytes
+from .base import EXL2_KV_BYTES, MiB, Estimate, Settings, cuda_context_bytes, engine_info, fit_allocating, rider_bytes
 from .model import EXL2_HEAD_BPW, Model
 
 NAME = "exllamav2"
@@ -146,7 +146,8 @@ def estimate(model: Model, s: Settings) -> Estimate:
     sc = scratch(model, s) + rope_tables(model, context)
     if ctype == "fp8":
         notes.append("ExLlamaV2's 8-bit (FP8) cache does not work with its dynamic generator (dynamic.py)")
-    components = {"weights": int(weights), "kv_cache": int(kv), "scratch": sc, "cuda_context": CUDA_CONTEXT_BYTES}
+    context_bytes = cuda_context_bytes(s, torch=True)  # ExLlamaV2 runs on torch
+    components = {"weights": int(weights), "kv_cache": int(kv), "scratch": sc, "cuda_context": context_bytes}
     riders = rider_bytes(NAME, model, s)  # draft model: its own weights, cache and scratch; LoRA in fp16
     components.update(riders)
     extras = {"cache_type": ctype, "host_bytes": int(model.weights.get("embeddings", 0)),
@@ -163,7 +164,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
         "max_input_len": (s.max_input_len or MAX_INPUT_LEN, s.max_input_len is None),
     })
     if s.gpu is not None:
-        fixed = weights + scratch(model, s) + CUDA_CONTEXT_BYTES + sum(riders.values())
+        fixed = weights + scratch(model, s) + context_bytes + sum(riders.values())
 
         def need_at(c: int) -> float:
             c = -(-c // PAGE) * PAGE

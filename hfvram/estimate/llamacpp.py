@@ -38,7 +38,7 @@ from ..lazyre import lazy
 from ..record import record
 from ..specs import MLA, ChunkedLocal, FullAttention, LayerSpec, SlidingWindow
 from ..units import GiB, MiB
-from .base import CUDA_CONTEXT_BYTES, Estimate, Settings, context_ceiling, engine_info, largest_fitting, \
+from .base import Estimate, Settings, context_ceiling, cuda_context_bytes, engine_info, largest_fitting, \
     largest_with_slack, rider_bytes, state_per_gpu
 from .gguf import KV_CACHE_TYPES  # cache element sizes of --cache-type-k/-v (ggml type traits)
 from .model import Model
@@ -416,6 +416,7 @@ def estimate(model: Model, s: Settings, prof: Profile = LLAMACPP) -> Estimate:
     elif model.weights.get("vision"):
         notes.append("vision tower not counted: llama.cpp loads it from a separate mmproj GGUF")
     riders = rider_bytes(NAME, model, s)  # -md draft: its own context (KV + compute buffer); --lora: f16 adapter
+    context_bytes = cuda_context_bytes(s)  # ggml's kernels: no measurement of their own yet (NOTES-cuda-context.md)
     margin = prof.fit_margin if (prof.auto_layers and s.gpu_layers is None and s.n_cpu_moe is None) else 0
 
     def ubatch_for(ctx: int) -> int:
@@ -427,7 +428,7 @@ def estimate(model: Model, s: Settings, prof: Profile = LLAMACPP) -> Estimate:
 
         def predicted_at(ub: int) -> float:
             lay = layout(model, s, prof, ctx, n_ubatch=ub, flash=flash, tk=tk, tv=tv)
-            return sum(lay.gpu.values()) / devices + CUDA_CONTEXT_BYTES
+            return sum(lay.gpu.values()) / devices + context_bytes
 
         return prof.ubatch(s, model, ctx * n_seq, predicted_at)
 
@@ -438,11 +439,11 @@ def estimate(model: Model, s: Settings, prof: Profile = LLAMACPP) -> Estimate:
     def gpu_need(lay: Layout) -> float:
         on = lay.gpu_layers > 0
         extra = sum(riders.values()) + (gpu_mmproj if on else 0)
-        return (lay.gpu["weights"] + lay.gpu["kv_cache"]) / devices + lay.gpu["compute"] + CUDA_CONTEXT_BYTES + extra
+        return (lay.gpu["weights"] + lay.gpu["kv_cache"]) / devices + lay.gpu["compute"] + context_bytes + extra
 
     lay = at(context)
     components = {"weights": int(lay.gpu["weights"] / devices), "kv_cache": int(lay.gpu["kv_cache"] / devices),
-                  "compute": int(lay.gpu["compute"]), "cuda_context": CUDA_CONTEXT_BYTES}
+                  "compute": int(lay.gpu["compute"]), "cuda_context": context_bytes}
     if gpu_mmproj and lay.gpu_layers > 0:
         riders["mmproj"] = gpu_mmproj
     components.update(riders)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .base import (
-    CUDA_CONTEXT_BYTES, KV_BYTES, Estimate, Settings, engine_info, rider_bytes, spec_tokens, state_per_gpu,
+    KV_BYTES, Estimate, Settings, cuda_context_bytes, engine_info, rider_bytes, spec_tokens, state_per_gpu,
     stage_layers,
 )
 from .model import Model
@@ -223,7 +223,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
         "weights": int(weights + rotary),
         "kv_cache": int(kv),
         "activations": int(act),
-        "cuda_context": CUDA_CONTEXT_BYTES,
+        "cuda_context": cuda_context_bytes(s, torch=True),
         "allocator_slack": int(slack),
     }
     if rotary:
