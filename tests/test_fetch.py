@@ -247,6 +247,38 @@ def test_no_guess_on_a_warm_run_nor_in_a_scan(hub, cli, tmp_path):
     assert not any(r.path.endswith("/model.safetensors") for r in hub.requests())  # no guess, no 404
 
 
+def test_a_scan_reads_the_index_first_and_sizes_each_shard_read_on_its_tensor_names(hub, tmp_path):
+    from hfvram.sources.cache import MetadataCache
+    from hfvram.sources.hub import FIRST_READ, INDEX_FILE, HubSource, shard_header_bounds
+
+    shard_reads = r"-of-00002\.safetensors$"
+    repo = HubSource(speculate=False, cache=MetadataCache(tmp_path / "scan")).fetch("org/sharded")
+    [index] = hub.requests(path=r"index\.json$")
+    shards = hub.requests(path=shard_reads)
+    # one read a shard, the first shard's 1,510-tensor header (~230 kB) too, each after the index came back
+    assert sorted(r.path.rsplit("/", 1)[1] for r in shards) == [SHARD1, SHARD2]
+    assert all(r.start >= index.end for r in shards)
+    bounds = shard_header_bounds(repo.texts[INDEX_FILE])
+    for r in shards:
+        name = r.path.rsplit("/", 1)[1]
+        assert r.range == f"bytes=0-{8 + bounds[name] - 1}"
+    assert 8 + bounds[SHARD2] < 8 * 1024 < FIRST_READ < 8 + bounds[SHARD1]  # 10 tensors: ~5 kB, not 100 kB
+    # a latency-first run (a single model) reads the shards next to the index, 100 kB first: the same tables
+    hub.reset()
+    single = HubSource(cache=MetadataCache(tmp_path / "single")).fetch("org/sharded")
+    assert single.safetensors == repo.safetensors
+    assert len(hub.requests(path=shard_reads)) == 3  # the first shard's header takes a second read there
+    # an index naming fewer tensors than a shard holds: the header passes its bound and is read on, whole
+    idx = json.loads(repo.texts[INDEX_FILE])
+    idx["weight_map"] = {next(n for n, f in idx["weight_map"].items() if f == shard): shard
+                         for shard in (SHARD1, SHARD2)}
+    hub.set_file("org/sharded", INDEX_FILE, json.dumps(idx))
+    hub.reset()
+    short = HubSource(speculate=False, cache=MetadataCache(tmp_path / "short")).fetch("org/sharded")
+    assert short.safetensors == repo.safetensors
+    assert len(hub.requests(path=shard_reads)) == 3
+
+
 def test_tag_revision(hub, cli):
     doc = as_json(["org/tiny@v1"], cli)
     assert doc["model"]["revision"] == "a" * 40 and doc["model"]["requested_revision"] == "v1"

@@ -91,6 +91,20 @@ FIRST_READ = 100_001
 #   under 100 kB; 4 MiB is 14x Kimi-K2's longest, and bounds what one read may take past a header.
 FIRST_READ_MAX = 4 << 20
 REPO_HEADERS_CAP = 128 << 20
+# - in a scan (HubSource.speculate off: throughput, not latency) the index is read before the shards, and each
+#   shard's first read is sized on the tensor names the index gives it: a header entry is its quoted name, then
+#   `:{"dtype":..,"shape":[..],"data_offsets":[..,..]},`, at most 82 bytes over the fixtures' 1.1M entries (compact
+#   JSON, as the safetensors library writes it); 128 leaves room for spaces and longer shapes or offsets, and
+#   SHARD_HEADER_SLACK for `__metadata__` (15 bytes in every fixture header) and padding. Over the fixtures' 1,988
+#   shards the longest header is 0.61 of this bound (median 0.44 with 160 a name), against the 100 kB every shard's
+#   first read took: most headers are 5-40 kB, and the rest of those 100 kB was tensor data, read and dropped (one
+#   ranged read costs the client ~0.3 ms more CPU at 100 kB than at 20 kB, and the server as much). A header longer
+#   than its bound takes a second read, as one past FIRST_READ does. An index past SIZED_INDEX_MAX (the giants':
+#   Kimi-K2's is 12.5 MB, ~0.3 s to decode) keeps the sizing by the index's file size (`per_shard` in `_read`).
+SHARD_ENTRY_BYTES = 128
+SHARD_HEADER_SLACK = 4096
+SIZED_INDEX_MAX = 1 << 20
+INDEX_FILE = "model.safetensors.index.json"
 # How long a branch or tag's resolution to a commit answers a warm run without asking the Hub again (HubSource.max_age,
 # seconds): PyPI serves its index pages with `Cache-Control: max-age=600` and uv honours it, with `--refresh` to ask
 # again (pip chose to revalidate every time instead: "twine upload && pip install" surprised its users; pypa/pip#5791).
@@ -502,15 +516,25 @@ class HubSource:
         # 100 kB, the longest header is 1.35-1.47x the index's bytes per shard for the Qwen3 MoEs and Kimi-K2 (2.3-2.4x
         # for Gemma-4's unevenly filled shards). Their first reads are sized on it: Kimi-K2's 61 shards of 293-296
         # kB (an index of 12.5 MB) take one request each, all at once, where each took a second.
-        index_size = files.get("model.safetensors.index.json")
+        index_size = files.get(INDEX_FILE)
         per_shard = 3 * index_size // (2 * len(headers_wanted)) if index_size and len(headers_wanted) > 1 else 0
+        bounds: dict[str, int] = {}
 
         def header(path: str):
             return self._retrying(budget, f"reading the header of {repo_id}/{path}",
                                   lambda: self._get_header(repo_id, sha, path, files.get(path), budget,
-                                                           header_bytes, guessed.get(path), per_shard))
+                                                           header_bytes, guessed.get(path), per_shard,
+                                                           bounds.get(path)))
 
         futures = [_done(guessed[f]) if f in guessed else self.pool.submit(text, f) for f in texts_wanted]
+        if not self.speculate and INDEX_FILE in texts_wanted and len(headers_wanted) > 1 and \
+                (index_size or 0) <= SIZED_INDEX_MAX:
+            # throughput, not latency: one more round trip for the index, shards read in fewer bytes (SHARD_ENTRY_BYTES)
+            try:
+                [index_text] = _gather([futures[texts_wanted.index(INDEX_FILE)]], budget, f"reading {repo_id}")
+                bounds = shard_header_bounds(index_text)
+            except Exception:  # noqa: BLE001 - the index's error is raised with the others' below
+                pass
         futures += [self.pool.submit(header, f) for f in headers_wanted]
         try:
             results = _gather(futures, budget, f"reading {repo_id} from {self.endpoint_url}")
@@ -575,7 +599,8 @@ class HubSource:
             raise MalformedInput(f"{what} is not UTF-8 text") from None
 
     def _get_header(self, repo_id: str, sha: str, path: str, size: int | None, budget: Budget,
-                    repo_total: list[int], first_read: bytes | None = None, expected: int = 0):
+                    repo_total: list[int], first_read: bytes | None = None, expected: int = 0,
+                    bound: int | None = None):
         """A safetensors header by ranged, capped reads: the first 100 kB, then the rest of the header if it is
         longer (as huggingface_hub's parse_safetensors_file_metadata does). A server that ignores Range and
         answers with the whole file is read only as far as the header goes. Returns (metadata, tensors, the
@@ -584,13 +609,17 @@ class HubSource:
         quarter more (shards of one checkpoint have headers of about one size: 60 of Kimi-K2's 61 are 293-296 kB, so
         they cost one request each instead of two). `first_read`: the first bytes of the file, read already (a guess
         made before the commit was known, `_guess`); `expected`: the header's likely length, from the index's size
-        (`_read`), read at once when it passes the first 100 kB."""
+        (`_read`), read at once when it passes the first 100 kB; `bound`: the header's most likely length from the
+        tensor names the index gives this shard (`shard_header_bounds`), which replaces the first 100 kB."""
         what = f"{repo_id}: {path}"
         url, headers = self._url(repo_id, sha, path), self._headers()
         if first_read is not None:
             body, asked = first_read, FIRST_READ  # (what `_guess` asks for)
         else:
-            asked = max(FIRST_READ, min(8 + max(expected, repo_total[1] * 5 // 4), FIRST_READ_MAX))
+            if bound:
+                asked = min(8 + bound, FIRST_READ_MAX)
+            else:
+                asked = max(FIRST_READ, min(8 + max(expected, repo_total[1] * 5 // 4), FIRST_READ_MAX))
             body, _ = _ranged(url, headers, budget, what, 0, asked)
         n = header_length(body[:8], what)
         if size is not None and 8 + n > size:
@@ -803,6 +832,22 @@ def _ranged(url: str, headers: dict, budget: Budget, what: str, start: int, stop
     if status != 200:
         raise MalformedInput(f"{what}: unexpected HTTP {status} to a ranged read")
     return body[start:stop], commit
+
+
+def shard_header_bounds(index_text: str | None) -> dict[str, int]:
+    """{shard: the longest its header is likely to be}, from the tensor names an index's weight_map gives each shard
+    (SHARD_ENTRY_BYTES); {} for an index that is not one."""
+    try:
+        weight_map = json.loads(index_text or "").get("weight_map")
+    except (ValueError, AttributeError, RecursionError):
+        return {}
+    if not isinstance(weight_map, dict):
+        return {}
+    bounds: dict[str, int] = {}
+    for name, shard in weight_map.items():
+        if isinstance(shard, str):
+            bounds[shard] = bounds.get(shard, SHARD_HEADER_SLACK) + len(name) + SHARD_ENTRY_BYTES
+    return bounds
 
 
 # -- what the model info says -----------------------------------------------------------------------------------------
