@@ -221,11 +221,18 @@ def scans(hub: FakeHub, trees: list[Tree], floor: Floor, n_repos: int, jobs_list
             cache = tempfile.mkdtemp(dir=work)
             hub.reset()
             extra = ["--processes", str(procs)] if procs is not None else []
+            # CPU seconds: the scan's processes (children of this one, reaped by the run) and the fake Hub's threads
+            # (this process, which does nothing else meanwhile): on 2 CPUs a CPU-bound scan's wall is about their sum
+            # / 2, and CPU varies less than wall from run to run on a shared machine
+            before, hub_before = os.times(), time.process_time()
             wall, rss, _ = run_ok(tree, ["scan", str(listing), "--jobs", str(jobs), "--format", "jsonl", "-o",
                                          os.devnull, "--quiet", "--gpu", "H100", *extra], env_for(hub, cache, tree),
                                   "scan", codes=(0, 1))
+            after = os.times()
             out.append({"tree": tree.name, "repos": n, "jobs": jobs, "procs": procs, "wall": wall, "rss": rss,
-                        "requests": hub.count()})
+                        "requests": hub.count(), "sent": sum(r.sent for r in hub.log),
+                        "cpu": after.children_user + after.children_system - before.children_user
+                        - before.children_system, "hub_cpu": time.process_time() - hub_before})
             shutil.rmtree(cache, ignore_errors=True)
     return out, len(pool)
 
@@ -287,12 +294,14 @@ def main(argv=None) -> int:
         print(f"\nScan of synthetic repos ({pool_size} fixtures of <= {SCAN_MAX_TENSORS} tensors under new names), "
               f"--gpu H100, all five frameworks, cold cache")
         print(f"  {'tree':<9} {'repos':>5} {'jobs':>5} {'processes':>9} {'wall':>8} {'repos/s':>8} {'x floor':>8} "
-              f"{'peak RSS':>9} {'requests':>9}")
+              f"{'peak RSS':>9} {'requests':>9} {'MB sent':>8} {'CPU':>7} {'hub CPU':>8}")
         for s in scan_rows:
             procs = "default" if s["procs"] is None else s["procs"]
             print(f"  {s['tree']:<9} {s['repos']:>5} {s['jobs']:>5} {procs:>9} {s['wall']:>7.2f}s "
-                  f"{s['repos'] / s['wall']:>8.1f} {s['wall'] / f:>7.0f}x {s['rss'] / 1024:>7.0f}MB {s['requests']:>9}")
-        print("  (peak RSS: the largest process; with worker processes each holds about that much)")
+                  f"{s['repos'] / s['wall']:>8.1f} {s['wall'] / f:>7.0f}x {s['rss'] / 1024:>7.0f}MB {s['requests']:>9} "
+                  f"{s['sent'] / 1e6:>8.0f} {s['cpu']:>6.1f}s {s['hub_cpu']:>7.1f}s")
+        print("  (peak RSS: the largest process; with worker processes each holds about that much. MB sent: what the fake"
+              " Hub wrote. CPU: the scan's processes, user + system; hub CPU: the fake Hub's, on the same CPUs)")
     if giants:
         print(f"\nGiant checkpoints, cold, `-f vllm` (median of {args.giant_runs})")
         for g in giants:
@@ -367,7 +376,8 @@ def main(argv=None) -> int:
             mine = next(x for x in scan_rows if x["tree"] == "this" and (x["repos"], x["jobs"], x["procs"]) ==
                         (s["repos"], s["jobs"], s["procs"]))
             print(f"  {'scan of ' + str(s['repos']) + ' repos, ' + str(s['jobs']) + ' jobs':<60} {s['wall']:6.2f} s "
-                  f"-> {mine['wall']:6.2f} s")
+                  f"-> {mine['wall']:6.2f} s  (CPU {s['cpu']:.1f} -> {mine['cpu']:.1f} s, hub {s['hub_cpu']:.1f} -> "
+                  f"{mine['hub_cpu']:.1f} s, {s['sent'] / 1e6:.0f} -> {mine['sent'] / 1e6:.0f} MB sent)")
     return 0 if all(ok for _, ok, _, _ in checks) else 1
 
 
