@@ -225,19 +225,20 @@ def gpus_cmd(local, vendor, as_json, units):
 
         click.echo(json.dumps([{"name": g.name, "vendor": g.vendor, "class": g.klass, "memory_bytes": g.memory_bytes,
                                 "usable_bytes": g.usable_bytes, "usable_derived": g.usable_derived, "fp8": g.fp8,
-                                "compute_capability": g.compute_capability} for g in rows], indent=2))
+                                "compute_capability": g.compute_capability, "sms": g.sms} for g in rows], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="GPU catalog (usable = what CUDA/HIP reports, or Metal's share of unified memory; "
-                        "* = derived, no printed total found)")
-    for col in ("GPU", "vendor", "class", "memory", "usable", "FP8", "SM"):
-        table.add_column(col, justify="right" if col in ("memory", "usable") else "left")
+                        "* = derived, no printed total found; SM = compute capability, SMs = multiprocessors, "
+                        "which size the CUDA context)")
+    for col in ("GPU", "vendor", "class", "memory", "usable", "FP8", "SM", "SMs"):
+        table.add_column(col, justify="right" if col in ("memory", "usable", "SMs") else "left")
     for g in rows:
         table.add_row(g.name, g.vendor or "-", g.klass, fmt_bytes(g.memory_bytes, units),
                       fmt_bytes(g.usable_bytes, units) + ("*" if g.usable_derived else ""), "yes" if g.fp8 else "no",
-                      g.compute_capability or "-")
+                      g.compute_capability or "-", str(g.sms) if g.sms else "-")
     Console().print(table)
 
 
