@@ -93,12 +93,13 @@ FIRST_READ_MAX = 4 << 20
 REPO_HEADERS_CAP = 128 << 20
 # - in a scan (HubSource.speculate off: throughput, not latency) the index is read before the shards, and each
 #   shard's first read is sized on the tensor names the index gives it: a header entry is its quoted name, then
-#   `:{"dtype":..,"shape":[..],"data_offsets":[..,..]},`, at most 82 bytes over the fixtures' 1.1M entries (compact
-#   JSON, as the safetensors library writes it); 128 leaves room for spaces and longer shapes or offsets, and
+#   `:{"dtype":..,"shape":[..],"data_offsets":[..,..]},`, at most 82 bytes over the fixtures' 1.1M entries (their
+#   headers rebuilt from the tables read off the Hub, in compact JSON as the safetensors library writes it); 128
+#   leaves room for spaces and longer shapes or offsets, and
 #   SHARD_HEADER_SLACK for `__metadata__` (15 bytes in every fixture header) and padding. Over the fixtures' 1,988
 #   shards the longest header is 0.61 of this bound (median 0.44 with 160 a name), against the 100 kB every shard's
 #   first read took: most headers are 5-40 kB, and the rest of those 100 kB was tensor data, read and dropped (one
-#   ranged read costs the client ~0.3 ms more CPU at 100 kB than at 20 kB, and the server as much). A header longer
+#   ranged read costs the client ~0.3 ms more CPU at 100 kB than at 20 kB). A header longer
 #   than its bound takes a second read, as one past FIRST_READ does. An index past SIZED_INDEX_MAX (the giants':
 #   Kimi-K2's is 12.5 MB, ~0.3 s to decode) keeps the sizing by the index's file size (`per_shard` in `_read`).
 SHARD_ENTRY_BYTES = 128
