@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def test_a_scan_with_ten_percent_faults_accounts_for_every_repo_once(fake_hub_fa
         elif kind == "429-storm":
             assert "asks to wait 100 s" in reason, reason
         elif kind == "bad-range":
-            assert "asked for bytes 0-100000" in reason, reason
+            # (the first read's length: 100 kB, or what a sharded repo's index sizes it to in a scan)
+            assert re.search(r"asked for bytes 0-\d+, the server answered bytes 8-", reason), reason
         elif kind == "bad-config":
             assert "num_hidden_layers is -3" in reason, reason
     retryable = {r["model"] for r in result.rows if r.get("retryable")}
