@@ -44,6 +44,13 @@ INTEGRATED_BELOW = 1 * GiB
 PCI_VENDOR_AMD = "0x1002"
 
 NVIDIA_EXTRA = "pip install 'hfvram[nvidia]'"
+# CUDA cores per SM by compute capability, to turn NVML's core count (nvmlDeviceGetNumGpuCores; NVML has no SM count
+# for a whole GPU) into SMs, which size the CUDA context (hfvram.estimate.base.cuda_context_bytes): NVIDIA/cuda-samples
+# Common/helper_cuda.h `_ConvertSMVer2Cores`, what deviceQuery prints as "CUDA Cores/MP" (6.0 to 9.0); 12.0 from the
+# RTX PRO 6000 Blackwell's 24,064 cores on 188 SMs (NVIDIA's RTX Blackwell whitepaper, Table 1, quoted in
+# NVIDIA/cudnn-frontend#1164). Other capabilities: the catalogue's count, if the card is in it.
+CORES_PER_SM = {"6.0": 64, "6.1": 128, "6.2": 128, "7.0": 64, "7.2": 64, "7.5": 64, "8.0": 64, "8.6": 128, "8.7": 128,
+                "8.9": 128, "9.0": 128, "12.0": 128}
 
 
 class NoGPUFound(UsageError):
@@ -65,23 +72,24 @@ class Device:
     compute_capability: str | None = None
     gfx_arch: str | None = None
     catalog: str | None = None  # the matched catalog entry's name
+    sms: int | None = None  # multiprocessors, from NVML's core count (CORES_PER_SM); None: not reported
 
     def gpu(self) -> GPU:
         """The GPU a verdict is worked out for: the catalog entry with this machine's memory, or a custom GPU."""
         entry = match(self.name, self.total_bytes, self.vendor) if self.catalog else None
         if entry is not None:
-            return replace(entry, usable_bytes=self.usable_bytes, usable_derived=False)
+            return replace(entry, usable_bytes=self.usable_bytes, usable_derived=False, sms=self.sms or entry.sms)
         cc = _float(self.compute_capability)
         return GPU(name=self.name, memory_bytes=self.total_bytes, usable_bytes=self.usable_bytes,
                    # GPUS.md's rules: hardware FP8 from compute capability 8.9, bf16 from 8.0 (NVIDIA only)
                    fp8=cc >= 8.9, bf16=cc >= 8.0, compute_capability=self.compute_capability, klass="custom",
-                   vendor=self.vendor)
+                   vendor=self.vendor, sms=self.sms)
 
     def to_dict(self) -> dict:
         return {"index": self.index, "vendor": self.vendor, "name": self.name, "catalog": self.catalog,
                 "total_bytes": self.total_bytes, "usable_bytes": self.usable_bytes, "usable_from": self.how,
                 "used_bytes": self.used_bytes, "compute_capability": self.compute_capability,
-                "gfx_arch": self.gfx_arch, "source": self.source}
+                "gfx_arch": self.gfx_arch, "sms": self.sms, "source": self.source}
 
 
 @record(frozen=True)
@@ -168,6 +176,13 @@ def _nvidia(notes: list[str], searched: list[str]) -> list[Device]:
                 cc = f"{major}.{minor}"
             except error:
                 cc = None
+            sms = None
+            try:
+                cores, per_sm = int(pynvml.nvmlDeviceGetNumGpuCores(h)), CORES_PER_SM.get(cc or "")
+                if per_sm and cores > 0 and cores % per_sm == 0:
+                    sms = cores // per_sm
+            except (error, AttributeError, TypeError, ValueError):  # an older nvidia-ml-py or driver
+                pass
             entry = match(name, total, "nvidia")
             if reserved is not None:
                 usable, how = total - reserved, (f"NVML total {fmt_bytes(total)} less {fmt_bytes(reserved)} the driver "
@@ -181,7 +196,7 @@ def _nvidia(notes: list[str], searched: list[str]) -> list[Device]:
                 usable, how = total, "NVML total (includes the driver's reservation: an upper bound)"
             devices.append(Device(index=i, vendor="nvidia", name=name, total_bytes=total, usable_bytes=usable,
                                   how=how, source="nvml", used_bytes=int(mem.used), compute_capability=cc,
-                                  catalog=entry.name if entry else None))
+                                  catalog=entry.name if entry else None, sms=sms))
     except error as exc:
         notes.append(f"NVML: {_words(exc)}")
     finally:

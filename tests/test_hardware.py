@@ -88,6 +88,26 @@ def test_a_card_the_catalog_lacks_is_a_custom_gpu_with_its_real_total(fake_machi
     assert g.usable_bytes == 15980 * MiB and g.fp8 is True and g.bf16 is True
 
 
+def test_nvml_cores_give_the_sm_count_that_sizes_the_cuda_context(fake_machine):
+    from hfvram.estimate.base import CUDA_CONTEXT_BYTES, Settings, cuda_context_bytes
+
+    # a card the catalogue lacks: its SMs from NVML's cores (RTX 2000E Ada: 2,816 cores, 128 an SM on 8.9 = 22)
+    odd = {"name": "NVIDIA RTX 2000E Ada Generation", "total": 16380 * MiB, "reserved": 400 * MiB, "cc": [8, 9],
+           "cores": 2816}
+    hw = fake_machine(nvml=nvml(odd))
+    assert hw.detect().devices[0].to_dict()["sms"] == 22
+    g = gpus.parse_gpu("auto")
+    assert g.gpu.sms == 22 and g.gpu.resident_threads == 22 * 1536
+    assert cuda_context_bytes(Settings(gpu=g)) < CUDA_CONTEXT_BYTES  # 22 SMs: ~68 MiB, not 400
+    # without the core count (an older driver) a custom card keeps the 400 MiB figure, a catalogue card its own count
+    fake_machine(nvml=nvml({k: v for k, v in odd.items() if k != "cores"}, H100))
+    assert [d.sms for d in hw.detect().devices] == [None, None]
+    assert gpus.find("H100-SXM").sms == 132 and cuda_context_bytes(Settings(gpu=gpus.parse_gpu("auto"))) == \
+        CUDA_CONTEXT_BYTES  # mixed cards: the smallest, the custom one, stands for both
+    fake_machine(nvml=nvml({**H100, "cores": 132 * 128}))
+    assert gpus.parse_gpu("auto").gpu.sms == 132
+
+
 def test_memory_variants_are_told_apart_by_what_nvml_reports(fake_machine):
     # NVML names both RTX 4060 Ti cards alike; 16 GB of memory makes it the 16 GB entry
     ti16 = {"name": "NVIDIA GeForce RTX 4060 Ti", "total": 16380 * MiB, "reserved": 300 * MiB, "cc": [8, 9]}

@@ -2,7 +2,7 @@
 
 Put this directory first on sys.path and point HFVRAM_FAKE_NVML at a file like
     {"devices": [{"name": "NVIDIA H100 80GB HBM3", "total": 85520809984, "reserved": 502267904, "used": 0,
-                  "cc": [9, 0]}],
+                  "cc": [9, 0], "cores": 16896}],   # cores: optional (absent: "Not Supported")
      "v1_only": false,          # true: no memory-info version 2 (an old driver / nvidia-ml-py)
      "init_error": null}        # "Driver Not Loaded": nvmlInit fails as on a machine without the driver
 Signatures and return shapes follow nvidia-ml-py 13.615 (pynvml.py): structures with .total/.free/.used (and
@@ -84,3 +84,10 @@ def nvmlDeviceGetMemoryInfo(handle, version=None):
 def nvmlDeviceGetCudaComputeCapability(handle):
     major, minor = _data()["devices"][handle]["cc"]
     return major, minor
+
+
+def nvmlDeviceGetNumGpuCores(handle):
+    cores = _data()["devices"][handle].get("cores")
+    if cores is None:
+        raise NVMLError("Not Supported")
+    return cores
