@@ -156,7 +156,7 @@ class Analysis:
             return None
         g = choice.gpu
         return {"name": g.name, "count": choice.count, "usable_bytes": g.usable_bytes, "memory_bytes": g.memory_bytes,
-                "fp8": g.fp8, "usable_derived": g.usable_derived,
+                "fp8": g.fp8, "usable_derived": g.usable_derived, "sms": g.sms,
                 # what each verdict is worked out against: min(GPU, --max-memory) less --headroom
                 "allowed_bytes": self.estimate_settings.allowed_bytes}
 

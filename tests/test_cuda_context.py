@@ -73,3 +73,12 @@ def test_the_engines_count_the_gpus_context(fw, torch):
     assert none.components["cuda_context"] == CUDA_CONTEXT_BYTES
     gap = big.components["cuda_context"] - small.components["cuda_context"]
     assert gap == pytest.approx((132 * 2048 - 82 * 1536) * CONTEXT_BYTES_PER_THREAD(), abs=2)
+
+
+def test_the_json_document_names_the_gpus_sm_count():
+    d = hfvram.analyze("meta-llama/Llama-2-7b-hf", offline=True, frameworks=["transformers"], projections=(),
+                       gpu="L40S").to_dict()
+    assert d["gpu"]["sms"] == 142
+    d = hfvram.analyze("meta-llama/Llama-2-7b-hf", offline=True, frameworks=["transformers"], projections=(),
+                       gpu="A10G").to_dict()
+    assert d["gpu"]["sms"] is None and d["estimates"]["transformers"]["components"]["cuda_context"] == CUDA_CONTEXT_BYTES
