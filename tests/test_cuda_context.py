@@ -82,3 +82,17 @@ def test_the_json_document_names_the_gpus_sm_count():
     d = hfvram.analyze("meta-llama/Llama-2-7b-hf", offline=True, frameworks=["transformers"], projections=(),
                        gpu="A10G").to_dict()
     assert d["gpu"]["sms"] is None and d["estimates"]["transformers"]["components"]["cuda_context"] == CUDA_CONTEXT_BYTES
+
+
+def test_a_gpu_without_an_sm_count_says_the_context_is_a_guess():
+    def notes(**kw):
+        a = hfvram.analyze("meta-llama/Llama-2-7b-hf", offline=True, frameworks=["transformers", "vllm"],
+                           projections=(), **kw)
+        return {n: [x for x in e.notes if "CUDA context is counted as 400 MiB" in x] for n, e in a.estimates.items()}
+
+    said = notes(gpu="A10G")
+    assert len(said["transformers"]) == 1 and "A10G's SM count is not known" in said["transformers"][0]
+    assert said["vllm"] == []  # vLLM's own figures do not use it
+    assert notes(gpu="L40S")["transformers"] == []  # a known count: nothing to say
+    assert notes()["transformers"] == []  # no GPU: no verdict to qualify
+    assert len(notes(gpu_mem="24GiB")["transformers"]) == 1  # a GPU known only by its memory

@@ -24,7 +24,7 @@ from importlib import import_module
 
 from ..errors import UsageError
 from . import bands
-from .base import Estimate, Settings, Suggestion, fit_allocating, largest_fitting
+from .base import CUDA_CONTEXT_BYTES, Estimate, Settings, Suggestion, fit_allocating, largest_fitting
 from .model import Model, build
 
 NAMES = ("transformers", "vllm", "trtllm", "llamacpp", "exllamav2")
@@ -91,6 +91,11 @@ def estimate_one(name: str, model: Model, settings: Settings, max_context: bool 
         settings = replace(settings, cache_implementation="static")
     est = module(name).estimate(model, settings)
     bands.apply(est, settings.tp)  # low_bytes / high_bytes from each component's held-out error
+    card = settings.gpu.gpu if settings.gpu is not None else None
+    if card is not None and card.vendor not in ("amd", "apple") and not card.resident_threads and \
+            est.components.get("cuda_context") == CUDA_CONTEXT_BYTES:
+        est.notes.append(f"the CUDA context is counted as 400 MiB: {card.name}'s SM count is not known, and it sizes "
+                         f"the context (bare, 2,100 bytes a resident thread: 86 MiB on an RTX 3060, 541 MiB on an H100)")
     est.notes[:0] = [n for n in verdict.notes if n not in est.notes]
     paging = PAGING_NOTES.get(base_engine(name))
     if settings.kv_paging and paging and paging not in est.notes:
