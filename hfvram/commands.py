@@ -231,14 +231,13 @@ def gpus_cmd(local, vendor, as_json, units):
     from rich.table import Table
 
     table = Table(title="GPU catalog (usable = what CUDA/HIP reports, or Metal's share of unified memory; "
-                        "* = derived, no printed total found; SM = compute capability, SMs = multiprocessors, "
-                        "which size the CUDA context)")
-    for col in ("GPU", "vendor", "class", "memory", "usable", "FP8", "SM", "SMs"):
-        table.add_column(col, justify="right" if col in ("memory", "usable", "SMs") else "left")
+                        "* = derived, no printed total found)")
+    for col in ("GPU", "vendor", "class", "memory", "usable", "FP8", "SM"):
+        table.add_column(col, justify="right" if col in ("memory", "usable") else "left")
     for g in rows:
         table.add_row(g.name, g.vendor or "-", g.klass, fmt_bytes(g.memory_bytes, units),
                       fmt_bytes(g.usable_bytes, units) + ("*" if g.usable_derived else ""), "yes" if g.fp8 else "no",
-                      g.compute_capability or "-", str(g.sms) if g.sms else "-")
+                      g.compute_capability or "-")
     Console().print(table)
 
 

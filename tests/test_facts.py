@@ -258,6 +258,4 @@ def test_gpus_command_lists_the_catalog(cli):
     assert min(r["memory_bytes"] for r in rows) <= 8 * 2**30 and max(r["memory_bytes"] for r in rows) >= 180 * 2**30
     by_name = {r["name"]: r for r in rows}
     assert (by_name["RTX-3090"]["sms"], by_name["H100-SXM"]["sms"], by_name["A10G"]["sms"]) == (82, 132, None)
-    code, out, _ = cli(["gpus", "--vendor", "nvidia"])
-    assert code == 0 and "SMs" in out and any(line.startswith("│ RTX-3090 ") and " 82 │" in line
-                                              for line in out.splitlines())
+
