@@ -96,3 +96,18 @@ def test_a_gpu_without_an_sm_count_says_the_context_is_a_guess():
     assert notes(gpu="L40S")["transformers"] == []  # a known count: nothing to say
     assert notes()["transformers"] == []  # no GPU: no verdict to qualify
     assert len(notes(gpu_mem="24GiB")["transformers"]) == 1  # a GPU known only by its memory
+
+
+def test_the_torch_kernel_term_is_what_our_h200_rows_hold_outside_the_allocator():
+    import statistics
+    from pathlib import Path
+
+    from hfvram.estimate.base import H200_OUTSIDE_ALLOCATOR_BYTES
+
+    rows = [json.loads(line) for line in (Path(__file__).resolve().parent.parent / "validation" /
+                                          "cases-own-transformers-nvidia-h200.jsonl").read_text().splitlines()]
+    outside = [r["measurement"]["raw"]["total_used_bytes"] - r["measurement"]["raw"]["peak_reserved_bytes"]
+               for r in rows if r["quantity"] == "total_used_bytes"]
+    assert len(outside) == 138 and statistics.median(outside) == H200_OUTSIDE_ALLOCATOR_BYTES
+    assert TORCH_KERNEL_BYTES.in_sample == pytest.approx(H200_OUTSIDE_ALLOCATOR_BYTES - 132 * 2048 *
+                                                         CONTEXT_BYTES_PER_THREAD())

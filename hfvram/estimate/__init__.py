@@ -95,7 +95,8 @@ def estimate_one(name: str, model: Model, settings: Settings, max_context: bool 
     if card is not None and card.vendor not in ("amd", "apple") and not card.resident_threads and \
             est.components.get("cuda_context") == CUDA_CONTEXT_BYTES:
         # (the context grows with the card: 86 MiB bare on an RTX 3060, 541 MiB on an H100; base.cuda_context_bytes)
-        est.notes.append(f"the CUDA context is counted as 400 MiB, a guess: {card.name}'s SM count is not known")
+        est.notes.append(f"the CUDA context is counted as {CUDA_CONTEXT_BYTES >> 20} MiB, a guess: {card.name}'s SM "
+                         f"count is not known")
     est.notes[:0] = [n for n in verdict.notes if n not in est.notes]
     paging = PAGING_NOTES.get(base_engine(name))
     if settings.kv_paging and paging and paging not in est.notes:
