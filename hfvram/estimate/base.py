@@ -101,24 +101,32 @@ def fitted(name: str, observations, prior: "float | str | None" = None, unit: st
 # SMs x resident threads per SM (hfvram.gpus.GPU.resident_threads): RTX 4060 Ti 107 MiB and RTX PRO 6000 Blackwell
 # 555 MiB (ggml-org/llama.cpp#23604: 2,148 and 2,015 bytes a thread), RTX 3090 256 MiB (torch 2.7.1, invoke-ai/
 # InvokeAI#9413: 2,131), RTX 6000 Ada 426 MiB (torch 2.10, unslothai/unsloth-zoo#1053: 2,048), B200 612 MiB (torch,
-# unslothai/unsloth#8669: 2,117). Five cards from 107 to 612 MiB within 7% of one figure a thread (~2 KiB: the
-# default 1 KiB stack alone does not fit them).
+# unslothai/unsloth#8669: 2,117); and our H200, 518 MiB through the driver API alone (cuInit + the primary context,
+# no runtime, no kernel; tools/measure_context.py, validation/own-h200/context.json: 2,009). Six cards from 107 to 612
+# MiB within 7% of one figure a thread; held out, the other four sources put the H200 at 541 MiB (+4.5%). The same
+# run shows what the bytes are: raising the per-thread stack limit (cuCtxSetLimit, default 1 KiB) to 2 and then 4
+# KiB added exactly 132 x 2048 x 1 KiB and x 2 KiB, so the context is local memory for every resident thread,
+# ~1 KiB of stack and ~1 KiB besides.
+H200_BARE_CONTEXT_BYTES = 543_162_368  # context.json steps.driver.process_bare_context (NVML, per process)
 CONTEXT_BYTES_PER_THREAD = fitted(
     "cuda.context.bytes_per_resident_thread",
     [("ggml-org/llama.cpp#23604", 107 * MiB / (34 * 1536)), ("ggml-org/llama.cpp#23604", 555 * MiB / (188 * 1536)),
      ("invoke-ai/InvokeAI#9413", 256 * MiB / (82 * 1536)), ("unslothai/unsloth-zoo#1053", 426 * MiB / (142 * 1536)),
-     ("unslothai/unsloth#8669", 612 * MiB / (148 * 2048))],
-    unit="bytes per resident thread", note="bare contexts on five cards (validation/NOTES-cuda-context.md)")
+     ("unslothai/unsloth#8669", 612 * MiB / (148 * 2048)), ("hfvram", H200_BARE_CONTEXT_BYTES / (132 * 2048))],
+    unit="bytes per resident thread", note="bare contexts on six cards (validation/NOTES-cuda-context.md)")
 # Kernel images a torch process loads on top (lazy loading loads each kernel when first used): our H200 runs of
 # transformers' generate() (validation/cases-own-transformers-nvidia-h200.jsonl, torch 2.11, CUDA 13.0) hold 678-788
-# MiB outside torch's allocator (NVML's per-process total - peak reserved), median 714 MiB; less the H200's bare
-# context above (132 SMs x 2048 x 2,100 B = 541 MiB), 173 MiB. One source, one GPU: a hypothesis, checked on
-# ExLlamaV2's totals (torch too) on RTX 3090 and A100 in `make accuracy`. Without it (held out), no kernel term.
-H200_OUTSIDE_ALLOCATOR_BYTES = 714 * MiB  # the median over the 138 total_used rows (quote: total_used - peak_reserved)
+# MiB outside torch's allocator (NVML's per-process total - peak reserved), median 710 MiB, of which the bare context
+# measured on the same card is 518 MiB: 192 MiB of kernels. Step by step in fresh processes (context.json, steps.torch):
+# torch.cuda.init() adds nothing to the bare context, the first elementwise kernel 94 MiB, cuBLAS's first matmul 66
+# MiB, scaled_dot_product_attention 8 MiB; one generate() 168 MiB in all; with every kernel of torch loaded up front
+# (CUDA_MODULE_LOADING=EAGER) 732 MiB, the ceiling. One source, one GPU: checked on ExLlamaV2's totals (torch too) on
+# RTX 3090 and A100 in `make accuracy`. Without it (held out), no kernel term.
+H200_OUTSIDE_ALLOCATOR_BYTES = 710 * MiB  # the median over the 156 total_used rows (quote: total_used - peak_reserved)
 TORCH_KERNEL_BYTES = fitted(
     "cuda.context.torch_kernels",
-    [("hfvram", H200_OUTSIDE_ALLOCATOR_BYTES - 132 * 2048 * CONTEXT_BYTES_PER_THREAD.in_sample)], prior=0,
-    note="H200, torch 2.11: outside the allocator less the bare context")
+    [("hfvram", H200_OUTSIDE_ALLOCATOR_BYTES - H200_BARE_CONTEXT_BYTES)], prior=0,
+    note="H200, torch 2.11: outside the allocator less the bare context, both measured")
 
 
 def cuda_context_bytes(s: "Settings", torch: bool = False) -> int:
