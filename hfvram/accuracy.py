@@ -396,6 +396,10 @@ def case_kwargs(case: dict) -> dict:
         version = _version(case.get("framework_version"))
         if version and case["framework"] == "transformers":
             kw["transformers_version"] = version
+        if dtype in ("bf16", "fp16") and "quantize" not in kw and s.get("weights") == "random (from_config)":
+            # our own runs build the model in the dtype they name (tools/measure_transformers.py `build`), whatever
+            # the checkpoint's dtype (mamba-130m-hf is stored float32)
+            kw["dtype"] = "bfloat16" if dtype == "bf16" else "float16"
         # the benchmarks load with torch_dtype="auto" (CASES.md 20); AutoAWQ runs float16
         kw.setdefault("dtype", "auto")
     elif fw == "llamacpp":
@@ -491,6 +495,19 @@ def llamacpp_value(case: dict, analysis) -> float | None:
     return None
 
 
+def _unbuilt_bytes(case: dict, analysis, fw: str) -> float:
+    """The vision tower's bytes when the measured run did not build it (settings `vision_tower: "not built"`: our own
+    runs build AutoModelForCausalLM from the config, which for some multimodal configs is the text model alone, e.g.
+    Qwen3.5), in the dtype the estimate loads; estimates always count the tower."""
+    s = case.get("settings") or {}
+    if s.get("vision_tower") != "not built" or fw != "transformers":
+        return 0.0
+    facts = analysis.facts
+    vision = (facts.weights.component_bytes or {}).get("vision", 0)
+    load = {"bf16": 2, "fp16": 2, "fp32": 4}.get(s.get("dtype"), facts.dtype_bytes)
+    return vision * load / facts.dtype_bytes  # in the run's dtype
+
+
 def predicted_value(case: dict, analysis, fw: str) -> float | None:
     est = analysis.estimates[fw]
     if not est.supported:
@@ -499,6 +516,10 @@ def predicted_value(case: dict, analysis, fw: str) -> float | None:
         return llamacpp_value(case, analysis)
     c, x = est.components, est.extras
     q = case["quantity"]
+    unbuilt = _unbuilt_bytes(case, analysis, fw)
+    if unbuilt and q in ("weights_bytes", "peak_allocated_bytes", "total_used_bytes"):
+        value = predicted_value({**case, "settings": {**case["settings"], "vision_tower": None}}, analysis, fw)
+        return None if value is None else value - unbuilt
     if q == "weights_bytes":
         # TensorRT-LLM #698 read nvidia-smi right after loading the engine: weights + CUDA context (CASES.md 12)
         from .estimate.base import CUDA_CONTEXT_BYTES

@@ -26,6 +26,7 @@ from .base import (
     KV_BYTES, Estimate, Settings, cuda_context_bytes, engine_info, rider_bytes, spec_tokens, state_per_gpu,
     stage_layers,
 )
+from ..specs import LinearAttention, Mamba
 from .model import Model
 
 NAME = "transformers"
@@ -69,6 +70,22 @@ RESIDUAL_COPIES = 3
 # MLP intermediates live at its peak: act(gate), up and their product (LlamaMLP.forward:
 # `down_proj(act_fn(gate_proj(x)) * up_proj(x))`; gate_proj's output is freed once act_fn has consumed it).
 MLP_COPIES = 3
+# Mamba-1 mixers (mamba, falcon_mamba, jamba, zamba) without compiled scan kernels, which a plain `pip install
+# transformers torch` has (mamba-ssm or the `kernels` package would bring them): `mamba_selective_scan`
+# (modeling_mamba.py 5.25; the same lines in modeling_falcon_mamba.py and modeling_jamba.py) discretises the whole
+# prompt at once, `discrete_A`, `discrete_B` and `deltaB_u`, each batch x intermediate x prompt x d_state in float32,
+# all three referenced while the step-by-step scan runs. Checked on our H200 runs of mamba-130m-hf (validation/
+# cases-own-transformers-nvidia-h200.jsonl): at 8,192 prompt tokens the three are 2.42 GB of the 2.76 GB the
+# prefill allocates beyond the weights.
+REFERENCE_SCAN_COPIES = 3
+REFERENCE_SCAN_BYTES = 4  # float32
+# Gated DeltaNet layers (qwen3_next, qwen3_5, qwen3_5_moe, olmo_hybrid) without flash-linear-attention run
+# `torch_chunk_gated_delta_rule` (modeling_qwen3_5.py 5.25): the whole prompt in float32, per value head. Alive in its
+# chunk loop: query, key, k_beta, decayed_k_beta and k_cumdecay (head_k_dim each; query and key repeated to the
+# value heads), value, v_beta, new_values and core_attn_out (head_v_dim each), and three chunk x chunk matrices a
+# chunk (pairwise_decay, ut_system, intra_chunk_attn), in chunks of DELTA_CHUNK positions (its default chunk_size).
+# Checked on our H200 runs of Qwen3.5-0.8B (validation/cases-own-transformers-nvidia-h200.jsonl).
+DELTA_K_COPIES, DELTA_V_COPIES, DELTA_CHUNK_MATRICES, DELTA_CHUNK = 5, 4, 3, 64
 
 
 def version_tuple(text: str | None) -> tuple[int, int]:
@@ -172,13 +189,27 @@ def prefill_activations(model: Model, s: Settings, layer_only: bool = False) -> 
         mlp += tokens * moe.num_experts * 4  # router logits in float32
     else:
         mlp = tokens * MLP_COPIES * inter * d
-    layer = residual + max(attention, mlp)
+    layer = residual + max(attention, mlp, reference_scan_bytes(model, tokens))
+    layer = max(layer, residual + reference_delta_bytes(model, tokens))
     if layer_only:
         return layer
     if version_tuple(s.transformers_version) < LAST_LOGITS_SINCE:
         # after the last layer: the final hidden states (normed and not) and every position's logits
         return max(layer, 2 * tokens * hidden * d + logits_bytes(model, s, prompt))
     return layer + logits_bytes(model, s, 1)
+
+
+def reference_scan_bytes(model: Model, tokens: int) -> float:
+    """The largest Mamba-1 layer's discretised prompt in transformers' reference scan (REFERENCE_SCAN_COPIES)."""
+    return max((REFERENCE_SCAN_COPIES * tokens * layer.intermediate * layer.d_state * REFERENCE_SCAN_BYTES
+                for layer in set(model.layers) if isinstance(layer, Mamba) and layer.version == 1), default=0.0)
+
+
+def reference_delta_bytes(model: Model, tokens: int) -> float:
+    """The largest Gated DeltaNet layer's float32 working set in transformers' reference chunked rule."""
+    return max((tokens * layer.num_v_heads * REFERENCE_SCAN_BYTES * (
+        DELTA_K_COPIES * layer.head_k_dim + DELTA_V_COPIES * layer.head_v_dim + DELTA_CHUNK_MATRICES * DELTA_CHUNK)
+        for layer in set(model.layers) if isinstance(layer, LinearAttention)), default=0.0)
 
 
 def decode_activations(model: Model, s: Settings) -> float:
@@ -226,6 +257,14 @@ def estimate(model: Model, s: Settings) -> Estimate:
         "cuda_context": cuda_context_bytes(s, torch=True),
         "allocator_slack": int(slack),
     }
+    prompt_tokens = s.batch * prompt
+    for what, size in (("Mamba layers counted with transformers' reference scan (what runs without mamba-ssm "
+                        "kernels): the prefill holds the prompt's discretised state in float32", reference_scan_bytes(model, prompt_tokens)),
+                       ("Gated DeltaNet layers counted with transformers' reference chunked rule (what runs without "
+                        "flash-linear-attention): the prefill holds the prompt in float32", reference_delta_bytes(model,
+                                                                                                 prompt_tokens))):
+        if size and prefill_peak >= decode_peak:
+            notes.append(f"{what}, {size / (1 << 30):,.2f} GiB at its peak")
     if rotary:
         notes.append(f"transformers {'.'.join(map(str, version))} keeps a rotary cos/sin cache in every attention "
                      f"layer ({rotary / (1 << 20):,.0f} MiB on this GPU, counted with the weights)")
