@@ -84,8 +84,12 @@ REFERENCE_SCAN_BYTES = 4  # float32
 # chunk loop: query, key, k_beta, decayed_k_beta and k_cumdecay (head_k_dim each; query and key repeated to the
 # value heads), value, v_beta, new_values and core_attn_out (head_v_dim each), and three chunk x chunk matrices a
 # chunk (pairwise_decay, ut_system, intra_chunk_attn), in chunks of DELTA_CHUNK positions (its default chunk_size).
-# Checked on our H200 runs of Qwen3.5-0.8B (validation/cases-own-transformers-nvidia-h200.jsonl).
+# Its caller (Qwen3_5GatedDeltaNet.forward) still holds, in the model's dtype, the convolved `mixed_qkv` (2 x key +
+# value width a token), the query, key and value `reshape` copied out of its transposed view (the same width again),
+# and the gate `z` (value width). Checked on our H200 runs of Qwen3.5-0.8B at 128 to 32,768 prompt tokens
+# (validation/cases-own-transformers-nvidia-h200.jsonl).
 DELTA_K_COPIES, DELTA_V_COPIES, DELTA_CHUNK_MATRICES, DELTA_CHUNK = 5, 4, 3, 64
+DELTA_QKV_COPIES = 2  # mixed_qkv and the q / k / v copies
 
 
 def version_tuple(text: str | None) -> tuple[int, int]:
@@ -190,7 +194,7 @@ def prefill_activations(model: Model, s: Settings, layer_only: bool = False) -> 
     else:
         mlp = tokens * MLP_COPIES * inter * d
     layer = residual + max(attention, mlp, reference_scan_bytes(model, tokens))
-    layer = max(layer, residual + reference_delta_bytes(model, tokens))
+    layer = max(layer, residual + reference_delta_bytes(model, tokens, d))
     if layer_only:
         return layer
     if version_tuple(s.transformers_version) < LAST_LOGITS_SINCE:
@@ -205,11 +209,16 @@ def reference_scan_bytes(model: Model, tokens: int) -> float:
                 for layer in set(model.layers) if isinstance(layer, Mamba) and layer.version == 1), default=0.0)
 
 
-def reference_delta_bytes(model: Model, tokens: int) -> float:
-    """The largest Gated DeltaNet layer's float32 working set in transformers' reference chunked rule."""
-    return max((tokens * layer.num_v_heads * REFERENCE_SCAN_BYTES * (
-        DELTA_K_COPIES * layer.head_k_dim + DELTA_V_COPIES * layer.head_v_dim + DELTA_CHUNK_MATRICES * DELTA_CHUNK)
-        for layer in set(model.layers) if isinstance(layer, LinearAttention)), default=0.0)
+def reference_delta_bytes(model: Model, tokens: int, d: float = 2) -> float:
+    """The largest Gated DeltaNet layer's working set in transformers' reference chunked rule: its float32 tensors
+    and what its caller holds in the model's dtype (`d` bytes)."""
+    def one(layer: LinearAttention) -> float:
+        rule = layer.num_v_heads * REFERENCE_SCAN_BYTES * (
+            DELTA_K_COPIES * layer.head_k_dim + DELTA_V_COPIES * layer.head_v_dim + DELTA_CHUNK_MATRICES * DELTA_CHUNK)
+        values = layer.num_v_heads * layer.head_v_dim
+        qkv = 2 * layer.num_k_heads * layer.head_k_dim + values
+        return tokens * (rule + d * (DELTA_QKV_COPIES * qkv + values))
+    return max((one(layer) for layer in set(model.layers) if isinstance(layer, LinearAttention)), default=0.0)
 
 
 def decode_activations(model: Model, s: Settings) -> float:
@@ -262,7 +271,7 @@ def estimate(model: Model, s: Settings) -> Estimate:
                         "kernels): the prefill holds the prompt's discretised state in float32", reference_scan_bytes(model, prompt_tokens)),
                        ("Gated DeltaNet layers counted with transformers' reference chunked rule (what runs without "
                         "flash-linear-attention): the prefill holds the prompt in float32", reference_delta_bytes(model,
-                                                                                                 prompt_tokens))):
+                                                                                                 prompt_tokens, d))):
         if size and prefill_peak >= decode_peak:
             notes.append(f"{what}, {size / (1 << 30):,.2f} GiB at its peak")
     if rotary:

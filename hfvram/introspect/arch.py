@@ -122,7 +122,8 @@ def build(top: View, text: View, reader: str) -> Architecture:
         num_kv_heads=_representative_kv_heads(layers, kv_heads),
         head_dim=head_dim,
         vocab_size=text.int("vocab_size", "padded_vocab_size", "n_vocab") or top.int("vocab_size"),
-        intermediate_size=text.int("intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", "decoder_ffn_dim")
+        intermediate_size=_ff_width(text, text.int("intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size",
+                                                   "decoder_ffn_dim", "block_ff_dim"))
         # FalconConfig.__post_init__ (transformers 5.x configuration_falcon.py): ffn_hidden_size = 4 x hidden_size
         or (4 * hidden if model_type == "falcon" and hidden else None),
         max_context=max_context(text, model_type),
@@ -383,6 +384,21 @@ def _mamba_spec(text: View, model_type) -> Mamba | None:
         if model_type in ("mamba", "falcon_mamba"):
             intermediate = text.int("intermediate_size") or intermediate
     return Mamba(version=1, intermediate=intermediate, d_state=d_state, conv_kernel=conv)
+
+
+def _ff_width(text: View, width: int | None) -> int | None:
+    """The MLP width a model builds: LFM2 (`block_auto_adjust_ff_dim`) takes two thirds of the configured width,
+    scaled by `block_ffn_dim_multiplier` and rounded up to `block_multiple_of` (Lfm2MLP.__init__, transformers 5.25
+    modeling_lfm2.py: LFM2-1.2B's 12,288 builds 8,192-wide w1/w3)."""
+    if not width or not text.get("block_auto_adjust_ff_dim"):
+        return width
+    width = int(2 * width / 3)
+    multiplier = text.get("block_ffn_dim_multiplier")
+    if multiplier is not None:
+        width = int(float(multiplier) * width)
+        step = text.int("block_multiple_of") or 1
+        width = step * ((width + step - 1) // step)
+    return width
 
 
 def _linear_attention_spec(text: View) -> LinearAttention | None:
