@@ -28,6 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import measure_transformers as mt  # noqa: E402 - the NVML reader and the model builder (no torch at import)
+
 MiB = 1024 * 1024
 # CUDA driver API enums (cuda.h): CUlimit and CUdevice_attribute values.
 CU_LIMIT_STACK_SIZE, CU_LIMIT_PRINTF_FIFO_SIZE, CU_LIMIT_MALLOC_HEAP_SIZE = 0x00, 0x01, 0x02
@@ -37,24 +41,8 @@ CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABI
 STACK_STEPS = (2048, 4096)  # bytes a thread the stack limit is raised to, in order
 
 
-class NVML:
-    def __init__(self):
-        import pynvml
-
-        pynvml.nvmlInit()
-        self.n = pynvml
-        index = int((os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0] or 0)
-        self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-
-    def process_bytes(self) -> int | None:
-        procs = self.n.nvmlDeviceGetComputeRunningProcesses(self.handle)
-        mine = [p for p in procs if p.pid == os.getpid()]
-        if not mine and len(procs) == 1:  # a container's PID namespace: the only process is this one
-            mine = procs
-        return int(mine[0].usedGpuMemory) if mine and mine[0].usedGpuMemory is not None else None
-
-    def device_used_bytes(self) -> int:
-        return int(self.n.nvmlDeviceGetMemoryInfo(self.handle).used)
+class NVML(mt.NVML):
+    """measure_transformers' NVML reader, plus reads that wait for the figure to settle."""
 
     def settle(self) -> int | None:
         """NVML's per-process figure can lag an allocation by a moment: read until two reads agree."""
@@ -151,8 +139,6 @@ def step_torch() -> dict:
 
 def step_generate(models: list[str]) -> dict:
     nv = NVML()
-    sys.path.insert(0, str(ROOT / "tools"))
-    import measure_transformers as mt
     import torch
     import transformers
 
