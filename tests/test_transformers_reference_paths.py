@@ -1,5 +1,6 @@
-"""HF Transformers' reference PyTorch paths for recurrent layers (what runs without mamba-ssm or flash-linear-attention):
-their prefill transients, checked against our H200 runs (validation/cases-own-transformers-nvidia-h200.jsonl)."""
+"""HF Transformers' reference PyTorch paths for recurrent layers (what runs without mamba-ssm or
+flash-linear-attention): their prefill transients, checked against our H200 runs
+(validation/cases-own-transformers-nvidia-h200.jsonl)."""
 
 from __future__ import annotations
 

@@ -266,14 +266,16 @@ def estimate(model: Model, s: Settings) -> Estimate:
         "cuda_context": cuda_context_bytes(s, torch=True),
         "allocator_slack": int(slack),
     }
-    prompt_tokens = s.batch * prompt
-    for what, size in (("Mamba layers counted with transformers' reference scan (what runs without mamba-ssm "
-                        "kernels): the prefill holds the prompt's discretised state in float32", reference_scan_bytes(model, prompt_tokens)),
-                       ("Gated DeltaNet layers counted with transformers' reference chunked rule (what runs without "
-                        "flash-linear-attention): the prefill holds the prompt in float32", reference_delta_bytes(model,
-                                                                                                 prompt_tokens, d))):
-        if size and prefill_peak >= decode_peak:
-            notes.append(f"{what}, {size / (1 << 30):,.2f} GiB at its peak")
+    if prefill_peak >= decode_peak:  # the reference paths' prefill transients, when they set the peak
+        scan, delta = reference_scan_bytes(model, s.batch * prompt), reference_delta_bytes(model, s.batch * prompt, d)
+        if scan:
+            notes.append("Mamba layers counted with transformers' reference scan (what runs without mamba-ssm "
+                         f"kernels): the prefill holds the prompt's discretised state in float32, {scan / 2**30:,.2f} "
+                         "GiB at its peak")
+        if delta:
+            notes.append("Gated DeltaNet layers counted with transformers' reference chunked rule (what runs without "
+                         "flash-linear-attention): the prefill holds the prompt's working set, mostly float32, "
+                         f"{delta / 2**30:,.2f} GiB at its peak")
     if rotary:
         notes.append(f"transformers {'.'.join(map(str, version))} keeps a rotary cos/sin cache in every attention "
                      f"layer ({rotary / (1 << 20):,.0f} MiB on this GPU, counted with the weights)")

@@ -390,13 +390,13 @@ def _ff_width(text: View, width: int | None) -> int | None:
     """The MLP width a model builds: LFM2 (`block_auto_adjust_ff_dim`) takes two thirds of the configured width,
     scaled by `block_ffn_dim_multiplier` and rounded up to `block_multiple_of` (Lfm2MLP.__init__, transformers 5.25
     modeling_lfm2.py: LFM2-1.2B's 12,288 builds 8,192-wide w1/w3)."""
-    if not width or not text.get("block_auto_adjust_ff_dim"):
+    if not width or text.get("block_auto_adjust_ff_dim") is not True:
         return width
     width = int(2 * width / 3)
     multiplier = text.get("block_ffn_dim_multiplier")
-    if multiplier is not None:
-        width = int(float(multiplier) * width)
-        step = text.int("block_multiple_of") or 1
+    if isinstance(multiplier, (int, float)) and not isinstance(multiplier, bool) and 0 < multiplier < 64:
+        width = int(multiplier * width)
+        step = max(1, text.int("block_multiple_of") or 1)
         width = step * ((width + step - 1) // step)
     return width
 
