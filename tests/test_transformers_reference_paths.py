@@ -62,6 +62,18 @@ def test_gated_deltanet_prefill_holds_the_prompt_in_float32():
         assert any("reference chunked rule" in n for n in notes)
 
 
+def test_the_deltanet_term_holds_on_models_it_was_not_written_from():
+    # run after the term was written from Qwen3.5-0.8B: the 9B (16 key heads repeated to 32 value heads) and the
+    # 35B-A3B MoE; without the term their 32K peaks would be 18.5% and 8.6% under what was measured
+    for model in ("Qwen/Qwen3.5-9B", "Qwen/Qwen3.5-35B-A3B"):
+        a = hfvram.analyze(model, offline=True, frameworks=["transformers"], projections=())
+        vision = a.facts.weights.component_bytes["vision"]
+        for prompt in (2048, 8192, 32768):
+            got, _ = peak(model, 1, prompt)
+            want = measured(model, 1, prompt, "peak_allocated_bytes")
+            assert abs((got - vision) / want - 1) < 0.025, (model, prompt, got - vision, want)
+
+
 def test_lfm2_builds_two_thirds_of_its_configured_mlp_width():
     a = hfvram.analyze("LiquidAI/LFM2-1.2B", offline=True, frameworks=["transformers"], projections=())
     # block_ff_dim 12,288 with block_auto_adjust_ff_dim: int(2 x 12,288 / 3) = 8,192 (a multiple of 256 already)

@@ -116,13 +116,13 @@ CONTEXT_BYTES_PER_THREAD = fitted(
     unit="bytes per resident thread", note="bare contexts on six cards (validation/NOTES-cuda-context.md)")
 # Kernel images a torch process loads on top (lazy loading loads each kernel when first used): our H200 runs of
 # transformers' generate() (validation/cases-own-transformers-nvidia-h200.jsonl, torch 2.11, CUDA 13.0) hold 678-788
-# MiB outside torch's allocator (NVML's per-process total - peak reserved), median 708 MiB, of which the bare context
-# measured on the same card is 518 MiB: 190 MiB of kernels. Step by step in fresh processes (context.json, steps.torch):
+# MiB outside torch's allocator (NVML's per-process total - peak reserved), median 706 MiB, of which the bare context
+# measured on the same card is 518 MiB: 188 MiB of kernels. Step by step in fresh processes (context.json, steps.torch):
 # torch.cuda.init() adds nothing to the bare context, the first elementwise kernel 94 MiB, cuBLAS's first matmul 66
 # MiB, scaled_dot_product_attention 8 MiB; one generate() 168 MiB in all; with every kernel of torch loaded up front
 # (CUDA_MODULE_LOADING=EAGER) 732 MiB, the ceiling. One source, one GPU: checked on ExLlamaV2's totals (torch too) on
 # RTX 3090 and A100 in `make accuracy`. Without it (held out), no kernel term.
-H200_OUTSIDE_ALLOCATOR_BYTES = 708 * MiB  # the median over the 162 total_used rows (quote: total_used - peak_reserved)
+H200_OUTSIDE_ALLOCATOR_BYTES = 706 * MiB  # the median over the 168 total_used rows (quote: total_used - peak_reserved)
 TORCH_KERNEL_BYTES = fitted(
     "cuda.context.torch_kernels",
     [("hfvram", H200_OUTSIDE_ALLOCATOR_BYTES - H200_BARE_CONTEXT_BYTES)], prior=0,
