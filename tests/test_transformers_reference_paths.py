@@ -88,3 +88,26 @@ def test_attention_only_models_have_neither_term():
     plain = hfvram.analyze("Qwen/Qwen3-0.6B", offline=True, frameworks=["transformers"], projections=())
     assert reference_scan_bytes(plain.model, 8192) == reference_delta_bytes(plain.model, 8192) == 0
     assert not any("reference" in n for n in plain.estimates["transformers"].notes)
+
+
+def test_mamba2_reference_scan_by_release():
+    from hfvram.estimate.transformers import reference_ssd_bytes
+
+    model = "nvidia/Nemotron-H-56B-Base-8K"  # 256 heads x 64, state 256, chunk 128
+    a = hfvram.analyze(model, offline=True, frameworks=["transformers"], projections=())
+    # until 5.17 `C x B` is materialised before its sum: tokens x chunk x heads x state floats, 4 GiB at 128 tokens,
+    # 64 GiB at 2,048 (what our 5.17 run asked for when it ran out of memory)
+    assert reference_ssd_bytes(a.model, 2048, "5.17") > 2048 * 128 * 256 * 256 * 4 == 64 << 30
+    summary = json.loads((Path(__file__).resolve().parent.parent / "validation" / "own-h200" /
+                          "summary-11-nemotron-h.json").read_text())
+    (oom,) = summary["out_of_memory"]
+    assert oom["prompt"] == 2048 and "Tried to allocate 64.00 GiB" in oom["why"]
+    # 5.18 contracts with einsum: the same prompt needs a sixteenth as much
+    assert reference_ssd_bytes(a.model, 2048, "5.18") < reference_ssd_bytes(a.model, 2048, "5.17") / 16
+    kw = dict(offline=True, frameworks=["transformers"], projections=(), dtype="bfloat16", gpu="H200",
+              transformers_version="5.17")
+    small = hfvram.analyze(model, context=144, prompt_tokens=128, **kw).estimates["transformers"]
+    want = measured(model, 1, 128, "peak_allocated_bytes")
+    assert abs(small.extras["peak_allocated_bytes"] / want - 1) < 0.01  # 1 GiB of its 5 GiB transient unexplained
+    assert small.fits and any("Mamba-2 layers" in n for n in small.notes)
+    assert hfvram.analyze(model, context=2064, prompt_tokens=2048, **kw).estimates["transformers"].fits is False

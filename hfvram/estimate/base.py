@@ -122,7 +122,7 @@ CONTEXT_BYTES_PER_THREAD = fitted(
 # MiB, scaled_dot_product_attention 8 MiB; one generate() 168 MiB in all; with every kernel of torch loaded up front
 # (CUDA_MODULE_LOADING=EAGER) 732 MiB, the ceiling. One source, one GPU: checked on ExLlamaV2's totals (torch too) on
 # RTX 3090 and A100 in `make accuracy`. Without it (held out), no kernel term.
-H200_OUTSIDE_ALLOCATOR_BYTES = 706 * MiB  # the median over the 168 total_used rows (quote: total_used - peak_reserved)
+H200_OUTSIDE_ALLOCATOR_BYTES = 706 * MiB  # the median over the 169 total_used rows (quote: total_used - peak_reserved)
 TORCH_KERNEL_BYTES = fitted(
     "cuda.context.torch_kernels",
     [("hfvram", H200_OUTSIDE_ALLOCATOR_BYTES - H200_BARE_CONTEXT_BYTES)], prior=0,

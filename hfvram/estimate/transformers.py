@@ -90,6 +90,20 @@ REFERENCE_SCAN_BYTES = 4  # float32
 # (validation/cases-own-transformers-nvidia-h200.jsonl).
 DELTA_K_COPIES, DELTA_V_COPIES, DELTA_CHUNK_MATRICES, DELTA_CHUNK = 5, 4, 3, 64
 DELTA_QKV_COPIES = 2  # mixed_qkv and the q / k / v copies
+# Mamba-2 mixers (mamba2, nemotron_h, bamba, zamba2, falcon_h1, granitemoehybrid) without mamba-ssm run
+# `mamba2_chunk_scan` on the whole prompt in float32, in chunks of the config's `chunk_size` (Mamba2Config's default
+# 256). Its locals stay referenced to its end: per token, the hidden states and D residual (head_dim each, per head),
+# B and C repeated to the heads (state each), L, G and M (chunk each), Y_diag, C_times_states, Y_off and the output
+# (head_dim each) and B_decay (state); per chunk, the states before and after the inter-chunk pass (head_dim x state
+# per head). Until 5.17 it multiplied broadcast tensors and summed them, each materialised first, the largest `C x B`
+# over the state, tokens x chunk x heads x state floats, alive with what came before it (hidden states, D residual,
+# B, C, L), and C_times_states was kept at tokens x heads x head_dim x state (modeling_nemotron_h.py 5.17.0
+# `mamba2_chunk_scan`); 5.18.0 contracts them with einsum. Our H200 run of Nemotron-H-56B (transformers 5.17,
+# validation/cases-own-transformers-nvidia-h200.jsonl) held 5.0 GiB above its weights at 128 prompt tokens, 4.1 GiB
+# of it predicted so (the 1 GiB left is not explained), and ran out of memory at 2,048 asking for exactly the 64 GiB
+# of `C x B`.
+MAMBA2_EINSUM_SINCE = (5, 18)
+MAMBA2_DEFAULT_CHUNK = 256
 
 
 def version_tuple(text: str | None) -> tuple[int, int]:
@@ -194,7 +208,8 @@ def prefill_activations(model: Model, s: Settings, layer_only: bool = False) -> 
     else:
         mlp = tokens * MLP_COPIES * inter * d
     layer = residual + max(attention, mlp, reference_scan_bytes(model, tokens))
-    layer = max(layer, residual + reference_delta_bytes(model, tokens, d))
+    layer = max(layer, residual + reference_delta_bytes(model, tokens, d),
+                residual + reference_ssd_bytes(model, tokens, s.transformers_version))
     if layer_only:
         return layer
     if version_tuple(s.transformers_version) < LAST_LOGITS_SINCE:
@@ -219,6 +234,24 @@ def reference_delta_bytes(model: Model, tokens: int, d: float = 2) -> float:
         qkv = 2 * layer.num_k_heads * layer.head_k_dim + values
         return tokens * (rule + d * (DELTA_QKV_COPIES * qkv + values))
     return max((one(layer) for layer in set(model.layers) if isinstance(layer, LinearAttention)), default=0.0)
+
+
+def reference_ssd_bytes(model: Model, tokens: int, version: str | None = None) -> float:
+    """The largest Mamba-2 layer's float32 working set in transformers' reference chunked scan, by release."""
+    chunk = int(model.facts.text_config.get("chunk_size") or MAMBA2_DEFAULT_CHUNK)
+    broadcast = version_tuple(version) < MAMBA2_EINSUM_SINCE
+
+    def one(layer: Mamba) -> float:
+        h, p, n = layer.num_heads, layer.head_dim, layer.d_state
+        padded = -(-tokens // chunk) * chunk
+        states = 2 * (padded // chunk + 1) * h * p * n
+        if broadcast:
+            at_cb = padded * h * (2 * p + 2 * n + chunk + chunk * n)
+            at_end = padded * h * (3 * n + 3 * chunk + 6 * p + p * n) + states
+            return REFERENCE_SCAN_BYTES * max(at_cb, at_end)
+        return REFERENCE_SCAN_BYTES * (padded * h * (3 * n + 3 * chunk + 7 * p) + states)
+    return max((one(layer) for layer in set(model.layers) if isinstance(layer, Mamba) and layer.version == 2
+                and layer.num_heads and layer.head_dim), default=0.0)
 
 
 def decode_activations(model: Model, s: Settings) -> float:
@@ -271,6 +304,11 @@ def estimate(model: Model, s: Settings) -> Estimate:
         if scan:
             notes.append("Mamba layers counted with transformers' reference scan (what runs without mamba-ssm "
                          f"kernels): the prefill holds the prompt's discretised state in float32, {scan / 2**30:,.2f} "
+                         "GiB at its peak")
+        ssd = reference_ssd_bytes(model, s.batch * prompt, s.transformers_version)
+        if ssd:
+            notes.append("Mamba-2 layers counted with transformers' reference chunked scan (what runs without "
+                         f"mamba-ssm kernels): the prefill holds the prompt's working set in float32, {ssd / 2**30:,.2f} "
                          "GiB at its peak")
         if delta:
             notes.append("Gated DeltaNet layers counted with transformers' reference chunked rule (what runs without "
