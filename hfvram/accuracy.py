@@ -509,6 +509,14 @@ def _unbuilt_bytes(case: dict, analysis, fw: str) -> float:
 
 
 def predicted_value(case: dict, analysis, fw: str) -> float | None:
+    """The estimate's figure for the case's quantity, less what the measured run did not build."""
+    value = _predicted(case, analysis, fw)
+    if value is not None and case["quantity"] in ("weights_bytes", "peak_allocated_bytes", "total_used_bytes"):
+        value -= _unbuilt_bytes(case, analysis, fw)
+    return value
+
+
+def _predicted(case: dict, analysis, fw: str) -> float | None:
     est = analysis.estimates[fw]
     if not est.supported:
         return None
@@ -516,10 +524,6 @@ def predicted_value(case: dict, analysis, fw: str) -> float | None:
         return llamacpp_value(case, analysis)
     c, x = est.components, est.extras
     q = case["quantity"]
-    unbuilt = _unbuilt_bytes(case, analysis, fw)
-    if unbuilt and q in ("weights_bytes", "peak_allocated_bytes", "total_used_bytes"):
-        value = predicted_value({**case, "settings": {**case["settings"], "vision_tower": None}}, analysis, fw)
-        return None if value is None else value - unbuilt
     if q == "weights_bytes":
         # TensorRT-LLM #698 read nvidia-smi right after loading the engine: weights + CUDA context (CASES.md 12)
         from .estimate.base import CUDA_CONTEXT_BYTES

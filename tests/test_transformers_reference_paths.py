@@ -86,7 +86,7 @@ def test_lfm2_builds_two_thirds_of_its_configured_mlp_width():
 
 def test_attention_only_models_have_neither_term():
     plain = hfvram.analyze("Qwen/Qwen3-0.6B", offline=True, frameworks=["transformers"], projections=())
-    assert reference_scan_bytes(plain.model, 8192) == reference_delta_bytes(plain.model, 8192) == 0
+    assert reference_scan_bytes(plain.model, 8192) == reference_delta_bytes(plain.model, 8192, 2) == 0
     assert not any("reference" in n for n in plain.estimates["transformers"].notes)
 
 
@@ -111,3 +111,14 @@ def test_mamba2_reference_scan_by_release():
     assert abs(small.extras["peak_allocated_bytes"] / want - 1) < 0.01  # 1 GiB of its 5 GiB transient unexplained
     assert small.fits and any("Mamba-2 layers" in n for n in small.notes)
     assert hfvram.analyze(model, context=2064, prompt_tokens=2048, **kw).estimates["transformers"].fits is False
+
+
+@pytest.mark.parametrize("model, gpu", [("state-spaces/mamba-130m-hf", "RTX-3060"), ("Qwen/Qwen3.5-9B", "L40S")])
+def test_the_largest_context_it_advises_fits_and_one_more_does_not(model, gpu):
+    # these prefills grow with the prompt in activations, not KV: the search takes each context's own components (and
+    # their bands), so the advice is the edge; it used to be 39% short of it for Mamba-130M (19,415 of 31,815)
+    kw = dict(offline=True, frameworks=["transformers"], projections=(), gpu=gpu)
+    found = hfvram.analyze(model, context=131072, **kw).estimates["transformers"]
+    assert found.fits is False and found.max_context
+    assert hfvram.analyze(model, context=found.max_context, **kw).estimates["transformers"].fits is True
+    assert hfvram.analyze(model, context=found.max_context + 1, **kw).estimates["transformers"].fits is False

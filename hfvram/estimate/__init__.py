@@ -103,12 +103,12 @@ def estimate_one(name: str, model: Model, settings: Settings, max_context: bool 
         est.notes.append(paging)
     gpu = settings.gpu
     if gpu is not None and est.fits is None:
-        at_context = est.per_gpu_bytes
+        asked = dict(est.components)
 
-        def need_at(c: int) -> float:
+        def need_at(c: int) -> dict:
             if c == settings.context:
-                return at_context
-            return module(name).estimate(model, settings.with_context(c)).per_gpu_bytes
+                return asked
+            return dict(module(name).estimate(model, settings.with_context(c)).components)
 
         fit_allocating(est, settings, model, need_at, search=max_context)
     if gpu is not None and max_context and est.max_context:

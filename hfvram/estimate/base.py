@@ -402,7 +402,7 @@ def stage_layers(layers: list[LayerSpec], pp: int, rank: int | None = None) -> l
 
 # -- fit and max context ------------------------------------------------------------------------------------------
 
-def fit_allocating(est: "Estimate", s: Settings, model, need_at: Callable[[int], float], extra: int = 0,
+def fit_allocating(est: "Estimate", s: Settings, model, need_at: Callable[[int], "float | dict"], extra: int = 0,
                    what: str = "", search: bool = True) -> None:
     """The verdict for engines that allocate what they need (transformers, llama.cpp, ExLlamaV2): the process holds
     `need_at(context)` (+ `extra` that must be free while loading) and it must be within the allowed memory at the
@@ -417,20 +417,23 @@ def fit_allocating(est: "Estimate", s: Settings, model, need_at: Callable[[int],
     base = dict(est.components)
     at = sum(base.values())
 
-    def high_at(c: int, need: float | None = None) -> float:
-        """The need at context `c` at the high end: what changes with the context is taken as KV cache."""
-        need = need_at(c) if need is None else need
-        return bands.high(est.framework, {**base, "kv_cache": base.get("kv_cache", 0) + need - at}, s.tp) + extra
+    def at_context(c: int) -> tuple[float, float]:
+        """(need, its high end) at context `c`, `extra` included. `need_at` gives the components there (each with
+        its own band) or their sum, whose change from the asked context is then taken as KV cache: an activation
+        that grows with the prompt (a reference scan, eager scores) would otherwise keep its size at the asked
+        context, and its band, while the KV term went negative and lost its band."""
+        got = need_at(c)
+        comps = got if isinstance(got, dict) else {**base, "kv_cache": base.get("kv_cache", 0) + got - at}
+        return sum(comps.values()) + extra, bands.high(est.framework, comps, s.tp) + extra
 
-    need = need_at(s.context) + extra
-    high = high_at(s.context, need - extra)
+    need, high = at_context(s.context)
     est.fits = high <= allowed
     est.headroom_bytes = int(allowed - need)
     est.held_high_bytes = int(high - extra)
     if not est.fits:
         est.fit_reason = shortfall_reason(need, high, allowed, s, what)
     if search:
-        est.max_context = largest_with_slack(lambda c: allowed - high_at(c), 1, context_ceiling(model, s))
+        est.max_context = largest_with_slack(lambda c: allowed - at_context(c)[1], 1, context_ceiling(model, s))
 
 
 def shortfall_reason(need: float, high: float, allowed: float, s: Settings, what: str = "", kept: float = 0) -> str:

@@ -207,9 +207,7 @@ def prefill_activations(model: Model, s: Settings, layer_only: bool = False) -> 
         mlp += tokens * moe.num_experts * 4  # router logits in float32
     else:
         mlp = tokens * MLP_COPIES * inter * d
-    layer = residual + max(attention, mlp, reference_scan_bytes(model, tokens))
-    layer = max(layer, residual + reference_delta_bytes(model, tokens, d),
-                residual + reference_ssd_bytes(model, tokens, s.transformers_version))
+    layer = residual + max(attention, mlp, *(size for _, size in reference_paths(model, s, tokens)))
     if layer_only:
         return layer
     if version_tuple(s.transformers_version) < LAST_LOGITS_SINCE:
@@ -218,13 +216,28 @@ def prefill_activations(model: Model, s: Settings, layer_only: bool = False) -> 
     return layer + logits_bytes(model, s, 1)
 
 
+def reference_paths(model: Model, s: Settings, tokens: int) -> list[tuple[str, float]]:
+    """(what, bytes) of each reference PyTorch path this model's recurrent layers run in a prefill of `tokens`
+    positions (batch x prompt), the largest layer of each kind; none for a model without such layers."""
+    _, d = load_bytes(model, s)
+    paths = [("Mamba layers counted with transformers' reference scan (what runs without mamba-ssm kernels): the "
+              "prefill holds the prompt's discretised state in float32", reference_scan_bytes(model, tokens)),
+             ("Mamba-2 layers counted with transformers' reference chunked scan (what runs without mamba-ssm "
+              "kernels): the prefill holds the prompt's working set in float32",
+              reference_ssd_bytes(model, tokens, s.transformers_version)),
+             ("Gated DeltaNet layers counted with transformers' reference chunked rule (what runs without "
+              "flash-linear-attention): the prefill holds the prompt's working set, mostly float32",
+              reference_delta_bytes(model, tokens, d))]
+    return [(what, size) for what, size in paths if size]
+
+
 def reference_scan_bytes(model: Model, tokens: int) -> float:
     """The largest Mamba-1 layer's discretised prompt in transformers' reference scan (REFERENCE_SCAN_COPIES)."""
     return max((REFERENCE_SCAN_COPIES * tokens * layer.intermediate * layer.d_state * REFERENCE_SCAN_BYTES
                 for layer in set(model.layers) if isinstance(layer, Mamba) and layer.version == 1), default=0.0)
 
 
-def reference_delta_bytes(model: Model, tokens: int, d: float = 2) -> float:
+def reference_delta_bytes(model: Model, tokens: int, d: float) -> float:
     """The largest Gated DeltaNet layer's working set in transformers' reference chunked rule: its float32 tensors
     and what its caller holds in the model's dtype (`d` bytes)."""
     def one(layer: LinearAttention) -> float:
@@ -300,20 +313,8 @@ def estimate(model: Model, s: Settings) -> Estimate:
         "allocator_slack": int(slack),
     }
     if prefill_peak >= decode_peak:  # the reference paths' prefill transients, when they set the peak
-        scan, delta = reference_scan_bytes(model, s.batch * prompt), reference_delta_bytes(model, s.batch * prompt, d)
-        if scan:
-            notes.append("Mamba layers counted with transformers' reference scan (what runs without mamba-ssm "
-                         f"kernels): the prefill holds the prompt's discretised state in float32, {scan / 2**30:,.2f} "
-                         "GiB at its peak")
-        ssd = reference_ssd_bytes(model, s.batch * prompt, s.transformers_version)
-        if ssd:
-            notes.append("Mamba-2 layers counted with transformers' reference chunked scan (what runs without "
-                         f"mamba-ssm kernels): the prefill holds the prompt's working set in float32, {ssd / 2**30:,.2f} "
-                         "GiB at its peak")
-        if delta:
-            notes.append("Gated DeltaNet layers counted with transformers' reference chunked rule (what runs without "
-                         "flash-linear-attention): the prefill holds the prompt's working set, mostly float32, "
-                         f"{delta / 2**30:,.2f} GiB at its peak")
+        notes.extend(f"{what}, {size / 2**30:,.2f} GiB at its peak"
+                     for what, size in reference_paths(model, s, s.batch * prompt))
     if rotary:
         notes.append(f"transformers {'.'.join(map(str, version))} keeps a rotary cos/sin cache in every attention "
                      f"layer ({rotary / (1 << 20):,.0f} MiB on this GPU, counted with the weights)")
