@@ -195,6 +195,22 @@ class _File:
     _table: tuple[RepoData, str] | None = None  # (data, path) to build the safetensors header from, lazily
     _sha256: str | None = None
     _sha1: str | None = None
+    _header_json: bytes | None = None  # the header's JSON without its padding, checked once (sharded metadata)
+
+    def header_json(self) -> bytes | None:
+        """The safetensors header's JSON object as stored (its padding stripped), None for a file too short to have
+        one, ValueError for one that is not a JSON object: what the sharded-metadata route splices into its answer,
+        checked with json once per file, not once per request."""
+        if self._header_json is None:
+            head = self.header_bytes() if self.kind == "safetensors" else (self.content() or b"")
+            if len(head) < 8:
+                return None
+            (n,) = struct.unpack("<Q", head[:8])
+            text = head[8 : 8 + n].rstrip(b" ")
+            if not isinstance(json.loads(text.decode(errors="ignore")), dict):
+                raise ValueError("not a JSON object")
+            self._header_json = text
+        return self._header_json
 
     def header_bytes(self) -> bytes:
         """The safetensors header (8-byte length + JSON), built from the tensor table on first use."""
@@ -756,6 +772,26 @@ class FakeHub:
         """Forget the cached fixture data (after editing the fixture dir on disk)."""
         self._repo_or_raise(repo_id).fixture.reload()
 
+    def preload(self, repo_ids: Iterable[str] | None = None) -> None:
+        """Read now what serving these repos (every repo by default) reads on first use: the fixture's tensor
+        tables and files, their hashes, headers and parameter counts. A benchmark calls it before it starts the
+        clock, so that the fake Hub's first-use loading (a real Hub has its repos at hand) is not counted as the
+        client's time; what is served does not change."""
+        seen: set[int] = set()
+        for repo_id in self.repo_ids() if repo_ids is None else repo_ids:
+            repo = self._repo_or_raise(repo_id)
+            if id(repo.fixture) in seen:
+                continue
+            seen.add(id(repo.fixture))
+            for path, f in repo.files().items():
+                repo.file_hashes(path, f)
+                if f.kind == "safetensors":
+                    try:
+                        f.header_json()
+                    except ValueError:  # served as it is; the route that splices it answers 400
+                        pass
+            repo.fixture.parameter_counts()
+
     def repo_ids(self) -> list[str]:
         with self._lock:
             return list(self._repos)
@@ -1237,34 +1273,27 @@ class FakeHub:
         return _json_response(200, sorted(entries.values(), key=lambda e: (e["type"] != "directory", e["path"])))
 
     def _safetensors_metadata(self, repo: _Repo, filename: str) -> _Response:
+        """`{"index": the index without its weight_map, "headers": {shard: its header object}}`, the shards in the
+        order of their names. The headers are spliced in as stored (no parse and re-dump per request)."""
         files = repo.files()
         f = files.get(filename)
         if f is None:
             return _error(404, "EntryNotFound", f"{filename} does not exist on \"main\"",
                           [("X-Repo-Commit", repo.resolve_revision("main"))])
+        parts = []
         try:
             index = json.loads(f.content() or b"")
-            shards = sorted(set(index.get("weight_map", {}).values()))
-            headers = {}
-            for shard in shards:
-                header = self._header_dict(files.get(shard))
+            for shard in sorted(set(index.get("weight_map", {}).values())):
+                g = files.get(shard)
+                header = g.header_json() if g is not None else None
                 if header is None:
                     return _error(404, "EntryNotFound", f"{shard} is not a safetensors file on \"main\"")
-                headers[shard] = header
-        except (ValueError, AttributeError):
+                parts.append(json.dumps(shard).encode() + b":" + header)
+        except (ValueError, AttributeError, TypeError):
             return _error(400, None, f"{filename} is not a safetensors index")
-        return _json_response(200, {"index": {k: v for k, v in index.items() if k != "weight_map"},
-                                    "headers": headers})
-
-    @staticmethod
-    def _header_dict(f: _File | None) -> dict | None:
-        if f is None:
-            return None
-        head = f.header_bytes() if f.kind == "safetensors" else (f.content() or b"")
-        if len(head) < 8:
-            return None
-        (n,) = struct.unpack("<Q", head[:8])
-        return json.loads(head[8 : 8 + n].decode(errors="ignore"))
+        meta = json.dumps({k: v for k, v in index.items() if k != "weight_map"}).encode()
+        body = b'{"index":' + meta + b',"headers":{' + b",".join(parts) + b"}}"
+        return _Response(200, [("Content-Type", "application/json; charset=utf-8")], body)
 
     # -- /{repo}/resolve/{rev}/{path} ---------------------------------------------------------------------------
     def _resolve(self, repo_id: str, rev: str, path: str, headers, token: str | None, auth: bool) -> _Response:

@@ -178,6 +178,8 @@ def test_sharded_safetensors_metadata_endpoint(hub):
     assert meta.metadata == {"total_size": 4242}
     assert meta.parameter_count == {"BF16": 1600 * 16 + 128 * 64}
     assert hub.count() == 1
+    # every shard's header as the shard itself holds it
+    assert meta.files_metadata == anon(hub).get_safetensors_metadata("org/sharded").files_metadata
 
 
 # ---------------------------------------------------------------------------------------------------------------

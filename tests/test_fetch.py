@@ -116,10 +116,12 @@ def test_cold_sharded_repo_in_three_round_trips_then_warm_one_request_then_offli
     assert doc["weights"]["bytes"] == TINY_BYTES + 1500 * 32
     assert doc["weights"]["exact"] is True
     assert doc["model"] == {"id": "org/sharded", "revision": "b" * 40, "source": "hub", "requested_revision": "main"}
-    # model_info next to the guesses (config.json, kept; model.safetensors, a 404), then the index + both headers in
-    # parallel, then the rest of the >100 kB header.
-    assert hub.sequential_round_trips() <= 3
-    assert hub.count() == 1 + 2 + 1 + 2 + 1
+    # model_info next to the guesses (config.json, kept; model.safetensors, a 404), then the index and every shard
+    # header (the Hub's sharded-metadata route, main only) in parallel
+    assert hub.sequential_round_trips() <= 2
+    assert hub.count() == 1 + 2 + 1 + 1
+    assert [r.status for r in hub.requests("GET", "/safetensors-metadata/")] == [200]
+    assert not hub.requests(path=r"-of-00002\.safetensors$")
     assert [r.status for r in hub.requests("GET", "config.json")] == [206]  # read once, by branch (ranged)
     assert [r.status for r in hub.requests("GET", r"/model\.safetensors$")] == [404]
 
@@ -252,7 +254,8 @@ def test_a_scan_reads_the_index_first_and_sizes_each_shard_read_on_its_tensor_na
     from hfvram.sources.hub import FIRST_READ, INDEX_FILE, HubSource, shard_header_bounds
 
     shard_reads = r"-of-00002\.safetensors$"
-    repo = HubSource(speculate=False, cache=MetadataCache(tmp_path / "scan")).fetch("org/sharded")
+    commit = "b" * 40  # by commit: the shards are read one by one (on main, the Hub's route gives them all at once)
+    repo = HubSource(speculate=False, cache=MetadataCache(tmp_path / "scan")).fetch("org/sharded", commit)
     [index] = hub.requests(path=r"index\.json$")
     shards = hub.requests(path=shard_reads)
     # one read a shard, the first shard's 1,510-tensor header (~230 kB) too, each after the index came back
@@ -265,7 +268,7 @@ def test_a_scan_reads_the_index_first_and_sizes_each_shard_read_on_its_tensor_na
     assert 8 + bounds[SHARD2] < 8 * 1024 < FIRST_READ < 8 + bounds[SHARD1]  # 10 tensors: ~5 kB, not 100 kB
     # a latency-first run (a single model) reads the shards next to the index, 100 kB first: the same tables
     hub.reset()
-    single = HubSource(cache=MetadataCache(tmp_path / "single")).fetch("org/sharded")
+    single = HubSource(cache=MetadataCache(tmp_path / "single")).fetch("org/sharded", commit)
     assert single.safetensors == repo.safetensors
     assert len(hub.requests(path=shard_reads)) == 3  # the first shard's header takes a second read there
     # an index naming fewer tensors than a shard holds: the header passes its bound and is read on, whole
@@ -274,9 +277,60 @@ def test_a_scan_reads_the_index_first_and_sizes_each_shard_read_on_its_tensor_na
                          for shard in (SHARD1, SHARD2)}
     hub.set_file("org/sharded", INDEX_FILE, json.dumps(idx))
     hub.reset()
-    short = HubSource(speculate=False, cache=MetadataCache(tmp_path / "short")).fetch("org/sharded")
+    short = HubSource(speculate=False, cache=MetadataCache(tmp_path / "short")).fetch("org/sharded", commit)
     assert short.safetensors == repo.safetensors
     assert len(hub.requests(path=shard_reads)) == 3
+
+
+def test_main_takes_every_shard_header_in_one_request_checked_against_the_commit(hub, tmp_path):
+    from huggingface_hub import get_session
+
+    from hfvram.sources.cache import MetadataCache
+    from hfvram.sources.hub import HubSource
+
+    def fetch(name: str, source: HubSource | None = None, revision: str | None = None):
+        hub.reset()
+        source = source or HubSource(speculate=False, cache=MetadataCache(tmp_path / name))
+        return source.fetch("org/sharded", revision)
+
+    shard_reads, route = r"-of-00002\.safetensors$", "/safetensors-metadata/"
+    by_commit = fetch("commit", revision="b" * 40)
+    assert len(hub.requests(path=shard_reads)) == 2 and not hub.requests(path=route)
+    on_main = fetch("main")
+    assert not hub.requests(path=shard_reads) and hub.count(path=route) == 1
+    assert on_main.safetensors == by_commit.safetensors  # 1,510 + 11 tensors, the same tables either way
+    # what the cache keeps is the header the route gave, as JSON text: a warm run parses the same tables from it
+    hub.reset()
+    warm = HubSource(speculate=False, cache=MetadataCache(tmp_path / "main")).fetch("org/sharded")
+    assert warm.source == "cache" and warm.safetensors == by_commit.safetensors
+
+    # the branch moved between the model info and the route: one shard's last tensor grew, so its header and data
+    # no longer fit the size the commit's listing gives: the shards are read by commit instead
+    answer = json.loads(get_session().get(f"{hub.url}/api/models/org/sharded/safetensors-metadata/"
+                                          f"model.safetensors.index.json").content)
+    header = answer["headers"][SHARD2]
+    name, last = max(((n, t) for n, t in header.items() if n != "__metadata__"), key=lambda x: x[1]["data_offsets"])
+    last["shape"][0] += 1
+    last["data_offsets"][1] += 2 * last["shape"][1]
+    hub.fail_next(1, 200, path=route, body=json.dumps(answer).encode())
+    moved = fetch("moved")
+    assert hub.count(path=route) == 1 and len(hub.requests(path=shard_reads)) == 2
+    assert moved.safetensors == by_commit.safetensors
+
+    # an answer that is not JSON, or a shard the index at the commit does not name: the same
+    for body in (b"<html>busy</html>", json.dumps({"index": {}, "headers": {SHARD1: answer["headers"][SHARD1]}})):
+        hub.fail_next(1, 200, path=route, body=body if isinstance(body, bytes) else body.encode())
+        assert fetch(f"bad-{len(body)}").safetensors == by_commit.safetensors
+        assert len(hub.requests(path=shard_reads)) == 2
+
+    # an endpoint without the route (a mirror: a 404 that is no Hub error about the repo) is not asked again
+    hub.add_alias("org/sharded-copy", "org/sharded")
+    hub.fail_next(1, 404, path=route)
+    source = HubSource(speculate=False, cache=MetadataCache(tmp_path / "mirror"))
+    assert fetch("mirror", source).safetensors == by_commit.safetensors
+    hub.reset()
+    source.fetch("org/sharded-copy")
+    assert not hub.requests(path=route) and len(hub.requests(path=shard_reads)) == 2
 
 
 def test_tag_revision(hub, cli):

@@ -4,7 +4,9 @@ Round trips (cold): 1. the model info (`/api/models/{repo}[/revision/{rev}]?blob
 files_metadata=True)` asks it) resolves the revision to a commit sha and lists every file with its size; 2. in
 parallel, the small text files (config.json, params.json, quantization side files, index files) and the first
 100 kB of every candidate safetensors file, asking for the rest of a header in a third round only when it is larger
-(the request pattern of `HfApi.parse_safetensors_file_metadata`). Warm: the one model-info call, then the metadata
+(the request pattern of `HfApi.parse_safetensors_file_metadata`); for a sharded checkpoint on `main`, every shard's
+header in one request instead (`HfApi.get_sharded_safetensors_metadata`'s route, SHARDED_METADATA_ROUTE), used when
+it agrees with the commit. Warm: the one model-info call, then the metadata
 cache by commit sha. A 40-hex revision already in the cache: no request. `--offline` / HF_HUB_OFFLINE: no request
 (cache, then the bundled snapshot).
 
@@ -48,7 +50,7 @@ from ..errors import (
     UsageError,
 )
 from ..repodata import TEXT_FILES, RepoData
-from ..stformat import header_length, parse_header
+from ..stformat import MAX_HEADER_BYTES, header_length, parse_header
 from . import snapshot
 from .cache import MetadataCache
 from .select import from_index, headers_to_read
@@ -106,6 +108,16 @@ SHARD_ENTRY_BYTES = 128
 SHARD_HEADER_SLACK = 4096
 SIZED_INDEX_MAX = 1 << 20
 INDEX_FILE = "model.safetensors.index.json"
+# Every shard header of a sharded checkpoint on `main` in one request: the Hub's
+# `/api/models/{repo}/safetensors-metadata/{index}`, which huggingface_hub 2.4 calls in
+# `HfApi.get_sharded_safetensors_metadata` ("Hugging Face Hub only"; answer `{"index": {...}, "headers": {shard:
+# header}}`, the index without its weight_map). It replaces one ranged read per shard (and a second for a long
+# header): 4,585 of the bench scan's 6,111 requests. It reads `main`, not a commit, so its answer is used only for a
+# run asking for `main`, and only when it agrees with what the commit holds: the shards the index read at the commit
+# names, and each shard's size in the commit's listing (8 + header + the data its tensors span). Anything else (an
+# endpoint without the route, a branch that moved in between, an answer that is not one) falls back to reading the
+# shards by commit. The answer is capped at REPO_HEADERS_CAP, what all the headers of one repo may hold.
+SHARDED_METADATA_ROUTE = "/api/models/{repo_id}/safetensors-metadata/{filename}"
 # How long a branch or tag's resolution to a commit answers a warm run without asking the Hub again (HubSource.max_age,
 # seconds): PyPI serves its index pages with `Cache-Control: max-age=600` and uv honours it, with `--refresh` to ask
 # again (pip chose to revalidate every time instead: "twine upload && pip install" surprised its users; pypa/pip#5791).
@@ -350,6 +362,9 @@ class HubSource:
         self._lock = threading.Lock()
         self._pool: _Pool | None = None
         self._last_notice = 0.0
+        # False once the endpoint answered the sharded-metadata route as a route it does not have (a mirror): the
+        # shards are then read one by one without asking again (SHARDED_METADATA_ROUTE)
+        self._sharded_route = True
 
     # -- public -----------------------------------------------------------------------------------------------
     def replica(self) -> dict | None:
@@ -408,7 +423,7 @@ class HubSource:
             cached.revision = revision
             return cached
         guessed = _guessed(guesses, sha, wait=time.monotonic() - started)
-        repo = self._read(repo_id, sha, files, budget, guessed)
+        repo = self._read(repo_id, sha, files, budget, guessed, revision)
         repo.revision = revision
         self.cache.put(repo, revision)
         repo.raw_headers = {}  # the cache entry holds them now; the run goes on with the parsed tables
@@ -495,7 +510,7 @@ class HubSource:
 
     # -- reading ----------------------------------------------------------------------------------------------
     def _read(self, repo_id: str, sha: str, files: dict[str, int | None], budget: Budget,
-              guessed: dict[str, object] | None = None) -> RepoData:
+              guessed: dict[str, object] | None = None, revision: str | None = None) -> RepoData:
         texts_wanted = [f for f in TEXT_FILES if f in files]
         headers_wanted = headers_to_read(files)
         if not texts_wanted and not headers_wanted and not any(
@@ -527,23 +542,34 @@ class HubSource:
                                                            header_bytes, guessed.get(path), per_shard,
                                                            bounds.get(path)))
 
+        sharded = INDEX_FILE in texts_wanted and len(headers_wanted) > 1
+        shortcut = self.pool.submit(self._sharded_headers, repo_id, files, budget) \
+            if sharded and revision == "main" and self._sharded_route else None
         futures = [_done(guessed[f]) if f in guessed else self.pool.submit(text, f) for f in texts_wanted]
-        if not self.speculate and INDEX_FILE in texts_wanted and len(headers_wanted) > 1 and \
-                (index_size or 0) <= SIZED_INDEX_MAX:
-            # throughput, not latency: one more round trip for the index, shards read in fewer bytes (SHARD_ENTRY_BYTES)
+        # throughput, not latency: a scan reads the index before the shards, which it reads in fewer bytes
+        sized = sharded and not self.speculate and (index_size or 0) <= SIZED_INDEX_MAX
+        read: dict[str, tuple] = {}  # shard -> (metadata, tensors, header bytes), from the shortcut
+        if shortcut is not None or sized:
             try:
                 [index_text] = _gather([futures[texts_wanted.index(INDEX_FILE)]], budget, f"reading {repo_id}")
-                bounds = shard_header_bounds(index_text)
             except Exception:  # noqa: BLE001 - the index's error is raised with the others' below
-                pass
-        futures += [self.pool.submit(header, f) for f in headers_wanted]
+                index_text = None
+            if shortcut is not None:
+                [answer] = _gather([shortcut], budget, f"reading {repo_id}")
+                if answer and set(answer) == set(from_index(index_text) or ()):
+                    read = answer
+            if sized and not read:
+                bounds = shard_header_bounds(index_text)
+        # With the shortcut's headers, the index's shards are all read: what else a listing holds is not the model
+        fetch = [] if read else headers_wanted
+        futures += [self.pool.submit(header, f) for f in fetch]
         try:
             results = _gather(futures, budget, f"reading {repo_id} from {self.endpoint_url}")
         except _Unreachable as exc:
             raise NetworkError(f"{repo_id}: lost the connection to {self.endpoint_url} ({exc})") from None
         for path, value in zip(texts_wanted, results):
             repo.texts[path] = value
-        for path, (meta, tensors, raw) in zip(headers_wanted, results[len(texts_wanted):]):
+        for path, (meta, tensors, raw) in [*read.items(), *zip(fetch, results[len(texts_wanted):])]:
             repo.safetensors[path] = (meta, tensors)
             repo.raw_headers[path] = raw
         # With an index, only the shards it names are the model (drop e.g. a stray consolidated.safetensors).
@@ -551,6 +577,46 @@ class HubSource:
         if indexed and all(f in repo.safetensors for f in indexed):
             repo.safetensors = {f: repo.safetensors[f] for f in indexed}
         return repo
+
+    def _sharded_headers(self, repo_id: str, files: dict[str, int | None], budget: Budget) -> dict | None:
+        """{shard: (metadata, tensors, header bytes)} for every shard of `main`'s index in one request
+        (SHARDED_METADATA_ROUTE), each checked against the commit's listing: the shard is there, and its size is 8
+        bytes, a header at least as long as the answer's header without white space and at most MAX_HEADER_BYTES,
+        and the data its tensors span. None when the answer cannot be used (any error, any disagreement): the
+        caller then reads the shards one by one. The header bytes kept (in the metadata cache, as a read header's
+        are) are the JSON text the answer gives each header in: the same tensors as the file's, not its bytes."""
+        from huggingface_hub import constants
+
+        endpoint = (self.endpoint or constants.ENDPOINT).rstrip("/")
+        url = endpoint + SHARDED_METADATA_ROUTE.format(repo_id=repo_id, filename=quote(INDEX_FILE, safe="/"))
+        what = f"the shard headers of {repo_id}"
+
+        def call() -> bytes:
+            try:
+                return _get(url, self._headers(), budget, what, REPO_HEADERS_CAP)[2]
+            except Exception as exc:
+                response = getattr(exc, "response", None)
+                if _status(exc) in (404, 405, 501) and "X-Error-Code" not in getattr(response, "headers", {}):
+                    self._sharded_route = False  # not a Hub answer about this repo: the route is not there
+                raise
+
+        try:
+            out = {}
+            for shard, header, raw in _sharded_answer(self._retrying(budget, what, call)):
+                size = files.get(shard)
+                if size is None or not isinstance(header, dict):
+                    return None
+                tensors, metadata = parse_header(header, file=shard, what=f"{repo_id}: {shard}")
+                # the spans tile the data from its start (parse_header), so the data ends at their total; what is
+                # left of the file is its header, at least the answer's text without its white space
+                length = size - 8 - sum(t.nbytes for t in tensors)
+                floor = len(raw) - sum(raw.count(c) for c in (b" ", b"\n", b"\t", b"\r"))
+                if not floor <= length <= MAX_HEADER_BYTES:
+                    return None
+                out[shard] = (metadata, tensors, raw)
+            return out or None
+        except Exception:  # noqa: BLE001 - reading the shards by commit says what is wrong, if anything is
+            return None
 
     def _headers(self) -> dict:
         build_hf_headers, _, _ = _hf_utils()
@@ -833,6 +899,52 @@ def _ranged(url: str, headers: dict, budget: Budget, what: str, start: int, stop
     if status != 200:
         raise MalformedInput(f"{what}: unexpected HTTP {status} to a ranged read")
     return body[start:stop], commit
+
+
+_JSON_SPACE = lazy(r"[ \t\n\r]*")
+
+
+def _sharded_answer(body: bytes) -> list[tuple[str, object, bytes]]:
+    """[(shard, its header as decoded, its header's JSON text as the answer holds it)] from a sharded-metadata
+    answer (SHARDED_METADATA_ROUTE): the headers are decoded one by one where the answer has them, so the text each
+    came in is kept for the metadata cache without encoding the header again (a json.dumps per header was ~8% of a
+    scan's CPU). An answer laid out otherwise is decoded whole and its headers written as compact JSON."""
+    text = body.decode("utf-8")
+    decode = _JSON_DECODER.raw_decode
+    space = _JSON_SPACE.match
+    out = []
+    try:
+        at = text.index('"headers"')
+        at = space(text, at + 9).end()
+        if text[at] != ":":
+            raise ValueError
+        at = space(text, at + 1).end()
+        if text[at] != "{":
+            raise ValueError
+        at = space(text, at + 1).end()
+        while text[at] != "}":
+            shard, at = decode(text, at)
+            at = space(text, at).end()
+            if text[at] != ":":
+                raise ValueError
+            start = space(text, at + 1).end()
+            header, at = decode(text, start)
+            if not isinstance(shard, str):
+                raise ValueError
+            out.append((shard, header, text[start:at].encode("utf-8")))
+            at = space(text, at).end()
+            if text[at] == ",":
+                at = space(text, at + 1).end()
+            elif text[at] != "}":
+                raise ValueError
+        return out
+    except (ValueError, IndexError):  # not laid out as expected ("headers" inside the index, say): decode it whole
+        headers = json.loads(text).get("headers")
+        return [(shard, header, json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+                for shard, header in headers.items()]
+
+
+_JSON_DECODER = json.JSONDecoder()
 
 
 def shard_header_bounds(index_text: str | None) -> dict[str, int]:
