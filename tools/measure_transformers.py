@@ -114,8 +114,10 @@ def parameters_on_meta():
         nn.Module.register_parameter = original
 
 
-def build(repo_id: str, dtype: str, device: str, max_layers: int | None = None, attn: str = "sdpa"):
-    """The fixture's architecture with random weights on `device`."""
+def build(repo_id: str, dtype: str, device: str, max_layers: int | None = None, attn: str = "sdpa",
+          trace: list | None = None):
+    """The fixture's architecture with random weights on `device`. `trace`: a list to which every tensor this
+    materialises on `device` is appended, in the order it is allocated, as (kind "p"/"b", name, bytes)."""
     import torch
     from torch import nn
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -136,7 +138,7 @@ def build(repo_id: str, dtype: str, device: str, max_layers: int | None = None, 
             model = AutoModelForCausalLM.from_config(config, torch_dtype=torch_dtype, attn_implementation=attn)
     materialised: dict[int, nn.Parameter] = {}
     with torch.no_grad():
-        for module in model.modules():
+        for prefix, module in model.named_modules():
             for name, param in list(module._parameters.items()):
                 if param is None:
                     continue
@@ -147,10 +149,14 @@ def build(repo_id: str, dtype: str, device: str, max_layers: int | None = None, 
                     else:
                         t.zero_()
                     materialised[id(param)] = nn.Parameter(t, requires_grad=False)
+                    if trace is not None:
+                        trace.append(("p", f"{prefix}.{name}".lstrip("."), t.numel() * t.element_size()))
                 module._parameters[name] = materialised[id(param)]
             for name, buf in list(module._buffers.items()):
                 if buf is not None and buf.device.type != device.split(":")[0]:
                     module._buffers[name] = buf.to(device)
+                    if trace is not None:
+                        trace.append(("b", f"{prefix}.{name}".lstrip("."), buf.numel() * buf.element_size()))
     model.eval()
     model.generation_config.eos_token_id = None  # run exactly --new-tokens steps
     model.generation_config.pad_token_id = 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..specs import FullAttention
+from .allocator import LARGE_BUFFER, MIN_LARGE_ALLOC, ROUND_LARGE, SMALL_SIZE
 from .base import EXL2_KV_BYTES, MiB, Estimate, Settings, cuda_context_bytes, engine_info, fit_allocating, rider_bytes
 from .model import EXL2_HEAD_BPW, Model
 
@@ -40,14 +41,12 @@ _FROM_KV_DTYPE = {"auto": "fp16", "fp16": "fp16", "bf16": "fp16", "fp32": "fp16"
                   "q8_0": "q8", "q8": "q8", "q6": "q6", "q4": "q4", "q4_0": "q4"}
 
 
-# torch's caching allocator (c10/cuda/CUDACachingAllocator.cpp; the same constants in c10/core/AllocatorConfig.h):
-# requests of at most 1 MiB share 2 MiB segments, those under 10 MiB share 20 MiB segments, larger ones get a segment
-# of their own rounded up to 2 MiB. nvidia-smi shows segments, not tensors. ExLlamaV2 allocates every weight, cache
-# and scratch tensor through torch (ext.py, cache.py, device.py), so this holds for any model it loads.
-SMALL_REQUEST = 1 * MiB  # kSmallSize
-LARGE_SEGMENT = 20 * MiB  # kLargeBuffer
-MIN_LARGE_ALLOC = 10 * MiB  # kMinLargeAlloc
-ROUND_LARGE = 2 * MiB  # kRoundLarge
+# torch's caching allocator (hfvram/estimate/allocator.py, from c10/cuda/CUDACachingAllocator.cpp): requests of at
+# most 1 MiB share 2 MiB segments, those under 10 MiB share 20 MiB segments, larger ones get a segment of their own
+# rounded up to 2 MiB. nvidia-smi shows segments, not tensors. ExLlamaV2 allocates every weight, cache and scratch
+# tensor through torch (ext.py, cache.py, device.py), so this holds for any model it loads.
+SMALL_REQUEST = SMALL_SIZE
+LARGE_SEGMENT = LARGE_BUFFER
 # load_autosplit_gen (model.py @ da07fac; the same in 0.0.19) takes a 256 MiB `minimum_reserve_tensor` on the device
 # it loads onto and still holds it when its last torch.cuda.empty_cache() runs: when the generator returns, the block
 # goes back to torch's cache, where it stays reserved (and takes the forward pass's transients). Loaded without
