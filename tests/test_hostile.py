@@ -173,15 +173,16 @@ def test_a_whole_file_answer_to_a_range_is_not_held_in_memory(hub, monkeypatch):
     size = max(hub.repo_data(repo).safetensors_size(p) for p in hub.repo_data(repo).safetensors)
     assert size > 3 << 30
     hub.inject("ignore-range", n=100, path=r"\.safetensors$")
+    sha = hub._get_repo(repo).sha  # by commit: the shards are read one by one (on main, one request gives them all)
     tracemalloc.start()
     try:
-        result = analyze(repo, projections=(), suggest=False, frameworks=["vllm"])
+        result = analyze(repo, revision=sha, projections=(), suggest=False, frameworks=["vllm"])
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert result.facts.weights.exact and result.facts.weights.bytes == 15231233024
     ignored = [r for r in hub.requests(path=r"\.safetensors$") if r.fault == "ignore-range"]
-    shards = [r for r in ignored if "/resolve/main/" not in r.path]  # not the guess of a model.safetensors
+    shards = [r for r in ignored if not r.path.endswith("/model.safetensors")]  # not the single-file guess (a 404)
     assert len(shards) == 4 and all(r.status == 200 for r in shards)
     assert all(r.sent < 64 << 20 for r in ignored), [r.sent for r in ignored]  # the client hung up
     assert peak < 64 << 20, peak  # Python allocations during the whole run
@@ -495,3 +496,22 @@ def test_layers_at_the_bound_take_moments():
 def test_the_settings_the_issue_names_are_usage_errors(cli, argv, needle):
     code, out, err = cli(["org/tiny", *argv])
     one_line_error(code, out, err, needle)
+
+
+def test_a_link_under_the_cache_that_leads_out_of_it_is_not_followed(tmp_path):
+    from hfvram.sources.cache import MetadataCache
+
+    cache, outside = tmp_path / "cache", tmp_path / "outside"
+    (cache / "meta").mkdir(parents=True)
+    outside.mkdir()
+    (cache / "meta" / "org--evil").symlink_to(outside)
+    (cache / "meta" / "org--fine").mkdir()
+    (cache / "meta" / "org--alias").symlink_to(cache / "meta" / "org--fine")  # a link that stays inside is fine
+    c = MetadataCache(cache)
+    sha = "a" * 40
+    assert c._meta_path("org/evil", sha) is None
+    assert c._meta_path("org/fine", sha) == cache / "meta" / "org--fine" / f"{sha}.json.gz"
+    assert c._meta_path("org/alias", sha) == cache / "meta" / "org--alias" / f"{sha}.json.gz"
+    assert c._meta_path("org/new", sha) == cache / "meta" / "org--new" / f"{sha}.json.gz"  # not there yet
+    (cache / "refs").symlink_to(outside)
+    assert c._ref_path("org/fine", "main") is None

@@ -243,7 +243,7 @@ def test_warm_and_offline_runs_import_no_transformers_and_answer_as_the_cold_run
 def test_header_reads_reuse_connections(fake_hub, tmp_path):
     """A Range answer read to its end goes back to the connection pool: one request at a time, a sharded repo's
     model info, texts and five header reads go over one connection (they each opened one when the stream was left
-    half read)."""
+    half read). By commit, so that the five headers are five reads (on main one request gives them all)."""
     from hfvram.sources.hub import HubSource, limits
 
     accepted = []
@@ -257,7 +257,8 @@ def test_header_reads_reuse_connections(fake_hub, tmp_path):
     server.process_request = counting
     try:
         with limits():
-            repo = HubSource(cache=MetadataCache(tmp_path), max_workers=1).fetch("Qwen/Qwen3-8B")
+            repo = HubSource(cache=MetadataCache(tmp_path), max_workers=1).fetch(
+                "Qwen/Qwen3-8B", fake_hub._get_repo("Qwen/Qwen3-8B").sha)
     finally:
         server.process_request = original
     assert len(repo.safetensors) == 5
@@ -468,14 +469,15 @@ def test_long_headers_are_read_in_as_few_requests_as_their_sizes_allow(fake_hub,
     checkpoint's 132 kB). Once one shard's header has shown that length, the later shards' first reads are sized on
     it (MiniMax-M2.7: 47 shards without an index, one at a time here, so every later read knows the first). With an
     index, the first reads are sized on its bytes per shard: Kimi-K2's 61 headers of 293-296 kB (60 of 61) take one
-    request each, all at once."""
+    request each, all at once. (By commit: on main, a sharded checkpoint's headers come in one request.)"""
     from hfvram.sources import hub as hubmod
     from hfvram.sources.hub import HubSource, limits
 
     def reads(rid, **kw):
         fake_hub.reset()
         with limits():
-            repo = HubSource(cache=MetadataCache(tmp_path / rid.replace("/", "--")), **kw).fetch(rid)
+            repo = HubSource(cache=MetadataCache(tmp_path / rid.replace("/", "--")), **kw).fetch(
+                rid, fake_hub._get_repo(rid).sha)
         ranges: dict[str, list[str]] = {}
         for r in fake_hub.requests(path=r"\.safetensors$"):
             if r.status == 404:
