@@ -64,6 +64,10 @@ def small_fixtures(max_tensors: int = 3000) -> list[str]:
 def arm(hub: FakeHub, repo: str, kind: str) -> None:
     quoted = repo.replace("/", "/")
     info, files = rf"^/api/models/{quoted}(/|$)", rf"^/{quoted}/resolve/"
+    if kind in ("reset-header", "bad-range", "ignore-range"):
+        # a sharded repo on main takes its headers from the Hub's sharded-metadata route in one request: answer it
+        # with what cannot be used, so that the shards are read one by one and meet the fault
+        hub.fail_next(10_000, 200, path=rf"^/api/models/{quoted}/safetensors-metadata/", body=b"{}")
     if kind == "429-storm":
         hub.rate_limit_next(10_000, retry_after=100, path=info)
     elif kind == "429-twice":

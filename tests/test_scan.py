@@ -55,7 +55,8 @@ def keys(rows) -> list[tuple]:
 
 
 def model_requests(hub, model: str) -> int:
-    return len(hub.requests(path=f"^/api/models/{model}"))
+    """The model-info requests of `model` (not its sharded-metadata route's)."""
+    return len(hub.requests(path=f"^/api/models/{model}$"))
 
 
 # -- several GPUs -------------------------------------------------------------------------------------------------
