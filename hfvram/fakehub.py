@@ -196,6 +196,7 @@ class _File:
     _sha256: str | None = None
     _sha1: str | None = None
     _header_json: bytes | None = None  # the header's JSON without its padding, checked once (sharded metadata)
+    _index: tuple | None = None  # (content, the index without its weight_map, its shards), decoded once
 
     def header_json(self) -> bytes | None:
         """The safetensors header's JSON object as stored (its padding stripped), None for a file too short to have
@@ -1282,8 +1283,12 @@ class FakeHub:
                           [("X-Repo-Commit", repo.resolve_revision("main"))])
         parts = []
         try:
-            index = json.loads(f.content() or b"")
-            for shard in sorted(set(index.get("weight_map", {}).values())):
+            if f._index is None or f._index[0] is not f.content():  # decoded once per file (Kimi-K2's: 12.5 MB)
+                index = json.loads(f.content() or b"")
+                f._index = (f.content(), {k: v for k, v in index.items() if k != "weight_map"},
+                            sorted(set(index.get("weight_map", {}).values())))
+            _, meta, shards = f._index
+            for shard in shards:
                 g = files.get(shard)
                 header = g.header_json() if g is not None else None
                 if header is None:
@@ -1291,8 +1296,7 @@ class FakeHub:
                 parts.append(json.dumps(shard).encode() + b":" + header)
         except (ValueError, AttributeError, TypeError):
             return _error(400, None, f"{filename} is not a safetensors index")
-        meta = json.dumps({k: v for k, v in index.items() if k != "weight_map"}).encode()
-        body = b'{"index":' + meta + b',"headers":{' + b",".join(parts) + b"}}"
+        body = b'{"index":' + json.dumps(meta).encode() + b',"headers":{' + b",".join(parts) + b"}}"
         return _Response(200, [("Content-Type", "application/json; charset=utf-8")], body)
 
     # -- /{repo}/resolve/{rev}/{path} ---------------------------------------------------------------------------
