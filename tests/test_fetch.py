@@ -418,6 +418,17 @@ def test_gated_message_names_login_and_license_and_never_the_token(hub, cli, mon
     assert all(b"hf_good" not in p.read_bytes() for p in cache.rglob("*") if p.is_file())
 
 
+def test_a_gated_sharded_repo_on_main_says_so_and_reads_through_the_route_with_a_token(hub, cli, monkeypatch):
+    hub.add_alias("org/gated-sharded", "org/sharded", gated="manual")
+    code, _, err = cli(["org/gated-sharded"])
+    assert code == 2 and "hf auth login" in err and "accept the license" in err  # the route's 401, then the shards'
+    monkeypatch.setenv("HF_TOKEN", "hf_good")
+    hub.reset()
+    assert as_json(["org/gated-sharded"], cli)["weights"]["bytes"] == TINY_BYTES + 1500 * 32
+    assert [r.status for r in hub.requests(path="/safetensors-metadata/")] == [200]
+    assert not hub.requests(path=r"-of-00002\.safetensors$")
+
+
 def test_network_down_unknown_model_is_a_clear_error(repos, tmp_path):
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HFVRAM_CACHE": str(tmp_path / "c"),
            "HF_HOME": str(tmp_path / "hf")}
