@@ -516,8 +516,10 @@ BUILT_TENSORS = VALIDATION / "own-h200" / "built-tensors.jsonl.gz"
 def _build_rounding_bytes(case: dict, fw: str) -> float:
     """What the caching allocator holds above the bytes of a model our own runs built tensor by tensor (settings
     `weights: "random (from_config)"`): each tensor was allocated on its own, in module order, so blocks are rounded
-    as hfvram.estimate.allocator models (Gemma-3-1B +52.8 MB, DeepSeek-V2-Lite +81.8 MB). Estimates assume
-    from_pretrained onto the device, whose warm-up block leaves no such rounding."""
+    as hfvram.estimate.allocator models (allocated: Gemma-3-1B +52.8 MB, DeepSeek-V2-Lite +81.8 MB), and for what the
+    process holds (total_used), whole segments are reserved (Qwen2.5-1.5B +198 MB, Mistral-7B +136 MB: 20 MiB
+    segments' tails that a 1-10 MiB tensor did not fill). Estimates assume from_pretrained onto the device, whose
+    warm-up block leaves no such rounding."""
     s = case.get("settings") or {}
     if fw != "transformers" or s.get("weights") != "random (from_config)":
         return 0.0
@@ -527,7 +529,8 @@ def _build_rounding_bytes(case: dict, fw: str) -> float:
     from .estimate.allocator import allocated_bytes
 
     allocator = allocated_bytes(sizes)
-    return float(allocator.allocated - allocator.requested)
+    held = allocator.reserved if case["quantity"] == "total_used_bytes" else allocator.allocated
+    return float(held - allocator.requested)
 
 
 _BUILT: dict[str, list[int]] | None = None

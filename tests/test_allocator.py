@@ -76,8 +76,11 @@ def test_the_rules():
 def test_make_accuracy_adds_the_rounding_of_our_tensor_by_tensor_builds():
     from hfvram.accuracy import _build_rounding_bytes
 
-    case = {"model": "google/gemma-3-1b-it", "settings": {"weights": "random (from_config)"}}
+    case = {"model": "google/gemma-3-1b-it", "settings": {"weights": "random (from_config)"},
+            "quantity": "peak_allocated_bytes"}
     # the rounding of the recorded order (parameters and buffers), as measured
     assert _build_rounding_bytes(case, "transformers") == 52_849_406
+    # what the process holds: the segments (2,059,403,264 reserved for 1,999,773,954 asked)
+    assert _build_rounding_bytes({**case, "quantity": "total_used_bytes"}, "transformers") == 59_629_310
     assert _build_rounding_bytes({**case, "settings": {}}, "transformers") == 0  # a published from_pretrained run
     assert _build_rounding_bytes(case, "vllm") == 0
