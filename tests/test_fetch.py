@@ -468,3 +468,20 @@ def test_local_unknown_dtype_is_one_line(tmp_path, cli, monkeypatch):
     (tmp_path / "model.safetensors").write_bytes(header + b"\0" * 4)
     code, out, err = cli([str(tmp_path)])
     assert code == 2 and out == "" and err.count("\n") == 1 and "not a valid safetensors file" in err
+
+
+def test_a_sharded_metadata_answer_keeps_each_headers_text_however_it_is_laid_out():
+    from hfvram.sources.hub import _sharded_answer
+
+    a = {"x": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}}
+    b = {"__metadata__": {"format": "pt"}, "y": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}}
+    compact = json.dumps({"index": {"metadata": {}}, "headers": {"a": a, "b": b}}, separators=(",", ":")).encode()
+    pretty = json.dumps({"headers": {"a": a, "b": b}, "index": {}}, indent=2).encode()
+    for body in (compact, pretty):
+        got = _sharded_answer(body)
+        assert [(shard, header) for shard, header, _ in got] == [("a", a), ("b", b)]
+        assert [json.loads(raw) for _, _, raw in got] == [a, b]  # the text as it stood in the answer
+    assert _sharded_answer(compact)[0][2] == json.dumps(a, separators=(",", ":")).encode()
+    # "headers" named first inside the index: decoded whole, the headers written compactly
+    odd = json.dumps({"index": {"metadata": {"headers": "3"}}, "headers": {"a": a}}).encode()
+    assert _sharded_answer(odd) == [("a", a, json.dumps(a, separators=(",", ":")).encode())]
